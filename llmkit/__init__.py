@@ -1,0 +1,88 @@
+"""llmkit: call, stream and compare your own LLM APIs, from Python and from Jupyter.
+
+Register a handler once (``llmkit.custom_provider_map = [{"provider": ..., "custom_handler": ...}]``)
+and call it as ``llmkit.completion(model="provider/model", messages=[...])``. The handler contract is
+LiteLLM's ``CustomLLM``, so handlers written for LiteLLM run with only their imports changed.
+"""
+
+from llmkit.dispatch import (
+    acompletion,
+    aembedding,
+    aimage_generation,
+    completion,
+    embedding,
+    image_generation,
+)
+from llmkit.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadGatewayError,
+    BadRequestError,
+    CustomLLMError,
+    InternalServerError,
+    LLMKitError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    Timeout,
+    UnprocessableEntityError,
+)
+from llmkit.params import get_llm_provider
+from llmkit.providers.base import CustomLLM
+from llmkit.providers.registry import provider_names, register_provider, unregister_provider
+from llmkit.streaming import CustomStreamWrapper, stream_chunk_builder
+from llmkit.types.utils import (
+    EmbeddingResponse,
+    GenericStreamingChunk,
+    ImageObject,
+    ImageResponse,
+    ModelResponse,
+    ModelResponseStream,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+#: Handlers by provider name, the LiteLLM way: assign a new list to change it; read on every call.
+custom_provider_map: list = []
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AuthenticationError",
+    "BadGatewayError",
+    "BadRequestError",
+    "CustomLLM",
+    "CustomLLMError",
+    "CustomStreamWrapper",
+    "EmbeddingResponse",
+    "GenericStreamingChunk",
+    "ImageObject",
+    "ImageResponse",
+    "InternalServerError",
+    "LLMKitError",
+    "ModelResponse",
+    "ModelResponseStream",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "Usage",
+    "__version__",
+    "acompletion",
+    "aembedding",
+    "aimage_generation",
+    "completion",
+    "custom_provider_map",
+    "embedding",
+    "get_llm_provider",
+    "image_generation",
+    "provider_names",
+    "register_provider",
+    "stream_chunk_builder",
+    "unregister_provider",
+]

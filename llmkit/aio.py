@@ -1,0 +1,130 @@
+"""Bridges between sync and async code that work inside a running event loop.
+
+A sync call that must run a coroutine (a handler that only implements ``acompletion``) cannot use
+``asyncio.run`` inside Jupyter, whose kernel already runs a loop in that thread. Instead of patching
+the loop (nest-asyncio), coroutines run on one dedicated event-loop thread, started on first use; the
+calling thread blocks on the result. That works the same in a script, a notebook cell, a thread or an
+async function, and never re-enters a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+
+__all__ = ["aiter_in_thread", "iterate_sync", "run_in_thread", "run_sync"]
+
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _bridge_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    if _loop is not None:
+        return _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="llmkit-bridge", daemon=True)
+            thread.start()
+            atexit.register(_stop, loop, thread)
+            _thread, _loop = thread, loop
+    return _loop
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=1)
+
+
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion and return its result, from any thread, loop or no loop."""
+    coro = awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
+    if threading.current_thread() is _thread:
+        # A coroutine on the bridge loop made a sync call that needs the bridge: blocking the loop
+        # on itself would deadlock, so this one nested call gets a private loop in a fresh thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+    future = asyncio.run_coroutine_threadsafe(coro, _bridge_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # KeyboardInterrupt in the caller stops the coroutine too
+        raise
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def iterate_sync(aiterable: Any) -> Iterator[Any]:
+    """Iterate an async iterable from sync code, one ``__anext__`` per item on the bridge loop."""
+    iterator = aiterable.__aiter__()
+    try:
+        while True:
+            try:
+                item = run_sync(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            run_sync(aclose())
+
+
+async def run_in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Await a blocking call in the default executor, keeping context variables."""
+    return await asyncio.to_thread(fn, **kwargs)
+
+
+async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """Iterate a blocking iterator from async code without blocking the event loop.
+
+    One worker thread drains the iterator and hands items to the loop as they come, which costs a
+    few microseconds an item instead of an executor round trip per item. When the consumer stops
+    early the worker stops at the next item and closes the iterator.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    stopped = threading.Event()
+
+    def hand_over(item: tuple[bool, Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the consumer's loop is closed: nobody is listening any more
+            stopped.set()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                if stopped.is_set():
+                    break
+                hand_over((True, item))
+        except BaseException as exc:  # delivered to the consumer, raised there
+            hand_over((False, exc))
+            return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None and stopped.is_set():
+                close()
+        hand_over((False, None))
+
+    loop.run_in_executor(None, produce)
+    try:
+        while True:
+            ok, item = await queue.get()
+            if ok:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stopped.set()

@@ -1,0 +1,404 @@
+"""The dispatcher: every call, from every surface, goes through these functions.
+
+``completion`` / ``acompletion`` (chat, optionally streamed), ``image_generation`` /
+``aimage_generation`` and ``embedding`` / ``aembedding`` each resolve ``provider/model`` to a handler,
+split the keyword arguments into control parameters and ``optional_params``, call the handler the way
+LiteLLM does, and translate its errors. The sync and async paths mirror each other line for line over
+the shared, pure preparation in :class:`_Call`; they differ only where one awaits.
+
+A handler that implements only the sync method also serves async calls (in a worker thread), and one
+that implements only the async method also serves sync calls (on llmkit's bridge loop), so sync calls
+work inside a running event loop too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from llmkit import mock, retries
+from llmkit.errors import BadRequestError, Timeout, map_exception
+from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
+from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose
+from llmkit.providers.registry import get_handler
+from llmkit.streaming import ChunkConverter, CustomStreamWrapper, response_as_chunks
+from llmkit.tokens import encoding
+from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
+
+__all__ = ["acompletion", "aembedding", "aimage_generation", "completion", "embedding", "image_generation"]
+
+DEFAULT_TIMEOUT = 600.0
+
+
+class _Call:
+    """One prepared call: its handler, the keyword arguments for it, and the control settings."""
+
+    __slots__ = (
+        "handler",
+        "provider",
+        "model",
+        "kwargs",
+        "sync_method",
+        "async_method",
+        "result_type",
+        "timeout",
+        "num_retries",
+    )
+
+    def __init__(
+        self,
+        kind: tuple[str, str, type],
+        model: str,
+        control: dict[str, Any],
+        optional_params: dict[str, Any],
+        is_async: bool,
+    ) -> None:
+        handler_model, provider = split_model(model, control.get("custom_llm_provider"))
+        if provider is None:
+            raise BadRequestError(
+                f"model {model!r} names no provider; write 'provider/{model}', where provider is one of"
+                " the registered providers (see llmkit.provider_names()), e.g. 'demo/echo'",
+                model=model,
+            )
+        self.handler = get_handler(provider)
+        self.provider = provider
+        self.model = handler_model
+        self.sync_method, self.async_method, self.result_type = kind
+        timeout = control.get("timeout") or control.get("request_timeout")
+        self.timeout = float(timeout) if isinstance(timeout, (int, float)) else None
+        self.num_retries = int(control.get("num_retries") or control.get("max_retries") or 0)
+        self.kwargs: dict[str, Any] = {
+            "model": handler_model,
+            "api_key": control.get("api_key"),
+            "api_base": control.get("api_base") or control.get("base_url"),
+            "optional_params": optional_params,
+            "logging_obj": LoggingObject(),
+            "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
+            "client": control.get("client"),
+            "print_verbose": print_verbose,
+        }
+        if control:
+            self.kwargs["litellm_params"] = {
+                "custom_llm_provider": provider,
+                "api_key": self.kwargs["api_key"],
+                "api_base": self.kwargs["api_base"],
+                "metadata": control.get("metadata") or {},
+            }
+        else:
+            self.kwargs["litellm_params"] = {"custom_llm_provider": provider, "metadata": {}}
+        self.kwargs["acompletion"] = is_async
+
+    # -- the two mirrored paths ---------------------------------------------------------------
+    def run_sync(self) -> Any:
+        return self.retry_sync(self._once_sync)
+
+    async def run_async(self) -> Any:
+        return await self.retry_async(self._once_async)
+
+    def _once_sync(self) -> Any:
+        return self._normalize(self._invoke_sync())
+
+    async def _once_async(self) -> Any:
+        return self._normalize(await self._invoke_async())
+
+    def retry_sync(self, operation: Callable[[], Any]) -> Any:
+        """``operation()``, retried on retryable failures; errors leave as llmkit exceptions."""
+        attempt = 0
+        while True:
+            try:
+                return operation()
+            except Exception as exc:
+                error = map_exception(exc, self.provider, self.model)
+                if attempt >= self.num_retries or not retries.is_retryable(error):
+                    if error is exc:
+                        raise
+                    raise error from exc
+                time.sleep(retries.backoff(attempt, error))
+                attempt += 1
+
+    async def retry_async(self, operation: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await operation()
+            except Exception as exc:
+                error = map_exception(exc, self.provider, self.model)
+                if attempt >= self.num_retries or not retries.is_retryable(error):
+                    if error is exc:
+                        raise
+                    raise error from exc
+                await _asyncio().sleep(retries.backoff(attempt, error))
+                attempt += 1
+
+    def _invoke_sync(self) -> Any:
+        handler = self.handler
+        if implements(handler, self.sync_method) or not implements(handler, self.async_method):
+            result = self._call_blocking(getattr(handler, self.sync_method))
+        else:
+            result = _aio().run_sync(self._with_timeout(call_handler(getattr(handler, self.async_method), self.kwargs)))
+        if inspect.isawaitable(result):
+            result = _aio().run_sync(self._with_timeout(result))
+        return result
+
+    async def _invoke_async(self) -> Any:
+        handler = self.handler
+        if implements(handler, self.async_method) or not implements(handler, self.sync_method):
+            result = call_handler(getattr(handler, self.async_method), self.kwargs)
+        else:
+            result = _aio().run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs)
+        if inspect.isawaitable(result):
+            result = await self._with_timeout(result)
+        return result
+
+    # -- shared pieces -------------------------------------------------------------------------
+    def _call_blocking(self, method: Callable[..., Any]) -> Any:
+        if self.timeout is None:
+            return call_handler(method, self.kwargs)
+        # A thread cannot be stopped, so a sync handler past its timeout keeps running in the
+        # background; the caller gets Timeout on time all the same.
+        from concurrent.futures import TimeoutError as FutureTimeout  # not builtin TimeoutError on 3.10
+
+        future = _timeout_pool().submit(call_handler, method, self.kwargs)
+        try:
+            return future.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise self._timeout_error() from None
+
+    async def _with_timeout(self, awaitable: Any) -> Any:
+        if self.timeout is None:
+            return await awaitable
+        asyncio = _asyncio()
+        try:
+            return await asyncio.wait_for(awaitable, self.timeout)
+        except asyncio.TimeoutError:
+            raise self._timeout_error() from None
+
+    def _timeout_error(self) -> Timeout:
+        return Timeout(
+            f"no answer within timeout={self.timeout:g} s; pass a larger timeout= if the model is slow",
+            llm_provider=self.provider,
+            model=self.model,
+        )
+
+    def _normalize(self, result: Any) -> Any:
+        cls = self.result_type
+        if isinstance(result, cls):
+            return result
+        if isinstance(result, dict):
+            return cls.model_validate(result)
+        dump = getattr(result, "model_dump", None)
+        if callable(dump):  # another library's pydantic response object of the same shape
+            return cls.model_validate(dump())
+        raise TypeError(
+            f"{type(self.handler).__name__}.{self.sync_method}() returned {type(result).__name__};"
+            f" return a {cls.__name__} or a dict of the same shape"
+        )
+
+
+_CHAT = ("completion", "acompletion", ModelResponse)
+_IMAGE = ("image_generation", "aimage_generation", ImageResponse)
+_EMBEDDING = ("embedding", "aembedding", EmbeddingResponse)
+
+_pool: Any = None
+
+
+def _timeout_pool() -> Any:
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(thread_name_prefix="llmkit-timeout")
+    return _pool
+
+
+def _aio() -> Any:
+    from llmkit import aio  # loads asyncio: only handlers of the other colour need the bridge
+
+    return aio
+
+
+def _asyncio() -> Any:
+    # asyncio takes ~30 ms to import; async callers have loaded it already, sync ones never need it.
+    import asyncio
+
+    return asyncio
+
+
+def _chat_call(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], is_async: bool) -> _Call:
+    control, optional_params = split_params(kwargs)
+    if stream:
+        optional_params["stream"] = True
+    call = _Call(_CHAT, model, control, optional_params, is_async)
+    call.kwargs["messages"] = messages
+    call.kwargs["model_response"] = ModelResponse()
+    call.kwargs["encoding"] = encoding
+    call.kwargs["logger_fn"] = control.get("logger_fn")
+    call.kwargs["headers"] = merged_headers(control) if control else {}
+    call.kwargs["custom_prompt_dict"] = custom_prompt_dict(call.model, control) if control else {}
+    return call
+
+
+def _include_usage(kwargs: dict[str, Any]) -> bool:
+    options = kwargs.get("stream_options")
+    return bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+# -- chat ----------------------------------------------------------------------------------------
+def completion(
+    model: str, messages: list | None = None, *, stream: bool = False, **kwargs: Any
+) -> ModelResponse | CustomStreamWrapper:
+    """Chat completion through the provider named by ``model`` (``"provider/model"``).
+
+    Keyword arguments other than llmkit's control parameters (api_key, api_base, timeout,
+    num_retries, mock_response, metadata, headers, ...) reach the handler in ``optional_params``.
+    With ``stream=True`` the result is an iterator of ``chat.completion.chunk`` objects.
+    """
+    messages = [] if messages is None else messages
+    mocked = kwargs.get("mock_response")
+    if mocked is not None:
+        return _mocked(model, messages, stream, kwargs, mocked, is_async=False)
+    call = _chat_call(model, messages, stream, kwargs, is_async=False)
+    if not stream:
+        return call.run_sync()
+    converter = ChunkConverter(call.model, include_usage=_include_usage(kwargs), messages=messages)
+    return CustomStreamWrapper(
+        call.retry_sync(lambda: _open_stream_sync(call)),
+        converter,
+        llm_provider=call.provider,
+        reopen=lambda: _open_stream_sync(call),
+        num_retries=call.num_retries,
+    )
+
+
+async def acompletion(
+    model: str, messages: list | None = None, *, stream: bool = False, **kwargs: Any
+) -> ModelResponse | CustomStreamWrapper:
+    """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
+    messages = [] if messages is None else messages
+    mocked = kwargs.get("mock_response")
+    if mocked is not None:
+        return _mocked(model, messages, stream, kwargs, mocked, is_async=True)
+    call = _chat_call(model, messages, stream, kwargs, is_async=True)
+    if not stream:
+        return await call.run_async()
+    converter = ChunkConverter(call.model, include_usage=_include_usage(kwargs), messages=messages)
+    return CustomStreamWrapper(
+        await call.retry_async(lambda: _open_stream_async(call)),
+        converter,
+        llm_provider=call.provider,
+        reopen=lambda: _open_stream_async(call),
+        num_retries=call.num_retries,
+        chunk_timeout=call.timeout,
+    )
+
+
+def _open_stream_sync(call: _Call) -> Iterator[Any]:
+    handler = call.handler
+    if implements(handler, "streaming") or not implements(handler, "astreaming"):
+        if implements(handler, "streaming") or not _can_chat(handler):
+            return _sync_chunks(call_handler(handler.streaming, call.kwargs))
+        return iter(response_as_chunks(call.run_sync()))  # no streaming method: one big chunk
+    return _sync_chunks(call_handler(handler.astreaming, call.kwargs))
+
+
+async def _open_stream_async(call: _Call) -> AsyncIterator[Any]:
+    handler = call.handler
+    if implements(handler, "astreaming") or not implements(handler, "streaming"):
+        if implements(handler, "astreaming") or not _can_chat(handler):
+            return await _async_chunks(call_handler(handler.astreaming, call.kwargs))
+        return _replay(response_as_chunks(await call.run_async()))
+    result = await _aio().run_in_thread(call_handler, handler.streaming, call.kwargs)
+    return await _async_chunks(result, blocking=True)
+
+
+def _can_chat(handler: Any) -> bool:
+    return implements(handler, "completion") or implements(handler, "acompletion")
+
+
+def _sync_chunks(result: Any) -> Iterator[Any]:
+    """An iterator over what ``streaming()`` returned: an iterator, an async one, or a single chunk."""
+    if isinstance(result, dict):  # the seed guide's streaming() returns one chunk, not an iterator
+        return iter((result,))
+    if hasattr(result, "__next__"):
+        return result
+    if hasattr(result, "__aiter__"):
+        return _aio().iterate_sync(result)
+    if inspect.isawaitable(result):
+        return _sync_chunks(_aio().run_sync(result))
+    if isinstance(result, ModelResponse):
+        return iter(response_as_chunks(result))
+    if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
+        return iter(result)
+    raise TypeError(f"streaming() returned {type(result).__name__}; return an iterator of GenericStreamingChunk dicts")
+
+
+async def _async_chunks(result: Any, blocking: bool = False) -> AsyncIterator[Any]:
+    """An async iterator over what ``astreaming()`` (or a sync ``streaming()``) returned."""
+    if isinstance(result, dict):
+        return _replay((result,))
+    if hasattr(result, "__anext__"):
+        return result
+    if hasattr(result, "__aiter__"):
+        return result.__aiter__()
+    if inspect.isawaitable(result):
+        return await _async_chunks(await result, blocking)
+    if isinstance(result, ModelResponse):
+        return _replay(response_as_chunks(result))
+    if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
+        # A sync generator may block between chunks: drain it in a worker thread.
+        return _aio().aiter_in_thread(iter(result)) if blocking else _replay(result)
+    raise TypeError(f"astreaming() returned {type(result).__name__}; yield GenericStreamingChunk dicts from it")
+
+
+async def _replay(items: Any) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+def _mocked(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], value: Any, is_async: bool) -> Any:
+    handler_model, provider = split_model(model, kwargs.get("custom_llm_provider"))
+    if not stream:
+        return mock.mock_model_response(value, provider=provider, model=handler_model)
+    chunks = mock.mock_chunks(value, provider=provider, model=handler_model)
+    converter = ChunkConverter(handler_model, include_usage=_include_usage(kwargs), messages=messages)
+    return CustomStreamWrapper(_replay(chunks) if is_async else iter(chunks), converter, llm_provider=provider)
+
+
+# -- images and embeddings ---------------------------------------------------------------------------
+def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any], is_async: bool) -> _Call:
+    if model is None:
+        raise BadRequestError("image_generation needs model='provider/model', e.g. model='demo/image'")
+    control, optional_params = split_params(kwargs)
+    call = _Call(_IMAGE, model, control, optional_params, is_async)
+    call.kwargs["prompt"] = prompt
+    call.kwargs["model_response"] = ImageResponse()
+    return call
+
+
+def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
+    """Generate images for ``prompt`` with the provider named by ``model``."""
+    return _image_call(prompt, model, kwargs, is_async=False).run_sync()
+
+
+async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
+    """The async twin of :func:`image_generation`."""
+    return await _image_call(prompt, model, kwargs, is_async=True).run_async()
+
+
+def _embedding_call(model: str, input: Any, kwargs: dict[str, Any], is_async: bool) -> _Call:
+    control, optional_params = split_params(kwargs)
+    call = _Call(_EMBEDDING, model, control, optional_params, is_async)
+    call.kwargs["input"] = input
+    call.kwargs["model_response"] = EmbeddingResponse()
+    return call
+
+
+def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
+    """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
+    return _embedding_call(model, [] if input is None else input, kwargs, is_async=False).run_sync()
+
+
+async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
+    """The async twin of :func:`embedding`."""
+    return await _embedding_call(model, [] if input is None else input, kwargs, is_async=True).run_async()

@@ -1,0 +1,1 @@
+"""LiteLLM-compatible import paths for handler authors (``llmkit.llms.custom_llm``)."""

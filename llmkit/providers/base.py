@@ -1,0 +1,51 @@
+"""The handler base class: subclass it and override the methods your API supports.
+
+The method names and keyword arguments match LiteLLM's ``CustomLLM``, so a handler written for
+LiteLLM works here with only its imports changed. Every method the subclass does not override raises
+``CustomLLMError(500, "Not implemented yet!")``; the dispatcher looks at which methods are overridden
+to serve async calls from sync methods (in a worker thread) and sync calls from async ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Iterator
+
+from llmkit.errors import CustomLLMError
+from llmkit.types.utils import EmbeddingResponse, GenericStreamingChunk, ImageResponse, ModelResponse
+
+__all__ = ["BaseLLM", "CustomLLM", "CustomLLMError"]
+
+
+class BaseLLM:
+    """Placeholder base, kept so that ``from llmkit.llms.base import BaseLLM`` works as in LiteLLM."""
+
+
+def _not_implemented() -> CustomLLMError:
+    return CustomLLMError(status_code=500, message="Not implemented yet!")
+
+
+class CustomLLM(BaseLLM):
+    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        raise _not_implemented()
+
+    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+        raise _not_implemented()
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        raise _not_implemented()
+
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:
+        raise _not_implemented()
+        yield  # pragma: no cover - makes this an async generator, like an override would be
+
+    def image_generation(self, *args: Any, **kwargs: Any) -> ImageResponse:
+        raise _not_implemented()
+
+    async def aimage_generation(self, *args: Any, **kwargs: Any) -> ImageResponse:
+        raise _not_implemented()
+
+    def embedding(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        raise _not_implemented()
+
+    async def aembedding(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        raise _not_implemented()

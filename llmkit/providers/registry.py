@@ -1,0 +1,145 @@
+"""The provider registry: which handler serves a provider name.
+
+Two sources, looked up on every call so that changes take effect at once:
+
+1. ``llmkit.custom_provider_map``, the list of ``{"provider": ..., "custom_handler": ...}`` that users
+   assign (the LiteLLM way); it wins, so a user can replace a built-in.
+2. Providers registered with :func:`register_provider`, which is also how the built-ins arrive: they
+   are registered lazily, on the first lookup, never as a side effect of ``import llmkit``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from typing import Any
+
+from llmkit.errors import BadRequestError
+
+__all__ = ["get_handler", "provider_names", "register_provider", "unregister_provider"]
+
+# name -> "module:attribute" of a CustomLLM subclass, instantiated on first use.
+BUILTIN_PROVIDERS: dict[str, str] = {
+    "demo": "llmkit.providers.demo:DemoLLM",
+}
+
+_registered: dict[str, Any] = {}
+_builtins_loaded = False
+_lock = threading.Lock()
+_package = sys.modules["llmkit"]
+
+_HANDLER_METHODS = (
+    "completion",
+    "acompletion",
+    "streaming",
+    "astreaming",
+    "image_generation",
+    "aimage_generation",
+    "embedding",
+    "aembedding",
+)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or "/" in name or name != name.strip():
+        raise ValueError(
+            f"provider name must be a non-empty string without '/' or surrounding spaces, got {name!r};"
+            " the provider is the part of 'provider/model' before the first '/'"
+        )
+    return name
+
+
+def _check_handler(name: str, handler: object) -> None:
+    if isinstance(handler, type):
+        raise TypeError(
+            f"custom_handler for provider {name!r} is the class {handler.__name__}, not an instance;"
+            f" pass {handler.__name__}() instead"
+        )
+    if not any(callable(getattr(handler, method, None)) for method in _HANDLER_METHODS):
+        raise TypeError(
+            f"custom_handler for provider {name!r} ({type(handler).__name__}) has none of the handler"
+            " methods (completion, acompletion, streaming, ...); subclass llmkit.CustomLLM"
+        )
+
+
+def register_provider(name: str, handler: Any) -> None:
+    """Serve ``name/<model>`` with ``handler`` (a CustomLLM instance), replacing any earlier one."""
+    _check_name(name)
+    _check_handler(name, handler)
+    with _lock:
+        _registered[name] = handler
+
+
+def unregister_provider(name: str) -> None:
+    """Forget a provider registered with :func:`register_provider` (a no-op if it is unknown)."""
+    with _lock:
+        _registered.pop(name, None)
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    with _lock:
+        if _builtins_loaded:
+            return
+        for name, target in BUILTIN_PROVIDERS.items():
+            if name not in _registered:
+                module_name, _, attribute = target.partition(":")
+                _registered[name] = getattr(importlib.import_module(module_name), attribute)()
+        _builtins_loaded = True
+
+
+def _map_entries() -> list:
+    entries = _package.custom_provider_map
+    if not isinstance(entries, (list, tuple)):
+        raise TypeError(
+            "llmkit.custom_provider_map must be a list of"
+            ' {"provider": name, "custom_handler": handler} dicts,'
+            f" got {type(entries).__name__}"
+        )
+    return entries
+
+
+def _from_map(provider: str) -> Any:
+    for entry in _map_entries():
+        if not isinstance(entry, dict) or "provider" not in entry or "custom_handler" not in entry:
+            raise TypeError(
+                f"bad entry in llmkit.custom_provider_map: {entry!r}; each entry must be"
+                ' {"provider": "name", "custom_handler": handler_instance}'
+            )
+        if entry["provider"] == provider:
+            handler = entry["custom_handler"]
+            _check_handler(provider, handler)
+            return handler
+    return None
+
+
+def get_handler(provider: str) -> Any:
+    """The handler serving ``provider``; BadRequestError naming the registered ones if none does."""
+    handler = _from_map(provider)
+    if handler is not None:
+        return handler
+    handler = _registered.get(provider)
+    if handler is None and not _builtins_loaded:
+        _load_builtins()
+        handler = _registered.get(provider)
+    if handler is None:
+        raise BadRequestError(
+            f"unknown provider {provider!r}; registered: {', '.join(provider_names()) or 'none'}."
+            " Register it with llmkit.custom_provider_map = "
+            f'[{{"provider": "{provider}", "custom_handler": MyHandler()}}]'
+            f" or llmkit.register_provider({provider!r}, MyHandler())",
+            llm_provider=provider,
+        )
+    return handler
+
+
+def provider_names() -> list[str]:
+    """Every provider a call can name right now, sorted."""
+    if not _builtins_loaded:
+        _load_builtins()
+    names = set(_registered)
+    for entry in _map_entries():
+        if isinstance(entry, dict) and isinstance(entry.get("provider"), str):
+            names.add(entry["provider"])
+    return sorted(names)

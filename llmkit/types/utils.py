@@ -1,0 +1,200 @@
+"""Response and chunk types in the OpenAI wire shapes.
+
+The module path matches LiteLLM's ``litellm.types.utils`` so that a handler written for LiteLLM
+imports its types from ``llmkit.types.utils`` unchanged. The models are pydantic v2 models that also
+allow dict-style access (``resp["choices"][0]["message"]["content"]``), as LiteLLM's do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import NotRequired, TypedDict
+
+__all__ = [
+    "ChatCompletionDeltaToolCall",
+    "ChatCompletionMessageToolCall",
+    "ChatCompletionToolCallChunk",
+    "ChatCompletionToolCallFunctionChunk",
+    "Choices",
+    "Delta",
+    "Embedding",
+    "EmbeddingResponse",
+    "Function",
+    "GenericStreamingChunk",
+    "ImageObject",
+    "ImageResponse",
+    "Message",
+    "ModelResponse",
+    "ModelResponseStream",
+    "StreamingChoices",
+    "Usage",
+    "new_completion_id",
+]
+
+
+def new_completion_id() -> str:
+    """A ``chatcmpl-<uuid4>`` style id; os.urandom is several times faster than uuid.uuid4()."""
+    h = os.urandom(16).hex()
+    return f"chatcmpl-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class OpenAIObject(BaseModel):
+    """Base of the wire models: extra keys are kept, and fields read like dict items too."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), defer_build=True)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and hasattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def json(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The response as a plain dict (LiteLLM's ``.json()`` returns a dict, not a string)."""
+        return self.model_dump(**kwargs)
+
+
+class Usage(OpenAIObject):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @model_validator(mode="after")
+    def _fill_total(self) -> "Usage":
+        if not self.total_tokens and (self.prompt_tokens or self.completion_tokens):
+            self.total_tokens = self.prompt_tokens + self.completion_tokens
+        return self
+
+
+class Function(OpenAIObject):
+    name: Optional[str] = None
+    arguments: str = ""
+
+
+class ChatCompletionMessageToolCall(OpenAIObject):
+    id: Optional[str] = None
+    type: str = "function"
+    function: Function = Field(default_factory=Function)
+
+
+class ChatCompletionDeltaToolCall(OpenAIObject):
+    id: Optional[str] = None
+    type: Optional[str] = None
+    function: Function = Field(default_factory=Function)
+    index: int = 0
+
+
+class Message(OpenAIObject):
+    content: Optional[str] = None
+    role: str = "assistant"
+    tool_calls: Optional[List[ChatCompletionMessageToolCall]] = None
+    function_call: Optional[Function] = None
+
+
+class Delta(OpenAIObject):
+    content: Optional[str] = None
+    role: Optional[str] = None
+    tool_calls: Optional[List[ChatCompletionDeltaToolCall]] = None
+    function_call: Optional[Function] = None
+
+
+class Choices(OpenAIObject):
+    finish_reason: Optional[str] = "stop"
+    index: int = 0
+    message: Message = Field(default_factory=Message)
+
+
+class StreamingChoices(OpenAIObject):
+    finish_reason: Optional[str] = None
+    index: int = 0
+    delta: Delta = Field(default_factory=Delta)
+
+
+class ModelResponse(OpenAIObject):
+    """A ``chat.completion`` object."""
+
+    id: str = Field(default_factory=new_completion_id)
+    choices: List[Choices] = Field(default_factory=lambda: [Choices()])
+    created: int = Field(default_factory=_now)
+    model: Optional[str] = None
+    object: str = "chat.completion"
+    system_fingerprint: Optional[str] = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ModelResponseStream(OpenAIObject):
+    """A ``chat.completion.chunk`` object."""
+
+    id: str = Field(default_factory=new_completion_id)
+    choices: List[StreamingChoices] = Field(default_factory=lambda: [StreamingChoices()])
+    created: int = Field(default_factory=_now)
+    model: Optional[str] = None
+    object: str = "chat.completion.chunk"
+    system_fingerprint: Optional[str] = None
+    usage: Optional[Usage] = None
+
+
+class ImageObject(OpenAIObject):
+    b64_json: Optional[str] = None
+    url: Optional[str] = None
+    revised_prompt: Optional[str] = None
+
+
+class ImageResponse(OpenAIObject):
+    created: int = Field(default_factory=_now)
+    data: List[ImageObject] = Field(default_factory=list)
+    usage: Optional[Usage] = None
+
+
+class Embedding(OpenAIObject):
+    embedding: Union[List[float], str] = Field(default_factory=list)
+    index: int = 0
+    object: Literal["embedding"] = "embedding"
+
+
+class EmbeddingResponse(OpenAIObject):
+    object: str = "list"
+    data: List[Embedding] = Field(default_factory=list)
+    model: Optional[str] = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ChatCompletionToolCallFunctionChunk(TypedDict, total=False):
+    name: Optional[str]
+    arguments: str
+
+
+class ChatCompletionToolCallChunk(TypedDict):
+    id: Optional[str]
+    type: Literal["function"]
+    function: ChatCompletionToolCallFunctionChunk
+    index: int
+
+
+class GenericStreamingChunk(TypedDict):
+    """What a handler's ``streaming()`` / ``astreaming()`` yields."""
+
+    text: str
+    is_finished: bool
+    finish_reason: Optional[str]
+    usage: Optional[dict]
+    index: NotRequired[int]
+    tool_use: NotRequired[Optional[ChatCompletionToolCallChunk]]
+    provider_specific_fields: NotRequired[Optional[dict]]
