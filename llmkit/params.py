@@ -34,6 +34,7 @@ CONTROL_PARAMS = frozenset(
         "num_retries",
         "request_timeout",
         "roles",
+        "source",
         "timeout",
     }
 )

@@ -1,0 +1,15 @@
+import pytest
+
+import llmkit
+from llmkit.providers import registry
+
+
+@pytest.fixture(autouse=True)
+def clean_registry():
+    """Each test starts with an empty custom_provider_map and only the built-in providers."""
+    registered = dict(registry._registered)
+    llmkit.custom_provider_map = []
+    yield
+    llmkit.custom_provider_map = []
+    registry._registered.clear()
+    registry._registered.update(registered)
