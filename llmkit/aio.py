@@ -79,9 +79,9 @@ def iterate_sync(aiterable: Any) -> Iterator[Any]:
             run_sync(aclose())
 
 
-async def run_in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:
+async def run_in_thread(fn: Callable[..., T], /, *args: Any) -> T:
     """Await a blocking call in the default executor, keeping context variables."""
-    return await asyncio.to_thread(fn, **kwargs)
+    return await asyncio.to_thread(fn, *args)
 
 
 async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:

@@ -52,7 +52,6 @@ class _Call:
         model: str,
         control: dict[str, Any],
         optional_params: dict[str, Any],
-        is_async: bool,
     ) -> None:
         handler_model, provider = split_model(model, control.get("custom_llm_provider"))
         if provider is None:
@@ -68,6 +67,7 @@ class _Call:
         timeout = control.get("timeout") or control.get("request_timeout")
         self.timeout = float(timeout) if isinstance(timeout, (int, float)) else None
         self.num_retries = int(control.get("num_retries") or control.get("max_retries") or 0)
+        # The arguments every kind of handler method gets; each kind adds its own below.
         self.kwargs: dict[str, Any] = {
             "model": handler_model,
             "api_key": control.get("api_key"),
@@ -75,19 +75,15 @@ class _Call:
             "optional_params": optional_params,
             "logging_obj": LoggingObject(),
             "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
-            "client": control.get("client"),
-            "print_verbose": print_verbose,
         }
-        if control:
-            self.kwargs["litellm_params"] = {
-                "custom_llm_provider": provider,
-                "api_key": self.kwargs["api_key"],
-                "api_base": self.kwargs["api_base"],
-                "metadata": control.get("metadata") or {},
-            }
-        else:
-            self.kwargs["litellm_params"] = {"custom_llm_provider": provider, "metadata": {}}
-        self.kwargs["acompletion"] = is_async
+
+    def litellm_params(self, control: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "custom_llm_provider": self.provider,
+            "api_key": self.kwargs["api_key"],
+            "api_base": self.kwargs["api_base"],
+            "metadata": control.get("metadata") or {},
+        }
 
     # -- the two mirrored paths ---------------------------------------------------------------
     def run_sync(self) -> Any:
@@ -229,13 +225,19 @@ def _chat_call(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], 
     control, optional_params = split_params(kwargs)
     if stream:
         optional_params["stream"] = True
-    call = _Call(_CHAT, model, control, optional_params, is_async)
-    call.kwargs["messages"] = messages
-    call.kwargs["model_response"] = ModelResponse()
-    call.kwargs["encoding"] = encoding
-    call.kwargs["logger_fn"] = control.get("logger_fn")
-    call.kwargs["headers"] = merged_headers(control) if control else {}
-    call.kwargs["custom_prompt_dict"] = custom_prompt_dict(call.model, control) if control else {}
+    call = _Call(_CHAT, model, control, optional_params)
+    call.kwargs.update(
+        messages=messages,
+        model_response=ModelResponse(),
+        print_verbose=print_verbose,
+        encoding=encoding,
+        acompletion=is_async,
+        litellm_params=call.litellm_params(control),
+        logger_fn=control.get("logger_fn"),
+        headers=merged_headers(control) if control else {},
+        custom_prompt_dict=custom_prompt_dict(call.model, control) if control else {},
+        client=control.get("client"),
+    )
     return call
 
 
@@ -366,39 +368,42 @@ def _mocked(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], val
 
 
 # -- images and embeddings ---------------------------------------------------------------------------
-def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any], is_async: bool) -> _Call:
+def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call:
     if model is None:
         raise BadRequestError("image_generation needs model='provider/model', e.g. model='demo/image'")
     control, optional_params = split_params(kwargs)
-    call = _Call(_IMAGE, model, control, optional_params, is_async)
-    call.kwargs["prompt"] = prompt
-    call.kwargs["model_response"] = ImageResponse()
+    call = _Call(_IMAGE, model, control, optional_params)
+    call.kwargs.update(prompt=prompt, model_response=ImageResponse(), client=control.get("client"))
     return call
 
 
 def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """Generate images for ``prompt`` with the provider named by ``model``."""
-    return _image_call(prompt, model, kwargs, is_async=False).run_sync()
+    return _image_call(prompt, model, kwargs).run_sync()
 
 
 async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """The async twin of :func:`image_generation`."""
-    return await _image_call(prompt, model, kwargs, is_async=True).run_async()
+    return await _image_call(prompt, model, kwargs).run_async()
 
 
-def _embedding_call(model: str, input: Any, kwargs: dict[str, Any], is_async: bool) -> _Call:
+def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
     control, optional_params = split_params(kwargs)
-    call = _Call(_EMBEDDING, model, control, optional_params, is_async)
-    call.kwargs["input"] = input
-    call.kwargs["model_response"] = EmbeddingResponse()
+    call = _Call(_EMBEDDING, model, control, optional_params)
+    call.kwargs.update(
+        input=input,
+        model_response=EmbeddingResponse(),
+        print_verbose=print_verbose,
+        litellm_params=call.litellm_params(control),
+    )
     return call
 
 
 def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
-    return _embedding_call(model, [] if input is None else input, kwargs, is_async=False).run_sync()
+    return _embedding_call(model, [] if input is None else input, kwargs).run_sync()
 
 
 async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The async twin of :func:`embedding`."""
-    return await _embedding_call(model, [] if input is None else input, kwargs, is_async=True).run_async()
+    return await _embedding_call(model, [] if input is None else input, kwargs).run_async()

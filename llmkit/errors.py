@@ -79,7 +79,7 @@ class APIError(LLMKitError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        where = f"{self.llm_provider}/{self.model}" if self.llm_provider else self.model
+        where = "/".join(part for part in (self.llm_provider, self.model) if part)
         suffix = f", {where}" if where else ""
         return f"{self.message} (status {self.status_code}{suffix})"
 
