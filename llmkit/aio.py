@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
+import functools
+import os
 import threading
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
-__all__ = ["aiter_in_thread", "iterate_sync", "run_in_thread", "run_sync"]
+__all__ = ["aiter_in_thread", "handler_pool", "iterate_sync", "run_in_thread", "run_sync"]
 
 T = TypeVar("T")
 
@@ -79,9 +82,29 @@ def iterate_sync(aiterable: Any) -> Iterator[Any]:
             run_sync(aclose())
 
 
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def handler_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads sync handlers run in when called from async code or under a timeout.
+
+    Not the loop's default executor, which has only cores + 4 threads: calls to a model mostly
+    wait on the network, so a comparison of 32 calls at once should have 32 threads to wait in.
+    ``LLMKIT_HANDLER_THREADS`` sets the size (default 64).
+    """
+    global _pool
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                size = int(os.environ.get("LLMKIT_HANDLER_THREADS", "64"))
+                _pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="llmkit-handler")
+    return _pool
+
+
 async def run_in_thread(fn: Callable[..., T], /, *args: Any) -> T:
-    """Await a blocking call in the default executor, keeping context variables."""
-    return await asyncio.to_thread(fn, *args)
+    """Await a blocking call in the handler pool, keeping context variables."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(handler_pool(), call)
 
 
 async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
@@ -116,7 +139,7 @@ async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
                 close()
         hand_over((False, None))
 
-    loop.run_in_executor(None, produce)
+    loop.run_in_executor(handler_pool(), produce)
     try:
         while True:
             ok, item = await queue.get()

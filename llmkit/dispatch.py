@@ -155,7 +155,7 @@ class _Call:
         # background; the caller gets Timeout on time all the same.
         from concurrent.futures import TimeoutError as FutureTimeout  # not builtin TimeoutError on 3.10
 
-        future = _timeout_pool().submit(call_handler, method, self.kwargs)
+        future = _aio().handler_pool().submit(call_handler, method, self.kwargs)
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
@@ -195,18 +195,6 @@ class _Call:
 _CHAT = ("completion", "acompletion", ModelResponse)
 _IMAGE = ("image_generation", "aimage_generation", ImageResponse)
 _EMBEDDING = ("embedding", "aembedding", EmbeddingResponse)
-
-_pool: Any = None
-
-
-def _timeout_pool() -> Any:
-    global _pool
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = ThreadPoolExecutor(thread_name_prefix="llmkit-timeout")
-    return _pool
-
 
 def _aio() -> Any:
     from llmkit import aio  # loads asyncio: only handlers of the other colour need the bridge
