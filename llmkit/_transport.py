@@ -283,6 +283,7 @@ class EventStream:
 
     def close(self) -> None:
         self._done = True
+        self._bytes.close()
         self.response.close()
 
 
@@ -318,6 +319,7 @@ class AsyncEventStream:
 
     async def aclose(self) -> None:
         self._done = True
+        await self._bytes.aclose()
         await self.response.aclose()
 
 
