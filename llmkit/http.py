@@ -30,7 +30,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
-from llmkit.errors import APIConnectionError, APIError, BadGatewayError, BadRequestError, error_class_for_status
+from llmkit.errors import (
+    APIConnectionError,
+    APIError,
+    BadGatewayError,
+    BadRequestError,
+    CustomLLMError,
+    error_class_for_status,
+)
 from llmkit.providers.base import CustomLLM
 from llmkit.types.utils import Choices, EmbeddingResponse, ImageResponse, Message, ModelResponse
 
@@ -82,6 +89,8 @@ class HTTPLLM(CustomLLM):
     done_marker: str | None = "[DONE]"
     #: Headers sent with every request.
     headers: dict[str, str] = {}
+    _api_base: str | None = None
+    _api_key: str | None = None
 
     def __init__(self, api_base: str | None = None, api_key: str | None = None, headers: dict | None = None) -> None:
         self._api_base = api_base
@@ -170,26 +179,26 @@ class HTTPLLM(CustomLLM):
     def embedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
         call = _Call(self, model, kwargs)
         data = _transport().read_json(call.send(self.build_embedding_request(model, input, call.params)))
-        return _validated(EmbeddingResponse, self.parse_embedding_response(data, model))
+        return _validated(EmbeddingResponse, _parse(self.parse_embedding_response, data, model))
 
     async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
         call = _Call(self, model, kwargs)
         data = _transport().read_json(await call.send_async(self.build_embedding_request(model, input, call.params)))
-        return _validated(EmbeddingResponse, self.parse_embedding_response(data, model))
+        return _validated(EmbeddingResponse, _parse(self.parse_embedding_response, data, model))
 
     def image_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
         call = _Call(self, model, kwargs)
         data = _transport().read_json(call.send(self.build_image_request(model, prompt, call.params)))
-        return _validated(ImageResponse, self.parse_image_response(data, model))
+        return _validated(ImageResponse, _parse(self.parse_image_response, data, model))
 
     async def aimage_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
         call = _Call(self, model, kwargs)
         data = _transport().read_json(await call.send_async(self.build_image_request(model, prompt, call.params)))
-        return _validated(ImageResponse, self.parse_image_response(data, model))
+        return _validated(ImageResponse, _parse(self.parse_image_response, data, model))
 
     # -- shared pieces --------------------------------------------------------------------------
     def _chat_response(self, data: Any, model: str) -> ModelResponse:
-        parsed = self.parse_response(data, model)
+        parsed = _parse(self.parse_response, data, model)
         if isinstance(parsed, str):
             return ModelResponse(model=model, choices=[Choices(message=Message(content=parsed))])
         return _validated(ModelResponse, parsed)
@@ -219,6 +228,20 @@ def _transport() -> Any:
     from llmkit import _transport  # imports httpx: only when an HTTP handler makes a call
 
     return _transport
+
+
+def _parse(hook: Any, data: Any, model: str) -> Any:
+    """Run a parse hook; a hook that fails on the server's answer says so, with the answer."""
+    try:
+        return hook(data, model)
+    except (APIError, CustomLLMError):
+        raise
+    except Exception as exc:
+        name = getattr(hook, "__qualname__", "the parse hook")
+        raise BadGatewayError(
+            f"{name}() failed on the server's answer ({type(exc).__name__}: {exc}); the answer was"
+            f" {json.dumps(data)[:300]}; does the hook match what the server sends?"
+        ) from exc
 
 
 def _validated(cls: type, value: Any) -> Any:
@@ -252,7 +275,7 @@ class _Call:
 class _ChunkReader:
     """Pure per-stream logic shared by the sync and async streams: events in, chunks out."""
 
-    __slots__ = ("handler", "model", "sse", "done", "finished")
+    __slots__ = ("handler", "model", "sse", "done", "finished", "events")
 
     def __init__(self, handler: HTTPLLM, model: str) -> None:
         self.handler = handler
@@ -260,9 +283,11 @@ class _ChunkReader:
         self.sse = handler.stream_format == "sse"
         self.done = False
         self.finished = False
+        self.events = 0
 
     def read(self, event: str, data: str) -> dict | None:
         """The chunk for one event, None to skip it; sets ``done`` at the end marker."""
+        self.events += 1
         if self.sse and data == self.handler.done_marker:
             self.done = True
             return None
@@ -273,7 +298,7 @@ class _ChunkReader:
         error = self.handler.stream_error(event, decoded)
         if error is not None:
             raise error
-        chunk = self.handler.parse_chunk(decoded, self.model)
+        chunk = _parse(self.handler.parse_chunk, decoded, self.model)
         if chunk is None:
             return None
         if isinstance(chunk, str):
@@ -282,8 +307,13 @@ class _ChunkReader:
             self.finished = True
         return chunk
 
-    def end(self) -> dict | None:
+    def end(self, content_type: str = "") -> dict | None:
         """At the end of the body: the closing chunk if none came, or an error for a cut-off stream."""
+        if not self.events:
+            raise BadGatewayError(
+                f"the server sent no stream events (content-type {content_type or 'unknown'!r}, expected"
+                f" {self.handler.stream_format}); does it support streaming for this request?"
+            )
         if self.sse and self.handler.done_marker and not self.done and not self.finished:
             raise APIConnectionError(
                 f"the server closed the stream before it finished (no {self.handler.done_marker}"
@@ -325,7 +355,7 @@ class _ChunkStream:
         if self._ended:
             raise StopIteration
         self._ended = True
-        last = reader.end()
+        last = reader.end(self._events.response.headers.get("content-type", ""))
         if last is None:
             raise StopIteration
         return last
@@ -365,7 +395,7 @@ class _AsyncChunkStream:
         if self._ended:
             raise StopAsyncIteration
         self._ended = True
-        last = reader.end()
+        last = reader.end(self._events.response.headers.get("content-type", ""))
         if last is None:
             raise StopAsyncIteration
         return last

@@ -70,6 +70,27 @@ def test_the_servers_error_message_reaches_the_caller(provider):
         asyncio.run(llmkit.acompletion("ts/no-such", MESSAGES, stream=True))
 
 
+def test_a_parse_hook_that_does_not_match_the_answer_shows_the_answer(torchserve):
+    class WrongKey(TorchServe):
+        def parse_response(self, data, model):
+            return data["text"]
+
+    llmkit.custom_provider_map = [{"provider": "wrong", "custom_handler": WrongKey(api_base=torchserve.url)}]
+    with pytest.raises(llmkit.BadGatewayError) as info:
+        llmkit.completion("wrong/gpt-tiny", MESSAGES)
+    assert "WrongKey.parse_response() failed on the server's answer (KeyError: 'text')" in str(info.value)
+    assert '{"generated_text": "you said: hi there"}' in str(info.value)
+
+
+def test_a_stream_in_another_format_than_declared_is_named(torchserve):
+    class SaysSSE(TorchServe):
+        stream_format = "sse"
+
+    llmkit.custom_provider_map = [{"provider": "sse", "custom_handler": SaysSSE(api_base=torchserve.url)}]
+    with pytest.raises(llmkit.BadGatewayError, match=r"no stream events \(content-type 'application/jsonl', expected sse\)"):
+        llmkit.completion("sse/gpt-tiny", MESSAGES, stream=True).text()
+
+
 def test_methods_without_hooks_stay_unimplemented():
     handler = TorchServe(api_base="http://127.0.0.1:9")
     for method in ("completion", "acompletion", "streaming", "astreaming"):
