@@ -12,7 +12,6 @@ This module imports httpx, so it loads only when an HTTP handler makes its first
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import threading
@@ -47,6 +46,8 @@ def sync_client(base_url: str, api_key: str | None) -> httpx.Client:
 
 
 def async_client(base_url: str, api_key: str | None) -> httpx.AsyncClient:
+    import asyncio  # loaded already by the async caller; sync-only users never pay for it
+
     loop = asyncio.get_running_loop()
     key = (id(loop), base_url, api_key)
     entry = _async_clients.get(key)

@@ -371,9 +371,9 @@ class _Checker:
         use_async = probe.implements("acompletion")
         if not (use_async or probe.implements("completion")):
             return
-        echoes = any(
-            a.text and self.messages[-1]["content"] in a.text
-            for m, a in self.answers.items() if m in ("completion", "acompletion")
+        asked = self.messages[-1].get("content")
+        echoes = isinstance(asked, str) and any(
+            a.text and asked in a.text for m, a in self.answers.items() if m in ("completion", "acompletion")
         )
         prompts = [f"llmkit check call {i}" for i in range(n)]
         started = time.perf_counter()

@@ -64,6 +64,8 @@ def test_optional_params_extra_body_and_headers_reach_the_server(server, base):
     assert body["model"] == "echo" and body["messages"] == MESSAGES
     assert body["temperature"] == 0.2 and body["top_k"] == 5 and body["guided_choice"] == ["a", "b"]
     assert "extra_body" not in body and "stream" not in body
+    llmkit.completion("openai/echo", MESSAGES, api_base=server.url + "/v1", stream_options={"include_usage": True})
+    assert "stream_options" not in last_body(server)  # OpenAI rejects it on a call that does not stream
     assert headers["authorization"] == "Bearer sk-test"
     assert headers["x-team"] == "research"
 
@@ -214,6 +216,18 @@ def test_completion_timeout_is_a_timeout_error(base):
     with pytest.raises(llmkit.Timeout) as info:
         llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1)
     assert info.value.status_code == 408
+    with pytest.raises(llmkit.Timeout, match="did not answer in time"):
+        llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1, stream=True)
+
+
+def test_retry_after_forms():
+    import httpx
+
+    assert _transport.retry_after_seconds(httpx.Headers({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5
+    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "2.5"})) == 2.5
+    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "soon"})) is None
+    assert _transport.retry_after_seconds(httpx.Headers({})) is None
 
 
 def test_nothing_listening_is_a_connection_error():
@@ -248,6 +262,24 @@ def test_a_stream_that_goes_wrong_raises_a_clear_error(base, model, cls, text):
 def test_a_stream_error_status_raises_at_the_call(base):
     with pytest.raises(llmkit.NotFoundError, match="fake failure 404"):
         llmkit.completion("openai/status-404", MESSAGES, api_base=base, stream=True)
+
+
+def test_concurrent_async_calls_share_the_loops_client(base):
+    async def many():
+        calls = [llmkit.acompletion("openai/echo", [{"role": "user", "content": f"call {i}"}], api_base=base) for i in range(20)]
+        return [r.choices[0].message.content for r in await asyncio.gather(*calls)]
+
+    assert asyncio.run(many()) == [f"call {i}" for i in range(20)]
+
+
+def test_concurrent_sync_calls_from_threads(base):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        return llmkit.completion("openai/echo", [{"role": "user", "content": f"t{i}"}], api_base=base).choices[0].message.content
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(16))) == [f"t{i}" for i in range(16)]
 
 
 # -- the client pools ----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ class OpenAICompatLLM(HTTPLLM):
         if stream:
             body["stream"] = True
             body.setdefault("stream_options", {"include_usage": True})
+        else:
+            body.pop("stream_options", None)  # OpenAI rejects stream_options without stream
         return Request("/chat/completions", json=body)
 
     def parse_response(self, data: Any, model: str) -> Any:
