@@ -30,7 +30,7 @@ import llmkit
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "benchmark prompt with a few words"}]
 SERVER = """
-import sys, threading
+import sys
 sys.path.insert(0, sys.argv[1])
 from fake_servers import FakeServer, openai_app
 server = FakeServer(openai_app()).__enter__()

@@ -25,7 +25,20 @@ import httpx
 from llmkit.errors import APIConnectionError, APIError, BadGatewayError, Timeout, error_class_for_status
 from llmkit.sse import decoder_for
 
-__all__ = ["AsyncEventStream", "EventStream", "async_client", "close_clients", "read_json", "send", "send_async"]
+__all__ = [
+    "AsyncEventStream",
+    "EventStream",
+    "async_client",
+    "close_clients",
+    "message_from_body",
+    "read_json",
+    "retry_after_seconds",
+    "send",
+    "send_async",
+    "status_error",
+    "sync_client",
+    "transport_error",
+]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 _sync_clients: dict[tuple[str, str | None], httpx.Client] = {}
@@ -80,7 +93,10 @@ def close_clients() -> None:
     for loop_ref, client in pooled:
         loop = loop_ref()
         if loop is not None and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(client.aclose())
+            try:
+                loop.run_until_complete(client.aclose())
+            except Exception:  # at exit a loop may be half torn down; the OS closes the sockets
+                pass
 
 
 atexit.register(close_clients)
