@@ -77,6 +77,7 @@ Route = Callable[[Exchange], None]
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # the default backlog of 5 resets connections under concurrent tests
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a timeout, a stream closed early) is expected here; anything else is not.
