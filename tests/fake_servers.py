@@ -8,8 +8,8 @@ with keep-alive and chunked streaming, and records every request. Two apps:
   ``Retry-After: 7`` on 429/503); ``flaky`` fails ``fail_first`` times per ``flaky_id`` with 503 and
   ``Retry-After: 0``; ``slow`` sleeps ``delay`` seconds first; ``bad-json`` answers 200 with a body
   that is not JSON; in streams, ``broken-stream`` drops the connection after two chunks,
-  ``bad-sse`` sends an event that is not JSON, ``no-done`` ends the body early, and ``stream-error``
-  sends an error event mid-stream. ``burst=True`` writes a whole stream at once (for the benchmark).
+  ``bad-sse`` sends an event that is not JSON, ``no-done`` ends the body early, ``stall-stream`` pauses ``delay``
+  seconds after two chunks, and ``stream-error`` sends an error event mid-stream. ``burst=True`` writes a whole stream at once (for the benchmark).
 - :func:`torchserve_app`: a torch-serve style ``POST /predictions/{model}`` answering
   ``{"generated_text": ...}`` or, with ``"stream": true``, JSON lines ``{"token": ...}``.
 """
@@ -220,6 +220,10 @@ def openai_app(api_key: str | None = None) -> dict[tuple[str, str], Route]:
             ex.write(events[0] + _sse(b'{"choices": [ {not json'))
         elif model == "no-done":
             ex.write(events[0] + events[1])
+        elif model == "stall-stream":
+            ex.write(events[0] + events[1])
+            time.sleep(float(body.get("delay", 1)))
+            ex.write(b"".join(events[2:]))
         elif model == "stream-error":
             ex.write(events[0] + events[1] + _sse({"error": {"message": "the model crashed", "code": 500}}))
         elif body.get("burst"):

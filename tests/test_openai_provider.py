@@ -220,6 +220,13 @@ def test_completion_timeout_is_a_timeout_error(base):
         llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1, stream=True)
 
 
+def test_a_stream_that_stalls_past_the_timeout_is_a_timeout(base):
+    stream = llmkit.completion("openai/stall-stream", MESSAGES, api_base=base, stream=True, timeout=0.2, delay=1)
+    with pytest.raises(llmkit.Timeout, match="the stream broke before it finished: the server did not answer in time"):
+        list(stream)
+    assert stream.chunks  # what arrived before the stall was delivered
+
+
 def test_retry_after_forms():
     import httpx
 
