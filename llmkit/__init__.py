@@ -76,6 +76,7 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aimage_generation",
+    "check",
     "completion",
     "custom_provider_map",
     "embedding",
@@ -86,3 +87,12 @@ __all__ = [
     "stream_chunk_builder",
     "unregister_provider",
 ]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: the checker is a tool, not part of every call.
+    if name == "check":
+        from llmkit.checker import check
+
+        return check
+    raise AttributeError(f"module 'llmkit' has no attribute {name!r}")

@@ -22,6 +22,7 @@ __all__ = ["get_handler", "provider_names", "register_provider", "unregister_pro
 # name -> "module:attribute" of a CustomLLM subclass, instantiated on first use.
 BUILTIN_PROVIDERS: dict[str, str] = {
     "demo": "llmkit.providers.demo:DemoLLM",
+    "openai": "llmkit.providers.openai_compat:OpenAICompatLLM",
 }
 
 _registered: dict[str, Any] = {}
