@@ -75,12 +75,15 @@ def _bad_request(exc: ValidationError) -> HTTPError:
     return HTTPError(400, message, param=field)
 
 
+_UNION_BRANCHES = frozenset({"str", "int", "list[str]", "list[int]", "list[list[int]]"})
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("list[", "str", "int")):  # a Union branch, not a field
+        elif part in _UNION_BRANCHES:  # which Union member pydantic tried, not a field
             break
         else:
             out += f".{part}" if out else part
