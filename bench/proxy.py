@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -26,14 +27,18 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-CONFIG = """\
+KEY = "sk-" + secrets.token_hex(16)  # LiteLLM refuses to start without a master key, or with a weak one
+HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+CONFIG = f"""\
 model_list:
   - model_name: canned
     litellm_params:
       model: bench/canned
 litellm_settings:
   custom_provider_map:
-    - {provider: bench, custom_handler: proxy_handler.canned}
+    - {{provider: bench, custom_handler: proxy_handler.canned}}
+general_settings:
+  master_key: {KEY}
 """
 BODY = '{"model": "canned", "messages": [{"role": "user", "content": "Hello"}]}'
 STREAM_BODY = {"model": "canned", "messages": [{"role": "user", "content": "Hello"}], "stream": True, "chunks": 200}
@@ -41,6 +46,7 @@ WRK_SCRIPT = f"""\
 wrk.method = "POST"
 wrk.body = '{BODY}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {KEY}"
 """
 
 
@@ -59,7 +65,7 @@ def start(command: list[str], port: int, cwd: Path, timeout: float) -> tuple[sub
         if process.poll() is not None:
             raise RuntimeError(f"{command[0]} exited: {process.stderr.read().decode()[-2000:]}")
         try:
-            if httpx.post(url, content=BODY, headers={"content-type": "application/json"}, timeout=1).status_code == 200:
+            if httpx.post(url, content=BODY, headers=HEADERS, timeout=1).status_code == 200:
                 return process, time.perf_counter() - began
         except httpx.TransportError:
             time.sleep(0.02)
@@ -116,7 +122,7 @@ def _ms(text: str) -> float:
 def stream_ms(port: int, runs: int = 50) -> float:
     """Median milliseconds from sending a 200-chunk stream request to reading [DONE]."""
     times = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=HEADERS, timeout=30) as client:
         for _ in range(runs + 5):
             began = time.perf_counter()
             with client.stream("POST", "/v1/chat/completions", json=STREAM_BODY) as response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import llmkit
@@ -80,11 +82,16 @@ def test_params_environment_values_and_costs(tmp_path, monkeypatch):
               timeout: 12
               my_custom_param: my-custom-param
               input_cost_per_token: 0.000001
+              rpm: 100
             model_info: {id: echo-1, output_cost_per_token: 0.000002}
         general_settings: {master_key: os.environ/PROXY_KEY}
+        environment_variables: {PROXY_KEY: not-used-when-set, FROM_CONFIG: set-by-config}
         """,
     )
+    monkeypatch.setenv("FROM_CONFIG", "placeholder")
+    monkeypatch.delenv("FROM_CONFIG")  # unset now, and unset again after the test
     config = load_config(path)
+    assert os.environ["FROM_CONFIG"] == "set-by-config"  # monkeypatch removes it again afterwards
     (deployment,) = config.deployments["echo"]
     assert config.master_key == "master-from-env"
     assert deployment.id == "echo-1"

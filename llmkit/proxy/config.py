@@ -42,8 +42,10 @@ __all__ = ["ConfigError", "Deployment", "ProxyConfig", "load_config"]
 logger = logging.getLogger("llmkit.proxy")
 
 ENV_PREFIX = "os.environ/"
-# litellm_params keys the proxy acts on itself rather than passing to the handler.
+# litellm_params keys kept on the deployment (for the call log) rather than passed to the handler.
 COST_KEYS = ("input_cost_per_token", "output_cost_per_token")
+# LiteLLM's rate-limit and weighting keys: llmkit does not act on them, and no handler expects them.
+IGNORED_PARAMS = frozenset({"rpm", "tpm", "weight", "max_parallel_requests", "stream_timeout"})
 
 
 class ConfigError(Exception):
@@ -144,7 +146,7 @@ class Deployment:
         self.model_name = model_name
         self.model = params.model
         self.timeout = params.timeout
-        extra = dict(params.model_extra or {})
+        extra = {key: value for key, value in (params.model_extra or {}).items() if key not in IGNORED_PARAMS}
         # Prices (read by the call log) come from litellm_params or model_info; the handler never sees them.
         for key in COST_KEYS:
             value = extra.pop(key, model_info.get(key))
@@ -193,16 +195,16 @@ def _fallback_map(value: Fallbacks) -> dict[str, list[str]]:
 
 
 # -- loading -------------------------------------------------------------------------------------
-def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> ProxyConfig:
+def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     """Read, check and apply a config file; ConfigError says what to fix."""
     path = Path(path).resolve()
-    environ = os.environ if environ is None else environ
+    environ = os.environ
     data = _read_yaml(path)
     try:
         raw = RawConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc)) from None
-    for key, value in raw.environment_variables.items():
+    for key, value in raw.environment_variables.items():  # LiteLLM's way to set variables from the config
         environ.setdefault(key, value)
     _warn_ignored(raw)
     raw.general_settings.master_key = _resolve(path, "general_settings.master_key", raw.general_settings.master_key, environ)
@@ -278,6 +280,10 @@ def _warn_ignored(raw: RawConfig) -> None:
                            ("general_settings", raw.general_settings)):
         if model.model_extra:
             logger.warning("llmkit ignores %s: %s", section, ", ".join(sorted(model.model_extra)))
+    for index, entry in enumerate(raw.model_list):
+        ignored = sorted(IGNORED_PARAMS & set(entry.litellm_params.model_extra or {}))
+        if ignored:
+            logger.warning("llmkit ignores model_list[%d].litellm_params: %s", index, ", ".join(ignored))
 
 
 def _resolve(path: Path, where: str, value: Any, environ: Any) -> Any:

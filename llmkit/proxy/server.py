@@ -7,6 +7,7 @@ SIGTERM uvicorn stops accepting connections and lets the requests in flight fini
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
 import sys
@@ -84,8 +85,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _best(preferred: str, fallback: str) -> str:
-    import importlib.util
-
     return preferred if importlib.util.find_spec(preferred) else fallback
 
 
