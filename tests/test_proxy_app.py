@@ -142,6 +142,20 @@ def test_bad_bodies_are_400_naming_the_field(client, body, message, param):
     assert message in error["message"] and error["param"] == param and error["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/embeddings", {"model": "embed", "input": 3}, "input"),
+        ("/v1/embeddings", {"model": "embed"}, "input"),
+        ("/v1/images/generations", {"model": "image"}, "prompt"),
+        ("/v1/images/generations", {"model": "image", "prompt": ""}, "prompt"),
+    ],
+)
+def test_bad_image_and_embedding_bodies(client, path, body, param):
+    response = client.post(path, json=body)
+    assert response.status_code == 400 and response.json()["error"]["param"] == param
+
+
 def test_unknown_model_is_404_listing_the_models(client):
     response = chat(client, "gpt-5")
     assert response.status_code == 404

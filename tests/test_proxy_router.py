@@ -101,3 +101,12 @@ def test_pick_prefers_untried_and_least_busy(tmp_path, strategy):
     if strategy == "least-busy":
         first.in_flight = 3
         assert {router.pick("chat", set()) for _ in range(4)} == {second}
+
+
+def test_stream_that_fails_before_its_first_chunk_moves_to_the_other_deployment(tmp_path):
+    a, b = Recorder("a", fail=[503]), Recorder("b")
+    register(a=a, b=b)
+    with serve(tmp_path, TWO_DEPLOYMENTS) as client:
+        response = ask(client, stream=True)
+    assert response.status_code == 200
+    assert '"content":"from b"' in response.text and response.text.endswith("data: [DONE]\n\n")
