@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 
+import llmkit
 from llmkit import CustomLLM
 from proxy_support import free_port, register, running_server, write_config
 
@@ -87,8 +88,12 @@ def test_openai_client_chat_stream_images_embeddings_models(client):
     assert len(text.split()) == 10 and chunks[-1].usage.completion_tokens == 10
     image = client.images.generate(model="image", prompt="a sea otter", size="16x16")
     assert image.data[0].b64_json
-    vectors = client.embeddings.create(model="embed", input=["a", "b"])
-    assert [item.index for item in vectors.data] == [0, 1]
+    expected = llmkit.embedding(model="demo/embed", input=["a", "b"]).data[1].embedding
+    vectors = client.embeddings.create(model="embed", input=["a", "b"], encoding_format="float")
+    assert [item.index for item in vectors.data] == [0, 1] and vectors.data[1].embedding == expected
+    # the client asks for base64 by default: float32 on the wire, decoded by the client
+    packed = client.embeddings.create(model="embed", input=["a", "b"]).data[1].embedding
+    assert packed == pytest.approx(expected, rel=1e-6) and packed != expected
     assert {model.id for model in client.models.list()} == {"echo", "lorem", "image", "embed", "limited", "slow"}
 
 

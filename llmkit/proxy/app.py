@@ -6,9 +6,12 @@ health checks needs ``Authorization: Bearer <key>``. Errors always have OpenAI's
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
+import sys
 import time
+from array import array
 from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -83,7 +86,10 @@ class _Proxy:
     async def embeddings(self, request: Request) -> Response:
         self._authorize(request)
         body = parse_body(EmbeddingBody, await self._read(request))
-        response = await self.router.embedding(body.model, body.input, body.params())
+        params = body.params()
+        response = await self.router.embedding(body.model, body.input, params)
+        if params.get("encoding_format") == "base64":
+            _encode_vectors(response)
         return _json(response)
 
     async def models(self, request: Request) -> Response:
@@ -137,6 +143,17 @@ class _Proxy:
 
 def _json(model: Any, exclude_none: bool = False) -> Response:
     return Response(type(model).__pydantic_serializer__.to_json(model, exclude_none=exclude_none), media_type=JSON)
+
+
+def _encode_vectors(response: Any) -> None:
+    """Float vectors as base64 of little-endian float32, as OpenAI sends them when asked (unless the
+    handler did so already)."""
+    for item in response.data:
+        if isinstance(item.embedding, list):
+            vector = array("f", item.embedding)
+            if sys.byteorder == "big":
+                vector.byteswap()
+            item.embedding = base64.b64encode(vector.tobytes()).decode("ascii")
 
 
 def _answering_errors(endpoint: Endpoint) -> Endpoint:
