@@ -25,7 +25,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve_options(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--config", required=required, metavar="PATH", help="the proxy's config.yaml")
+    what = "the proxy's config.yaml" if required else "serve this config.yaml (short for: llmkit serve --config PATH)"
+    parser.add_argument("--config", required=required, metavar="PATH", help=what)
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")

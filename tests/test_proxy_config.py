@@ -149,6 +149,10 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
             "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: nodots}]}",
             ["litellm_settings.custom_provider_map[0].custom_handler", "module.attribute"],
         ),
+        (
+            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo, input_cost_per_token: cheap}}",
+            ["model_list[0].litellm_params.input_cost_per_token: Input should be a valid number"],
+        ),
         ("- just a list", ["must be a YAML mapping with a model_list key"]),
         ("model_list: [unclosed", ["not valid YAML", "line"]),
     ],

@@ -42,8 +42,6 @@ __all__ = ["ConfigError", "Deployment", "ProxyConfig", "load_config"]
 logger = logging.getLogger("llmkit.proxy")
 
 ENV_PREFIX = "os.environ/"
-# litellm_params keys kept on the deployment (for the call log) rather than passed to the handler.
-COST_KEYS = ("input_cost_per_token", "output_cost_per_token")
 # LiteLLM's rate-limit and weighting keys: llmkit does not act on them, and no handler expects them.
 IGNORED_PARAMS = frozenset({"rpm", "tpm", "weight", "max_parallel_requests", "stream_timeout"})
 
@@ -61,7 +59,13 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class ModelParams(_Lenient):
+class _Prices(_Lenient):
+    # Read by the call log to price calls; never sent to the handler.
+    input_cost_per_token: Optional[float] = Field(default=None, ge=0)
+    output_cost_per_token: Optional[float] = Field(default=None, ge=0)
+
+
+class ModelParams(_Prices):
     model: str
     api_key: Optional[str] = None
     api_base: Optional[str] = None
@@ -82,10 +86,14 @@ class ModelParams(_Lenient):
         return value
 
 
+class ModelInfo(_Prices):
+    id: Optional[Union[str, int]] = None
+
+
 class ModelEntry(_Strict):
     model_name: str = Field(min_length=1)
     litellm_params: ModelParams
-    model_info: dict[str, Any] = Field(default_factory=dict)
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
 
 
 class ProviderEntry(_Strict):
@@ -141,20 +149,19 @@ class Deployment:
     __slots__ = ("id", "model_name", "model", "params", "timeout", "input_cost_per_token",
                  "output_cost_per_token", "model_info", "in_flight")
 
-    def __init__(self, id: str, model_name: str, params: ModelParams, model_info: dict[str, Any]) -> None:
+    def __init__(self, id: str, model_name: str, params: ModelParams, model_info: ModelInfo) -> None:
         self.id = id
         self.model_name = model_name
         self.model = params.model
         self.timeout = params.timeout
-        extra = {key: value for key, value in (params.model_extra or {}).items() if key not in IGNORED_PARAMS}
-        # Prices (read by the call log) come from litellm_params or model_info; the handler never sees them.
-        for key in COST_KEYS:
-            value = extra.pop(key, model_info.get(key))
-            setattr(self, key, float(value) if value is not None else None)
+        # Prices for the call log, from litellm_params or model_info.
+        self.input_cost_per_token = _first(params.input_cost_per_token, model_info.input_cost_per_token)
+        self.output_cost_per_token = _first(params.output_cost_per_token, model_info.output_cost_per_token)
         # Keyword arguments for the dispatcher: api_key/api_base are control parameters, the rest
         # reaches the handler as optional_params.
+        extra = {key: value for key, value in (params.model_extra or {}).items() if key not in IGNORED_PARAMS}
         self.params = {"api_key": params.api_key, "api_base": params.api_base, **extra}
-        self.model_info = model_info
+        self.model_info = model_info.model_dump()
         self.in_flight = 0
 
     def __repr__(self) -> str:  # never shows the api_key
@@ -363,7 +370,7 @@ def _deployments(path: Path, raw: RawConfig, environ: Any) -> dict[str, list[Dep
             params.model_extra[key] = _resolve(path, f"{where}.{key}", value, environ)
         counts[params.model] = counts.get(params.model, 0) + 1
         default_id = params.model if counts[params.model] == 1 else f"{params.model}#{counts[params.model]}"
-        deployment_id = str(entry.model_info.get("id") or default_id)
+        deployment_id = str(entry.model_info.id or default_id)
         out.setdefault(entry.model_name, []).append(Deployment(deployment_id, entry.model_name, params, entry.model_info))
     return out
 
