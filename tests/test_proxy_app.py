@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import llmkit
+from llmkit import CustomLLM
 from llmkit.proxy import build_app, load_config
 from proxy_support import Recorder, register, write_config
 
@@ -175,6 +176,19 @@ def test_unknown_route_and_method_have_openai_error_bodies(client):
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
     wrong = client.get("/v1/chat/completions")
     assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+def test_a_broken_handler_is_a_json_500_not_an_error_page(tmp_path):
+    class Broken(CustomLLM):
+        async def acompletion(self, **kwargs):
+            raise RuntimeError("database on fire")
+
+    register(broken=Broken())
+    app = build_app(load_config(write_config(tmp_path, "model_list:\n  - {model_name: b, litellm_params: {model: broken/m}}")))
+    with TestClient(app) as client:
+        response = chat(client, "b")
+    assert response.status_code == 500
+    assert response.json()["error"]["message"] == "RuntimeError: database on fire"
 
 
 def test_params_reach_the_handler_and_control_params_do_not(tmp_path, monkeypatch):

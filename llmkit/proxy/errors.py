@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+
 from llmkit.errors import APIError
 
 __all__ = ["HTTPError", "error_body", "error_from_exception", "stream_error_event"]
