@@ -17,7 +17,32 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a short tour on the offline demo provider (no key, no network)")
     demo.add_argument("--fast", action="store_true", help="stream without pacing")
     commands.add_parser("providers", help="list the providers a model string can name")
+    serve = commands.add_parser("serve", help="an OpenAI-compatible HTTP proxy for a config.yaml's models")
+    _add_serve_options(serve, required=True)
+    # LiteLLM's spelling, `litellm --config PATH`, works as `llmkit --config PATH` too.
+    _add_serve_options(parser, required=False)
     return parser
+
+
+def _add_serve_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    what = "the proxy's config.yaml" if required else "serve this config.yaml (short for: llmkit serve --config PATH)"
+    parser.add_argument("--config", required=required, metavar="PATH", help=what)
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
+    parser.add_argument("--access-log", action="store_true", help="log one line per request")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from llmkit.proxy import ConfigError, serve
+    except ImportError as exc:
+        print(f"llmkit serve needs the proxy extra ({exc.name} is missing): pip install 'llmkit[proxy]'", file=sys.stderr)
+        return 2
+    try:
+        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log)
+    except ConfigError as exc:
+        print(f"llmkit serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(provider_names()))
         return 0
+    if args.command == "serve" or args.config:
+        return _serve(args)
     parser.print_help()
     return 0
 

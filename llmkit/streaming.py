@@ -106,7 +106,8 @@ class ChunkConverter:
         )
 
     def _pass_through(self, chunk: ModelResponseStream) -> ModelResponseStream | None:
-        chunk.id = self.id
+        chunk.id = self.id  # one id and one model name for the whole stream, whoever built the chunk
+        chunk.model = self.model
         if chunk.usage:
             self.usage = chunk.usage
         if not chunk.choices:
