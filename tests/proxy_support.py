@@ -16,10 +16,6 @@ from llmkit import CustomLLM, CustomLLMError, ModelResponse
 from llmkit.proxy import load_config
 from llmkit.proxy.server import make_server
 
-# conftest's clean_registry restores the registry's dict but not its "built-ins loaded" flag, so
-# built-ins first loaded inside a test vanish for later tests; load them at collection instead.
-llmkit.provider_names()
-
 
 def write_config(folder: Path, text: str, name: str = "config.yaml") -> Path:
     path = folder / name

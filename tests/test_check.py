@@ -10,7 +10,6 @@ from test_http_helpers import TorchServe
 import llmkit
 from llmkit import CustomLLM, CustomLLMError, ModelResponse
 
-llmkit.provider_names()  # load the built-ins before conftest snapshots the registry (see test_openai_provider)
 
 
 def statuses(report):

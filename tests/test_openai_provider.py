@@ -13,10 +13,6 @@ from llmkit.providers.openai_compat import OpenAICompatLLM
 
 MESSAGES = [{"role": "user", "content": "hello from the test"}]
 
-# conftest's clean_registry snapshots the registry before each test and restores it after; load the
-# built-ins first so that the snapshot holds them (otherwise the first test's lazy load is undone).
-llmkit.provider_names()
-
 
 @pytest.fixture(scope="module")
 def server():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -166,17 +165,6 @@ def test_graceful_shutdown_finishes_requests_in_flight(tmp_path, slow):
 
 
 # -- the seed guide's proxy section, through the real command ----------------------------------------
-# The seed's config also lists openai/text-embedding-ada-002. Until llmkit has its built-in openai
-# provider, a stand-in is registered in the server process through sitecustomize; once the built-in
-# exists the stand-in steps aside.
-STAND_IN = """\
-import llmkit
-if "openai" not in llmkit.provider_names():
-    from llmkit.providers.demo import DemoLLM
-    llmkit.register_provider("openai", DemoLLM())
-"""
-
-
 def llmkit_command() -> list[str]:
     script = Path(sys.executable).parent / "llmkit"
     return [str(script)] if script.exists() else [sys.executable, "-m", "llmkit.cli"]
@@ -185,11 +173,9 @@ def llmkit_command() -> list[str]:
 @pytest.fixture
 def seed_server(tmp_path):
     def start(*args: str) -> tuple[subprocess.Popen, str]:
-        (tmp_path / "sitecustomize.py").write_text(STAND_IN)
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
         command = [*llmkit_command(), *args, str(SEED / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)]
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
