@@ -207,7 +207,7 @@ def _split(line: str) -> list[str]:
     from IPython.utils.process import arg_split
 
     try:
-        return arg_split(line, strict=True)
+        return arg_split(line, posix=True, strict=True)
     except ValueError as exc:
         raise UsageError(f"could not read %%llm options {line!r}: {exc}") from None
 

@@ -1,0 +1,75 @@
+"""Shared by the notebook tests: a real IPython shell whose display messages are recorded."""
+
+import asyncio
+
+import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+
+import llmkit
+from llmkit.notebook import aliases
+
+# Load the built-in providers now, before any test snapshots the registry.
+llmkit.provider_names()
+
+
+class RecordingPublisher(DisplayPublisher):
+    """Keeps every display message, as a kernel would send them: (kind, display_id, data)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.messages = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        kind = "update_display_data" if update else "display_data"
+        self.messages.append((kind, (transient or {}).get("display_id"), data))
+
+
+class SlowStream(llmkit.CustomLLM):
+    """Streams numbered words slowly and notes whether its generator was closed."""
+
+    def __init__(self, words=200, delay=0.01):
+        self.words, self.delay = words, delay
+        self.closed = False
+        self.calls = []
+
+    async def astreaming(self, model, messages, optional_params, **kwargs):
+        self.calls.append({"model": model, "messages": messages, "optional_params": optional_params})
+        try:
+            for i in range(self.words):
+                await asyncio.sleep(self.delay)
+                yield {"text": f"w{i} ", "is_finished": i == self.words - 1, "finish_reason": "stop", "usage": None}
+        finally:
+            self.closed = True
+
+    async def acompletion(self, model, messages, optional_params, **kwargs):
+        self.calls.append({"model": model, "messages": messages, "optional_params": optional_params})
+        return llmkit.ModelResponse(model=model, choices=[{"message": {"content": "whole answer"}}])
+
+
+@pytest.fixture
+def shell():
+    """The IPython shell with llmkit loaded, a recording display publisher, and no aliases."""
+    ip = InteractiveShell.instance()
+    ip.display_pub = RecordingPublisher(shell=ip)
+    ip.extension_manager.load_extension("llmkit")
+    aliases._aliases.clear()
+    yield ip
+    aliases._aliases.clear()
+
+
+@pytest.fixture
+def terminal_shell():
+    """The same shell with IPython's plain publisher, as in a terminal."""
+    ip = InteractiveShell.instance()
+    ip.display_pub = DisplayPublisher(shell=ip)
+    ip.extension_manager.load_extension("llmkit")
+    yield ip
+
+
+def cell(ip, line, body="hello"):
+    """Run ``%%llm line`` with ``body``; return the display messages it sent."""
+    start = len(ip.display_pub.messages)
+    result = ip.run_cell(f"%%llm {line}\n{body}")
+    assert result.error_before_exec is None
+    return ip.display_pub.messages[start:]
