@@ -61,11 +61,16 @@ def test_panes_stream_at_the_same_time():
 def test_controls_and_traits_are_one_state():
     w = CompareWidget(["demo/echo"], "hi", system="be kind", temperature=0.2, max_tokens=9)
     assert w._prompt_box.value == "hi" and w._system_box.value == "be kind"
-    assert w._temperature.value == 0.2 and w._max_tokens.value == 9
+    assert w._temperature.value == "0.2" and w._max_tokens.value == "9"
     w._prompt_box.value = "typed"
     w._picker.value = ["demo/echo", "demo/lorem"]
-    w._temperature.value = 1.5
-    assert w.prompt == "typed" and w.models == ["demo/echo", "demo/lorem"] and w.temperature == 1.5
+    w._temperature.value = "1.5"
+    w._max_tokens.value = ""
+    assert w.prompt == "typed" and w.models == ["demo/echo", "demo/lorem"]
+    assert w.temperature == 1.5 and w.max_tokens is None
+    w._max_tokens.value = "lots"
+    assert w.max_tokens is None and w.status == "max_tokens must be a whole number, got 'lots'"
+    assert "whole number" in w._message.value
     assert {"demo/echo", "demo/lorem"} <= set(w._picker.allowed_tags)
 
 
@@ -131,8 +136,8 @@ def test_an_unknown_provider_is_reported_before_anything_runs():
 def test_votes_are_state_and_reach_callbacks():
     w = CompareWidget(["demo/echo", "demo/lorem"], "which?", tokens_per_second=0)
     heard = []
-    w.on_vote(heard.append)
     w.on_vote(lambda vote: 1 / 0)  # a broken callback does not stop the others or the vote
+    w.on_vote(heard.append)
     with pytest.raises(ValueError, match="run a comparison first"):
         w.vote("tie")
     w.run()

@@ -132,6 +132,8 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
         run.response = response
         run.end("done")
     except asyncio.CancelledError:
+        if stream is not None and stream.chunks:  # keep what arrived, for -o and the widget
+            run.response = llmkit.stream_chunk_builder(stream.chunks, messages=messages)
         run.end("cancelled")
         raise
     except Exception as exc:

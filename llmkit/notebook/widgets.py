@@ -97,8 +97,9 @@ class CompareWidget(widgets.VBox):
         self._prompt_box = widgets.Textarea(placeholder="prompt", layout=widgets.Layout(width="100%"))
         self._system_box = widgets.Textarea(placeholder="system prompt (optional)", layout=widgets.Layout(width="100%", height="3em"))
         self._picker = widgets.TagsInput(allowed_tags=[], allow_duplicates=False)
-        self._temperature = widgets.FloatSlider(value=0.7, min=0.0, max=2.0, step=0.05, description="temperature")
-        self._max_tokens = widgets.BoundedIntText(value=256, min=1, max=1_000_000, description="max tokens")
+        # Text boxes, so that "not set" (the handler's own default) can be seen and chosen.
+        self._temperature = widgets.Text(placeholder="handler default", description="temperature")
+        self._max_tokens = widgets.Text(placeholder="handler default", description="max tokens")
         self._image = widgets.Checkbox(description="images", indent=False)
         self._run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self._stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
@@ -110,9 +111,8 @@ class CompareWidget(widgets.VBox):
         for trait, control in (("prompt", self._prompt_box), ("system", self._system_box), ("image_mode", self._image)):
             widgets.link((self, trait), (control, "value"))
         self._picker.observe(lambda change: setattr(self, "models", list(change["new"])), "value")
-        # Touching a control sets its trait; until then nothing is sent and the handler's default holds.
-        self._temperature.observe(lambda change: setattr(self, "temperature", change["new"]), "value")
-        self._max_tokens.observe(lambda change: setattr(self, "max_tokens", change["new"]), "value")
+        self._temperature.observe(lambda change: self._number_typed("temperature", float, change["new"]), "value")
+        self._max_tokens.observe(lambda change: self._number_typed("max_tokens", int, change["new"]), "value")
         self._run_button.on_click(lambda _: self.start())
         self._stop_button.on_click(lambda _: self.stop())
         self._tie.on_click(lambda _: self._vote_from_button("tie"))
@@ -141,11 +141,21 @@ class CompareWidget(widgets.VBox):
     def _image_mode_changed(self, change: dict) -> None:
         self._models_changed({"new": self.models})
 
+    def _number_typed(self, name: str, kind: type, text: str) -> None:
+        try:
+            value = kind(text) if text.strip() else None
+        except ValueError:
+            self.set_trait("status", f"{name} must be {'a number' if kind is float else 'a whole number'}, got {text!r}")
+            return
+        self.set_trait("status", "")
+        setattr(self, name, value)
+
     @observe("temperature", "max_tokens")
     def _number_changed(self, change: dict) -> None:
         control = self._temperature if change["name"] == "temperature" else self._max_tokens
-        if change["new"] is not None and control.value != change["new"]:
-            control.value = change["new"]
+        text = "" if change["new"] is None else str(change["new"])
+        if control.value != text:
+            control.value = text
 
     @observe("status")
     def _status_changed(self, change: dict) -> None:
