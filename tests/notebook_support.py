@@ -1,6 +1,7 @@
 """Shared by the notebook tests: a real IPython shell whose display messages are recorded."""
 
 import asyncio
+import time
 
 import pytest
 from IPython.core.displaypub import DisplayPublisher
@@ -32,12 +33,14 @@ class SlowStream(llmkit.CustomLLM):
         self.words, self.delay = words, delay
         self.closed = False
         self.calls = []
+        self.sent_at = []  # when each word left the handler
 
     async def astreaming(self, model, messages, optional_params, **kwargs):
         self.calls.append({"model": model, "messages": messages, "optional_params": optional_params})
         try:
             for i in range(self.words):
                 await asyncio.sleep(self.delay)
+                self.sent_at.append(time.monotonic())
                 yield {"text": f"w{i} ", "is_finished": i == self.words - 1, "finish_reason": "stop", "usage": None}
         finally:
             self.closed = True

@@ -32,16 +32,21 @@ def footer(run: ModelRun) -> str:
     """One line of figures: model, latency, time to first token, tokens, tokens per second."""
     parts = [run.model if run.model == run.target else f"{run.model} ({run.target})"]
     if run.latency is not None:
-        parts.append(f"{run.latency:.2f} s")
+        parts.append(_duration(run.latency))
     if run.ttft is not None and run.response is not None and run.tokens:
-        parts.append(f"first token {run.ttft:.2f} s")
+        parts.append(f"first token {_duration(run.ttft)}")
     if run.tokens:
         parts.append(f"{run.tokens} tokens")
-    if run.tokens_per_second:
-        parts.append(f"{run.tokens_per_second:.1f} tokens/s")
+    rate = run.tokens_per_second
+    if rate:
+        parts.append(f"{rate:,.0f} tokens/s" if rate >= 100 else f"{rate:.1f} tokens/s")
     if run.status in ("error", "cancelled"):
         parts.append(run.status)
     return " \u00b7 ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _has_images(run: ModelRun) -> bool:
