@@ -99,6 +99,10 @@ class LLMMagics(Magics):
         view = (RichView if _is_rich(self.shell) else TerminalView)(runs, args.format)
         try:
             drive(calls, view)
+        except KeyboardInterrupt:
+            # Still an interrupt, so that cells queued after this one stop; raised afresh so the
+            # traceback ends here with what happened, not deep in a thread wait.
+            raise KeyboardInterrupt("every stream of this cell was stopped") from None
         finally:
             self._after(args, runs, messages, prompt)
 
