@@ -105,6 +105,7 @@ def in_kernel(runs: int, chunks: int) -> dict[str, list[float]]:
 
     manager, client = start_new_kernel(kernel_name="python3")
     try:
+
         def execute(code: str) -> float:
             started = time.perf_counter()
             msg_id = client.execute(code)

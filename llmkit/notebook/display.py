@@ -166,7 +166,10 @@ def single_bundle(run: ModelRun, fmt: str, final: bool) -> dict[str, Any]:
     if fmt == "markdown" or fmt == "code":
         return {"text/markdown": f"{text}\n\n*{line}*", "text/plain": f"{text}\n\n{line}"}
     if fmt == "html":
-        return {"text/html": f'{text}<div style="font-size:85%;opacity:.7">{html.escape(line)}</div>', "text/plain": text}
+        return {
+            "text/html": f'{text}<div style="font-size:85%;opacity:.7">{html.escape(line)}</div>',
+            "text/plain": text,
+        }
     if fmt == "json":
         try:
             value = parse_json_answer(text)

@@ -63,13 +63,28 @@ class LLMMagics(Magics):
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="maximum tokens in the answer")
-    @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-              help="any other parameter for the handler (repeatable; VALUE is read as JSON when it parses)")
+    @argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other parameter for the handler (repeatable; VALUE is read as JSON when it parses)",
+    )
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
-    @argument("-o", "--out", metavar="VAR",
-              help="store the ModelResponse (a dict model -> response for several models) in VAR")
-    @argument("-f", "--format", choices=FORMATS, default="markdown",
-              help="how to show the answer; code also puts the answer's code into a new cell below")
+    @argument(
+        "-o",
+        "--out",
+        metavar="VAR",
+        help="store the ModelResponse (a dict model -> response for several models) in VAR",
+    )
+    @argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="markdown",
+        help="how to show the answer; code also puts the answer's code into a new cell below",
+    )
     @argument("--image", action="store_true", help="generate images; the cell is the prompt")
     @argument("--chat", metavar="NAME", help="continue the conversation kept under NAME")
     @argument("--dry-run", action="store_true", help="show the messages and parameters, call nothing")

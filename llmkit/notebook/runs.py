@@ -15,6 +15,7 @@ import llmkit
 from llmkit.notebook.aliases import resolve
 from llmkit.providers.invoke import implements
 from llmkit.providers.registry import get_handler
+from llmkit.tokens import count_tokens
 
 __all__ = ["ModelRun", "complete_chat", "generate_images", "is_image_model", "stream_chat"]
 
@@ -156,8 +157,8 @@ async def complete_chat(run: ModelRun, messages: list, params: dict, source: str
         return
     content = response.choices[0].message.content if response.choices else None
     run.add(content or "")
-    if response.usage is not None:
-        run.usage_tokens = response.usage.completion_tokens
+    reported = response.usage.completion_tokens if response.usage is not None else 0
+    run.usage_tokens = reported or count_tokens(content or "")  # an estimate when the handler gave none
     run.response = response
     run.end("done")
 

@@ -76,7 +76,9 @@ class CompareWidget(widgets.VBox):
     status = Unicode("", read_only=True, help="what the widget last had to say (errors included)")
 
     def __init__(self, models: list[str] | None = None, prompt: str = "", **params: Any) -> None:
-        traits = {name: params.pop(name) for name in ("system", "temperature", "max_tokens", "image_mode") if name in params}
+        traits = {
+            name: params.pop(name) for name in ("system", "temperature", "max_tokens", "image_mode") if name in params
+        }
         super().__init__()
         self._runs: list[ModelRun] = []
         self._panes: list[_Pane] = []
@@ -95,7 +97,9 @@ class CompareWidget(widgets.VBox):
     # -- layout ----------------------------------------------------------------------------------
     def _build_controls(self) -> None:
         self._prompt_box = widgets.Textarea(placeholder="prompt", layout=widgets.Layout(width="100%"))
-        self._system_box = widgets.Textarea(placeholder="system prompt (optional)", layout=widgets.Layout(width="100%", height="3em"))
+        self._system_box = widgets.Textarea(
+            placeholder="system prompt (optional)", layout=widgets.Layout(width="100%", height="3em")
+        )
         self._picker = widgets.TagsInput(allowed_tags=[], allow_duplicates=False)
         # Text boxes, so that "not set" (the handler's own default) can be seen and chosen.
         self._temperature = widgets.Text(placeholder="handler default", description="temperature")
@@ -145,7 +149,9 @@ class CompareWidget(widgets.VBox):
         try:
             value = kind(text) if text.strip() else None
         except ValueError:
-            self.set_trait("status", f"{name} must be {'a number' if kind is float else 'a whole number'}, got {text!r}")
+            self.set_trait(
+                "status", f"{name} must be {'a number' if kind is float else 'a whole number'}, got {text!r}"
+            )
             return
         self.set_trait("status", "")
         setattr(self, name, value)
@@ -159,7 +165,9 @@ class CompareWidget(widgets.VBox):
 
     @observe("status")
     def _status_changed(self, change: dict) -> None:
-        self._message.value = f'<span style="color:#c0392b">{html.escape(change["new"])}</span>' if change["new"] else ""
+        self._message.value = (
+            f'<span style="color:#c0392b">{html.escape(change["new"])}</span>' if change["new"] else ""
+        )
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict[str, str]:
@@ -243,7 +251,9 @@ class CompareWidget(widgets.VBox):
         head = [{"role": "system", "content": self.system}] if self.system else []
         messages = [*head, {"role": "user", "content": self.prompt}]
         return [
-            generate_images(run, self.prompt, params, SOURCE) if is_image_model(run.model) else stream_chat(run, messages, params, SOURCE)
+            generate_images(run, self.prompt, params, SOURCE)
+            if is_image_model(run.model)
+            else stream_chat(run, messages, params, SOURCE)
             for run in self._runs
         ]
 
@@ -295,9 +305,20 @@ class CompareWidget(widgets.VBox):
         for run in self._runs:
             vote = None
             if verdict is not None and run.model in verdict["models"]:
-                vote = verdict["kind"] if verdict["kind"] != "best" else ("best" if verdict["model"] == run.model else None)
+                vote = (
+                    verdict["kind"]
+                    if verdict["kind"] != "best"
+                    else ("best" if verdict["model"] == run.model else None)
+                )
             rows.append(
-                {"model": run.model, "target": run.target, "prompt": self.prompt, "system": self.system or None,
-                 "text": run.text, **run.figures(), "vote": vote}
+                {
+                    "model": run.model,
+                    "target": run.target,
+                    "prompt": self.prompt,
+                    "system": self.system or None,
+                    "text": run.text,
+                    **run.figures(),
+                    "vote": vote,
+                }
             )
         return pd.DataFrame(rows)

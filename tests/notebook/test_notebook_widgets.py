@@ -12,13 +12,6 @@ from llmkit.notebook import aliases
 from llmkit.widgets import CompareWidget
 
 
-@pytest.fixture(autouse=True)
-def no_aliases():
-    aliases._aliases.clear()
-    yield
-    aliases._aliases.clear()
-
-
 def wait_until(predicate, limit=10.0):
     deadline = time.monotonic() + limit
     while not predicate():
@@ -53,7 +46,9 @@ def test_panes_stream_at_the_same_time():
     w = CompareWidget(["a/m", "b/m"], "go")
     w.observe(lambda change: seen.append(dict(change["new"])), "results")
     w.run()
-    both_partial = [r for r in seen if 0 < len(r.get("a/m", "").split()) < 20 and 0 < len(r.get("b/m", "").split()) < 20]
+    both_partial = [
+        r for r in seen if 0 < len(r.get("a/m", "").split()) < 20 and 0 < len(r.get("b/m", "").split()) < 20
+    ]
     assert both_partial, "both panes should have been part-way at the same moment"
     assert w.results == {"a/m": "".join(f"w{i} " for i in range(20)), "b/m": "".join(f"w{i} " for i in range(20))}
 
@@ -91,7 +86,9 @@ def test_parameters_reach_the_handler_with_source_widget():
     call = handler.calls[0]
     assert call["messages"] == [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     assert {k: call["optional_params"][k] for k in ("temperature", "max_tokens", "top_p")} == {
-        "temperature": 0.1, "max_tokens": 5, "top_p": 0.5,
+        "temperature": 0.1,
+        "max_tokens": 5,
+        "top_p": 0.5,
     }
     untouched = CompareWidget(["s/m"], "Q")
     untouched.run()

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
-nbformat = pytest.importorskip("nbformat")
-from nbclient import NotebookClient  # noqa: E402
-
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
 def outputs(nb, kind):

@@ -3,9 +3,7 @@
 import time
 
 import pytest
-
-pytest.importorskip("ipykernel")
-from jupyter_client.manager import start_new_kernel  # noqa: E402
+from jupyter_client.manager import start_new_kernel
 
 TIMEOUT = 30
 

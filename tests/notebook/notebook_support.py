@@ -1,17 +1,11 @@
-"""Shared by the notebook tests: a real IPython shell whose display messages are recorded."""
+"""Shared by the notebook tests: a recording display publisher, a slow handler, a cell runner."""
 
 import asyncio
 import time
 
-import pytest
 from IPython.core.displaypub import DisplayPublisher
-from IPython.core.interactiveshell import InteractiveShell
 
 import llmkit
-from llmkit.notebook import aliases
-
-# Load the built-in providers now, before any test snapshots the registry.
-llmkit.provider_names()
 
 
 class RecordingPublisher(DisplayPublisher):
@@ -48,26 +42,6 @@ class SlowStream(llmkit.CustomLLM):
     async def acompletion(self, model, messages, optional_params, **kwargs):
         self.calls.append({"model": model, "messages": messages, "optional_params": optional_params})
         return llmkit.ModelResponse(model=model, choices=[{"message": {"content": "whole answer"}}])
-
-
-@pytest.fixture
-def shell():
-    """The IPython shell with llmkit loaded, a recording display publisher, and no aliases."""
-    ip = InteractiveShell.instance()
-    ip.display_pub = RecordingPublisher(shell=ip)
-    ip.extension_manager.load_extension("llmkit")
-    aliases._aliases.clear()
-    yield ip
-    aliases._aliases.clear()
-
-
-@pytest.fixture
-def terminal_shell():
-    """The same shell with IPython's plain publisher, as in a terminal."""
-    ip = InteractiveShell.instance()
-    ip.display_pub = DisplayPublisher(shell=ip)
-    ip.extension_manager.load_extension("llmkit")
-    yield ip
 
 
 def cell(ip, line, body="hello"):

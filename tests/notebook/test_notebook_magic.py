@@ -1,5 +1,6 @@
 """%%llm and %llm through a real IPython InteractiveShell."""
 
+import itertools
 import json
 import os
 import signal
@@ -7,7 +8,7 @@ import threading
 import time
 
 import pytest
-from notebook_support import SlowStream, cell, shell, terminal_shell  # noqa: F401  (fixtures)
+from notebook_support import SlowStream, cell
 
 import llmkit
 from llmkit.notebook.display import UPDATE_INTERVAL
@@ -32,7 +33,7 @@ def test_a_display_then_progressive_updates_then_the_final_render(shell):
     assert len({display_id for _, display_id, _ in messages}) == 1 and messages[0][1]
     live = [data["text/plain"] for _, _, data in messages[1:-1]]
     assert len(live) >= 2, "the answer should appear progressively"
-    assert all(later.startswith(earlier) for earlier, later in zip(live, live[1:]))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(live))
     assert len(live[0]) < len(live[-1])
     done = final(messages)
     answer = "".join(f"w{i} " for i in range(40))
@@ -94,7 +95,12 @@ def test_options_reach_the_handler(shell):
     assert call["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q"}]
     params = call["optional_params"]
     assert {k: params[k] for k in ("temperature", "max_tokens", "top_p", "stop", "tag", "flag")} == {
-        "temperature": 0.3, "max_tokens": 50, "top_p": 0.9, "stop": ["x"], "tag": "plain", "flag": True,
+        "temperature": 0.3,
+        "max_tokens": 50,
+        "top_p": 0.9,
+        "stop": ["x"],
+        "tag": "plain",
+        "flag": True,
     }
     assert "source" not in params  # a control parameter: it never reaches the handler
 
@@ -102,8 +108,10 @@ def test_options_reach_the_handler(shell):
 def test_no_stream_calls_acompletion_and_shows_one_render(shell):
     handler = register(SlowStream())
     messages = cell(shell, "slow/m --no-stream")
-    assert "whole answer" in final(messages)["text/markdown"]
+    done = final(messages)
+    assert "whole answer" in done["text/markdown"]
     assert len(handler.calls) == 1 and len(messages) == 2
+    assert " tokens" in done["text/plain"].splitlines()[-1]  # estimated: this handler reports no usage
 
 
 def test_out_stores_the_response_or_a_dict_of_them(shell):
@@ -166,7 +174,11 @@ def test_dry_run_shows_the_plan_and_calls_nothing(shell):
     assert handler.calls == [] and len(messages) == 1
     plan = messages[0][2]["application/json"]["calls"]
     assert plan[0] == {
-        "model": "slow/m", "source": "magic", "params": {"k": 1}, "kind": "completion", "stream": True,
+        "model": "slow/m",
+        "source": "magic",
+        "params": {"k": 1},
+        "kind": "completion",
+        "stream": True,
         "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi world"}],
     }
     assert plan[1]["kind"] == "image_generation" and plan[1]["prompt"] == "hi world"
@@ -268,7 +280,9 @@ def test_image_flag_sends_the_cell_as_the_prompt(shell):
     class Painter(llmkit.CustomLLM):
         async def aimage_generation(self, model, prompt, optional_params, **kwargs):
             seen.update(prompt=prompt, params=optional_params)
-            return llmkit.ImageResponse(data=[{"url": "https://images.example/cat.png", "revised_prompt": "a cat, painted"}])
+            return llmkit.ImageResponse(
+                data=[{"url": "https://images.example/cat.png", "revised_prompt": "a cat, painted"}]
+            )
 
     llmkit.custom_provider_map = [{"provider": "paint", "custom_handler": Painter()}]
     done = final(cell(shell, "paint/v1 --image -p size=256x256", "a cat"))
