@@ -119,13 +119,10 @@ class LLMMagics(Magics):
             # traceback ends here with what happened, not deep in a thread wait.
             raise KeyboardInterrupt("every stream of this cell was stopped") from None
         finally:
-            self._after(args, runs, messages, prompt)
+            self._after(args, runs, messages)
 
     def _parse(self, line: str) -> Any:
-        try:
-            args = self.llm.parser.parse_intermixed_args(_split(line))
-        except SystemExit:  # argparse exits on some errors even with error() overridden
-            raise UsageError(f"could not read %%llm options {line!r}; see %llm help") from None
+        args = self.llm.parser.parse_intermixed_args(_split(line))  # options may come between models
         if not args.models:
             raise UsageError("name at least one model: %%llm demo/echo [more models] [options]; see %llm models")
         for model in args.models:
@@ -156,7 +153,7 @@ class LLMMagics(Magics):
             return complete_chat(run, messages, params, SOURCE)
         return stream_chat(run, messages, params, SOURCE)
 
-    def _after(self, args: Any, runs: list[ModelRun], messages: dict[str, list], prompt: str) -> None:
+    def _after(self, args: Any, runs: list[ModelRun], messages: dict[str, list]) -> None:
         """Keep what the cell produced: the conversation, the -o variable, the code cell."""
         if args.chat:
             chat = self.chats.setdefault(args.chat, {"system": None, "turns": {}})
@@ -214,11 +211,12 @@ class LLMMagics(Magics):
         if len(rest) != 2:
             raise UsageError("usage: %llm alias NAME provider/model, e.g. %llm alias fast demo/echo")
         name, model = rest
+        if "/" in model:
+            llmkit.get_llm_provider(model)  # an unknown provider fails now, not at the alias's first use
         try:
             alias_store.set_alias(name, model)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        llmkit.get_llm_provider(model)  # warn now about an unknown provider, not at the first call
         print(f"{name} -> {model}")
 
 

@@ -11,6 +11,7 @@ import pytest
 from notebook_support import SlowStream, cell
 
 import llmkit
+from llmkit.notebook import aliases
 from llmkit.notebook.display import UPDATE_INTERVAL
 
 
@@ -214,6 +215,21 @@ def test_alias_works_as_a_model(shell, capsys):
     shell.run_line_magic("llm", "models")
     out = capsys.readouterr().out
     assert "demo/echo, demo/lorem; images: demo/image" in out and "fast -> demo/echo" in out
+
+
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ("alias fast nowhere/x", "unknown provider 'nowhere'"),
+        ("alias fast echo", "an alias must point at 'provider/model'"),
+        ("alias a/b demo/echo", "alias name must be a single word"),
+        ("alias fast", "usage: %llm alias NAME provider/model"),
+    ],
+)
+def test_bad_aliases_are_refused(shell, capfd, line, says):
+    shell.run_line_magic("llm", line)
+    assert says in capfd.readouterr().err
+    assert aliases.aliases() == {}
 
 
 def test_help_lists_options_and_commands(shell, capsys):
