@@ -194,6 +194,7 @@ class CompareWidget(widgets.VBox):
         self._start_runs()
         self._loop = asyncio.get_running_loop()
         task = self._task = asyncio.ensure_future(asyncio.gather(*self._calls()))
+        self._set_running(True)
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=UPDATE_INTERVAL)
@@ -238,7 +239,6 @@ class CompareWidget(widgets.VBox):
         self.set_trait("status", "")
         self.set_trait("results", {})
         self.set_trait("figures", {})
-        self._set_running(True)
 
     def _calls(self) -> list:
         params = dict(self.params)

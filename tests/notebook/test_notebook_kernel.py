@@ -18,18 +18,21 @@ def kernel():
 
 
 def run(client, code, on_message=None):
-    """Execute ``code``; return (its iopub messages, its execute_reply content)."""
+    """Execute ``code``; return (its iopub messages, its execute_reply content).
+
+    ``on_message`` sees every iopub message meanwhile, whichever request it belongs to.
+    """
     msg_id = client.execute(code)
     messages = []
     while True:
         msg = client.get_iopub_msg(timeout=TIMEOUT)
+        if on_message is not None:
+            on_message(msg)
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
         messages.append(msg)
-        if on_message is not None:
-            on_message(msg)
     while True:
         reply = client.get_shell_msg(timeout=TIMEOUT)
         if reply["parent_header"].get("msg_id") == msg_id:
@@ -84,3 +87,36 @@ def test_interrupt_stops_the_streams(kernel):
     assert reply["status"] == "ok"
     followup, _ = run(client, "%%llm demo/echo\nstill alive")
     assert "still alive" in displays(followup)[-1]["content"]["data"]["text/markdown"]
+
+
+def printed(messages):
+    return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream").strip()
+
+
+def test_the_run_button_works_from_a_front_end(kernel):
+    """A click arrives as a comm message; the panes fill from llmkit's loop thread while the kernel
+    stays free to run cells, and their state reaches the front-end as comm messages."""
+    _, client = kernel
+    code = (
+        "from llmkit.widgets import CompareWidget\n"
+        "w = CompareWidget(['demo/echo', 'demo/lorem'], 'clicked', tokens_per_second=100)\n"
+        "print(w._run_button.comm.comm_id)"
+    )
+    comm_id = printed(run(client, code)[0])
+    click = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
+    client.session.send(client.shell_channel.socket, client.session.msg("comm_msg", click))
+    seen = []
+    deadline = time.monotonic() + TIMEOUT
+    while printed(run(client, "print(w.figures.get('demo/lorem', {}).get('status'))", seen.append)[0]) != "done":
+        assert time.monotonic() < deadline, "the comparison did not finish"
+        time.sleep(0.05)
+    assert (
+        printed(run(client, "print(len(w.results['demo/lorem'].split()), w.results['demo/echo'])")[0]) == "48 clicked"
+    )
+    while True:  # drain what the loop thread sent meanwhile, whatever its parent message
+        try:
+            seen.append(client.get_iopub_msg(timeout=0.5))
+        except Exception:
+            break
+    html_updates = [m for m in seen if m["msg_type"] == "comm_msg" and "value" in m["content"]["data"].get("state", {})]
+    assert html_updates, "pane updates should reach the front-end"
