@@ -32,10 +32,11 @@ def drive(calls: Sequence[Coroutine[Any, Any, None]], view: Any) -> None:
                 break
             except concurrent.futures.TimeoutError:
                 view.refresh()
-    except KeyboardInterrupt:
+    except BaseException as exc:  # an interrupt, or a failure while rendering: stop the calls too
         future.cancel()
         closed.wait(_CANCEL_GRACE)
-        view.finish()
+        if isinstance(exc, KeyboardInterrupt):
+            view.finish()
         raise
     view.finish()
 

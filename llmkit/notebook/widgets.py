@@ -15,8 +15,13 @@ import html
 import time
 from typing import Any, Callable
 
-import ipywidgets as widgets
-from traitlets import Bool, Dict, Float, Int, List, Unicode, observe
+from llmkit.notebook import missing_extra, require
+
+try:
+    import ipywidgets as widgets
+    from traitlets import Bool, Dict, Float, Int, List, Unicode, observe
+except ImportError as exc:
+    raise missing_extra(exc.name) from exc
 
 from llmkit import aio
 from llmkit.notebook.catalog import check_model, known_models
@@ -298,8 +303,7 @@ class CompareWidget(widgets.VBox):
     # -- export ----------------------------------------------------------------------------------
     def to_dataframe(self) -> Any:
         """The last comparison as a pandas DataFrame, one row per model, with its latest vote."""
-        import pandas as pd
-
+        pd = require("pandas")
         verdict = self.votes[-1] if self.votes else None
         rows = []
         for run in self._runs:

@@ -3,6 +3,10 @@
 import subprocess
 import sys
 
+import pytest
+
+import llmkit
+
 HEAVY = ("IPython", "ipywidgets", "traitlets", "pandas", "markdown_it", "llmkit.notebook")
 
 
@@ -18,3 +22,16 @@ def test_the_widgets_module_is_the_public_path():
     from llmkit.widgets import CompareWidget as public
 
     assert public is CompareWidget
+
+
+def test_a_missing_extra_says_what_to_install(monkeypatch):
+    from llmkit.widgets import CompareWidget
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
+    with pytest.raises(ImportError, match=r"pandas is not installed; .*pip install 'llmkit\[notebook\]'"):
+        CompareWidget(["demo/echo"]).to_dataframe()
+    monkeypatch.setitem(sys.modules, "markdown_it", None)
+    from IPython.core.interactiveshell import InteractiveShell
+
+    with pytest.raises(ImportError, match="markdown_it is not installed"):
+        llmkit.load_ipython_extension(InteractiveShell.instance())
