@@ -17,7 +17,6 @@ import time
 from typing import Any, Sequence
 
 from llmkit.notebook.runs import ModelRun
-from llmkit.types.utils import ImageResponse
 
 __all__ = ["FORMATS", "RichView", "TerminalView", "extract_code", "footer", "parse_json_answer", "run_html"]
 
@@ -33,7 +32,7 @@ def footer(run: ModelRun) -> str:
     parts = [run.model if run.model == run.target else f"{run.model} ({run.target})"]
     if run.latency is not None:
         parts.append(_duration(run.latency))
-    if run.ttft is not None and run.response is not None and run.tokens:
+    if run.ttft is not None and run.tokens:
         parts.append(f"first token {_duration(run.ttft)}")
     if run.tokens:
         parts.append(f"{run.tokens} tokens")
@@ -47,10 +46,6 @@ def footer(run: ModelRun) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
-def _has_images(run: ModelRun) -> bool:
-    return isinstance(run.response, ImageResponse)
 
 
 def error_text(run: ModelRun) -> str:
@@ -101,8 +96,8 @@ def body_html(run: ModelRun, fmt: str, final: bool) -> str:
     if run.status == "error":
         prefix = _pre(run.text) if run.text else ""
         return prefix + f'<pre style="white-space:pre-wrap;color:#c0392b;margin:0">{html.escape(error_text(run))}</pre>'
-    if _has_images(run):
-        return images_html(run.response)
+    if run.images is not None:
+        return images_html(run.images)
     text = run.text
     if not final:
         return _pre(text + _CURSOR)
@@ -139,8 +134,8 @@ def columns_bundle(runs: Sequence[ModelRun], fmt: str, final: bool) -> dict[str,
 def _plain_body(run: ModelRun) -> str:
     if run.status == "error":
         return (run.text + "\n" if run.text else "") + error_text(run)
-    if _has_images(run):
-        return _images_plain(run.response)
+    if run.images is not None:
+        return _images_plain(run.images)
     return run.text
 
 
@@ -156,7 +151,7 @@ def _images_plain(response: Any) -> str:
 def single_bundle(run: ModelRun, fmt: str, final: bool) -> dict[str, Any]:
     """One run's bundle: live text while it streams, then its answer in ``fmt`` with the footer."""
     text = run.text
-    if run.status == "error" or _has_images(run):
+    if run.status == "error" or run.images is not None:
         return columns_bundle([run], fmt, final)
     if not final:
         if fmt == "markdown":
@@ -242,8 +237,8 @@ class TerminalView:
     def _close(self, run: ModelRun) -> None:
         if run.status == "error":
             self.out.write(("\n" if run.text else "") + error_text(run))
-        elif _has_images(run):
-            self.out.write(_images_plain(run.response))
+        elif run.images is not None:
+            self.out.write(_images_plain(run.images))
         self.out.write(f"\n[{footer(run)}]\n")
         self._current += 1
         self._printed = 0

@@ -160,7 +160,7 @@ class LLMMagics(Magics):
             if args.system is not None:
                 chat["system"] = args.system
             for run in runs:
-                if run.status == "done" and not isinstance(run.response, llmkit.ImageResponse):
+                if run.status == "done" and run.images is None:
                     turns = [m for m in messages[run.model] if m["role"] != "system"]
                     chat["turns"][run.model] = [*turns, {"role": "assistant", "content": run.text}]
         if args.out:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Callable
 
 import llmkit
+from llmkit import ImageResponse
 from llmkit.notebook.aliases import resolve
 from llmkit.providers.invoke import implements
 from llmkit.providers.registry import get_handler
@@ -32,11 +33,26 @@ class ModelRun:
         self.parts: list[str] = []
         self.status = "pending"  # pending -> running -> done | error | cancelled
         self.error: BaseException | None = None
-        self.response: Any = None  # ModelResponse or ImageResponse once finished
+        self.images: ImageResponse | None = None  # set by generate_images
+        self._response: Any = None
+        self._build_response: Callable[[], Any] | None = None
         self.started: float | None = None
         self.first_token: float | None = None
         self.ended: float | None = None
         self.usage_tokens: int | None = None
+
+    @property
+    def response(self) -> Any:
+        """The ModelResponse (or ImageResponse) once finished; a stream's is built on first use."""
+        if self.images is not None:
+            return self.images
+        if self._response is None and self._build_response is not None:
+            self._response, self._build_response = self._build_response(), None
+        return self._response
+
+    @response.setter
+    def response(self, value: Any) -> None:
+        self._response = value
 
     @property
     def text(self) -> str:
@@ -126,15 +142,12 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
                 content = chunk.choices[0].delta.content
                 if content:
                     run.add(content)
-        response = llmkit.stream_chunk_builder(stream.chunks, messages=messages)
-        if response is not None:
-            response.usage = stream.converter.final_usage()  # the handler's own usage when it sent one
-            run.usage_tokens = response.usage.completion_tokens
-        run.response = response
+        run.usage_tokens = stream.converter.final_usage().completion_tokens  # the handler's, or an estimate
+        run._build_response = lambda: _whole_response(stream, messages)  # few callers need it: build on demand
         run.end("done")
     except asyncio.CancelledError:
-        if stream is not None and stream.chunks:  # keep what arrived, for -o and the widget
-            run.response = llmkit.stream_chunk_builder(stream.chunks, messages=messages)
+        if stream is not None and stream.chunks:  # keep what arrived, for -o
+            run._build_response = lambda: _whole_response(stream, messages)
         run.end("cancelled")
         raise
     except Exception as exc:
@@ -142,6 +155,13 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
     finally:
         if stream is not None and run.status != "done":
             await stream.aclose()  # stops the handler's generator
+
+
+def _whole_response(stream: Any, messages: list) -> Any:
+    response = llmkit.stream_chunk_builder(stream.chunks, messages=messages)
+    if response is not None:
+        response.usage = stream.converter.final_usage()
+    return response
 
 
 async def complete_chat(run: ModelRun, messages: list, params: dict, source: str) -> None:
@@ -175,6 +195,6 @@ async def generate_images(run: ModelRun, prompt: str, params: dict, source: str)
         run.end("error", exc)
         return
     run.first_token = time.perf_counter()
-    run.response = response
+    run.images = response
     run.usage_tokens = 0
     run.end("done")
