@@ -1,6 +1,6 @@
 """How much does %%llm add to a stream? A 5,000-chunk demo/lorem stream, through the magic and bare.
 
-    python bench/magic_stream.py [--runs 21] [--chunks 5000] [--no-kernel]
+    python bench/magic_stream.py [--runs 31] [--chunks 5000] [--no-kernel]
 
 Measured in one run, interleaved, medians:
   bare sync     for chunk in llmkit.completion(..., stream=True): pass
@@ -133,7 +133,7 @@ def in_kernel(runs: int, chunks: int) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--runs", type=int, default=31)
     parser.add_argument("--chunks", type=int, default=5000)
     parser.add_argument("--no-kernel", action="store_true", help="skip the real-kernel measurement")
     args = parser.parse_args()
