@@ -332,3 +332,22 @@ def test_a_terminal_prints_tokens_as_they_arrive(terminal_shell, capsys):
     out = capsys.readouterr().out
     assert out.startswith("== slow/m ==\nw0 w1 ")
     assert "w29 \n[slow/m · " in out and "== demo/echo ==\nhi\n[demo/echo · " in out
+
+
+def test_every_call_goes_through_the_public_dispatcher_with_source_magic(shell, monkeypatch):
+    seen = []
+    for name in ("acompletion", "aimage_generation"):
+        original = getattr(llmkit, name)
+
+        async def spy(*args, _original=original, _name=name, **kwargs):
+            seen.append((_name, kwargs.get("source"), kwargs.get("stream", False)))
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(llmkit, name, spy)
+    cell(shell, "demo/echo demo/image")
+    cell(shell, "demo/echo --no-stream")
+    assert sorted(seen) == [
+        ("acompletion", "magic", False),
+        ("acompletion", "magic", True),
+        ("aimage_generation", "magic", False),
+    ]

@@ -175,3 +175,17 @@ def test_arun_inside_a_running_loop():
         return await w.arun()
 
     assert asyncio.run(main()) == {"demo/echo": "async"}
+
+
+def test_every_call_goes_through_the_public_dispatcher_with_source_widget(monkeypatch):
+    seen = []
+    for name in ("acompletion", "aimage_generation"):
+        original = getattr(llmkit, name)
+
+        async def spy(*args, _original=original, _name=name, **kwargs):
+            seen.append((_name, kwargs.get("source")))
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(llmkit, name, spy)
+    CompareWidget(["demo/echo", "demo/image"], "both kinds").run()
+    assert sorted(seen) == [("acompletion", "widget"), ("aimage_generation", "widget")]
