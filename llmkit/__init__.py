@@ -48,6 +48,14 @@ __version__ = "0.1.0"
 #: Handlers by provider name, the LiteLLM way: assign a new list to change it; read on every call.
 custom_provider_map: list = []
 
+
+def load_ipython_extension(shell):
+    """``%load_ext llmkit``: register the ``%%llm`` and ``%llm`` magics (IPython loads only now)."""
+    from llmkit.notebook import load_ipython_extension as load
+
+    load(shell)
+
+
 __all__ = [
     "APIConnectionError",
     "APIError",

@@ -55,6 +55,10 @@ _WORDS = (
 
 
 class DemoLLM(CustomLLM):
+    # What the notebook's model pickers offer; image models switch the surfaces to image mode.
+    models = ("echo", "lorem")
+    image_models = ("image",)
+
     # -- chat -----------------------------------------------------------------------------------
     def completion(self, model: str, messages: list, optional_params: dict, **_: Any) -> ModelResponse:
         plan = _plan(model, messages, optional_params)
