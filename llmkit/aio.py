@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
-__all__ = ["aiter_in_thread", "handler_pool", "iterate_sync", "run_in_thread", "run_sync"]
+__all__ = ["aiter_in_thread", "handler_pool", "iterate_sync", "run_in_thread", "run_sync", "submit"]
 
 T = TypeVar("T")
 
@@ -44,6 +44,11 @@ def _bridge_loop() -> asyncio.AbstractEventLoop:
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=1)
+
+
+def submit(coro: Any) -> concurrent.futures.Future:
+    """Start ``coro`` on the bridge loop without waiting: the caller polls or waits on the future."""
+    return asyncio.run_coroutine_threadsafe(coro, _bridge_loop())
 
 
 def run_sync(awaitable: Awaitable[T]) -> T:

@@ -13,7 +13,7 @@ import concurrent.futures
 import threading
 from typing import Any, Coroutine, Sequence
 
-from llmkit.aio import _bridge_loop
+from llmkit.aio import submit
 from llmkit.notebook.display import UPDATE_INTERVAL
 
 __all__ = ["drive"]
@@ -24,7 +24,7 @@ _CANCEL_GRACE = 5.0  # seconds to wait for cancelled streams to close
 def drive(calls: Sequence[Coroutine[Any, Any, None]], view: Any) -> None:
     """Run ``calls`` to the end, refreshing ``view`` meanwhile, then render it one last time."""
     closed = threading.Event()
-    future = asyncio.run_coroutine_threadsafe(_all(calls, closed), _bridge_loop())
+    future = submit(_all(calls, closed))
     try:
         while True:
             try:

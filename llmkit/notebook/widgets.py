@@ -220,7 +220,7 @@ class CompareWidget(widgets.VBox):
 
         Returns a ``concurrent.futures.Future`` that is done when the comparison is.
         """
-        return asyncio.run_coroutine_threadsafe(self._arun_quietly(), aio._bridge_loop())
+        return aio.submit(self._arun_quietly())
 
     def stop(self) -> None:
         """Stop every pane still streaming; what they had so far stays, marked cancelled."""
