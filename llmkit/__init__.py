@@ -5,6 +5,7 @@ and call it as ``llmkit.completion(model="provider/model", messages=[...])``. Th
 LiteLLM's ``CustomLLM``, so handlers written for LiteLLM run with only their imports changed.
 """
 
+from llmkit.calllog import calls, configure_log, register_model_cost
 from llmkit.dispatch import (
     acompletion,
     aembedding,
@@ -48,6 +49,15 @@ __version__ = "0.1.0"
 #: Handlers by provider name, the LiteLLM way: assign a new list to change it; read on every call.
 custom_provider_map: list = []
 
+def __getattr__(name: str):
+    # Heavy surfaces load on first use, so that ``import llmkit`` stays fast.
+    if name in ("compare", "side_by_side"):
+        from llmkit import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module 'llmkit' has no attribute {name!r}")
+
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -76,13 +86,18 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aimage_generation",
+    "calls",
+    "compare",
     "completion",
+    "configure_log",
     "custom_provider_map",
     "embedding",
     "get_llm_provider",
     "image_generation",
     "provider_names",
+    "register_model_cost",
     "register_provider",
+    "side_by_side",
     "stream_chunk_builder",
     "unregister_provider",
 ]

@@ -80,7 +80,7 @@ def _open() -> Any:
         return SQLiteStore(path)
     except LogStoreError as exc:
         _error = exc
-    except (OSError, Exception) as exc:  # sqlite3.OperationalError, PermissionError, ...
+    except Exception as exc:  # OSError, sqlite3.OperationalError: the file cannot be created or written
         recorder.warn_once(
             ("unwritable", str(path)),
             f"llmkit cannot write its call log at {path} ({type(exc).__name__}: {exc}); keeping calls in"

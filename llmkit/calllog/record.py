@@ -121,7 +121,7 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
     if kind == "stream":
         converter = result
         if converter is not None:
-            record["response"] = "".join(converter.texts)
+            record["response"] = "".join(converter.texts) or None
             record["finish_reason"] = converter.finish_reason
             estimated = converter.usage_estimated
             usage = converter.final_usage()

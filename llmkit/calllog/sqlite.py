@@ -144,10 +144,10 @@ class SQLiteStore:
         where, args = _where(filters)
         if last is not None:
             columns = ", ".join(COLUMNS)
-            sql = f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where} ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            sql = f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where} ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
             args.append(last)
         else:
-            sql = f"{_SELECT}{where} ORDER BY seq"
+            sql = f"{_SELECT}{where} ORDER BY started_at, seq"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return rows

@@ -30,7 +30,7 @@ class Store(Protocol):
     def write(self, records: list[dict[str, Any]]) -> None: ...
 
     def read(self, filters: Filters, last: int | None = None) -> list[tuple]:
-        """Rows matching ``filters``, oldest first; only the newest ``last`` of them when given."""
+        """Rows matching ``filters`` by start time, oldest first; only the newest ``last`` when given."""
 
     def annotate(self, rows: list[tuple]) -> None: ...
 
@@ -82,6 +82,10 @@ def matches(row: tuple, filters: Filters) -> bool:
     return since is None or row[_INDEX["started_at"]] >= since
 
 
+def _started_at(row: tuple) -> float:
+    return row[_INDEX["started_at"]]
+
+
 class MemoryStore:
     """Rows in a list, gone when the process ends (``LLMKIT_LOG=memory``)."""
 
@@ -103,7 +107,8 @@ class MemoryStore:
             rows = list(self._rows)
         if filters:
             rows = [row for row in rows if matches(row, filters)]
-        return rows[-last:] if last else rows
+        rows.sort(key=_started_at)  # stable: calls started at the same time keep their order
+        return rows[-last:] if last is not None else rows
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
