@@ -57,8 +57,10 @@ def typed(columns: dict[str, Any]) -> pd.DataFrame:
 
 
 def _times(values: Any) -> Any:
-    if len(values) and isinstance(values[0], str):  # read back from an export
-        return pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
+    if len(values) and isinstance(values[0], str):  # read back from CSV or JSONL
+        return pd.DatetimeIndex(pd.to_datetime(list(values), utc=True, format="ISO8601"))
+    if len(values) and isinstance(values[0], pd.Timestamp):  # read back from Parquet
+        return pd.DatetimeIndex(pd.to_datetime(list(values), utc=True))
     return pd.to_datetime(np.array(values, dtype=float), unit="s", utc=True)
 
 
