@@ -6,7 +6,7 @@ import time
 import pytest
 
 import llmkit
-from llmkit.calllog import configure_log, recorder
+from llmkit.calllog import configure_log, costs, recorder
 
 USER = [{"role": "user", "content": "hello there"}]
 
@@ -23,6 +23,7 @@ def log(tmp_path):
     recorder.callbacks.clear()
     configure_log()
     recorder._warned.clear()
+    costs._prices.clear()
 
 
 class NoUsage(llmkit.CustomLLM):
