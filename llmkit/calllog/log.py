@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 
 from llmkit.calllog import config, recorder
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import Filters, decode_json, encode_json
+from llmkit.calllog.store import Filters, encode_json
 
 __all__ = ["CallLog"]
 
@@ -35,23 +35,23 @@ class CallLog:
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
         """Matching records as dicts, oldest first, with JSON columns decoded."""
-        return [_decode(row) for row in self._rows(filters)]
+        return _records(self._columns(filters))
 
     def last(self, n: int = 1, **filters: Any) -> list[dict[str, Any]]:
         """The newest ``n`` matching records, oldest first; cheap on a large log."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a whole number >= 1, got {n!r}")
-        return [_decode(row) for row in self._rows(filters, last=n)]
+        return _records(self._columns(filters, last=n))
 
     def __len__(self) -> int:
-        return len(self._rows({}))
+        return len(self._columns({})["call_id"])
 
     def to_dataframe(self, **filters: Any) -> Any:
         """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``)."""
         from llmkit.calllog import frame
 
         tags = filters.pop("tags", None)
-        df = frame.to_dataframe(self._rows(filters), self._annotations())
+        df = frame.to_dataframe(self._columns(filters), self._annotations())
         return frame.filter_tags(df, tags) if tags is not None else df
 
     def summary(self, **filters: Any) -> Any:
@@ -146,11 +146,12 @@ class CallLog:
         recorder.drain()
         return config.current_store(for_reading=True)
 
-    def _rows(self, filters: dict[str, Any], last: int | None = None) -> list[tuple]:
+    def _columns(self, filters: dict[str, Any], last: int | None = None) -> dict[str, list]:
+        filters = _filters(filters)
         store = self._store()
         if store is None:
-            return []
-        return store.read(_filters(filters), last=last)
+            return {name: [] for name in COLUMNS}
+        return store.read(filters, last=last)
 
     def _annotations(self) -> list[tuple]:
         store = self._store()
@@ -198,11 +199,6 @@ def _epoch(since: Any) -> float:
     raise TypeError(f"since must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")
 
 
-def _decode(row: tuple) -> dict[str, Any]:
-    record = dict(zip(COLUMNS, row))
-    for name in ("messages", "params", "metadata"):
-        record[name] = decode_json(record[name])
-    if record["tokens_estimated"] is not None:
-        record["tokens_estimated"] = bool(record["tokens_estimated"])
-    return record
-
+def _records(columns: dict[str, list]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*columns.values())]

@@ -8,14 +8,15 @@ migration, once released, is never edited; a change is a new one at the end.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, encode_row
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
+from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, Table, encode_row
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
 
@@ -61,7 +62,6 @@ _INSERT_CALL = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES ({', 
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM calls"
 
 
 class LogStoreError(Exception):
@@ -72,6 +72,9 @@ class SQLiteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
+        # Rows read so far, decoded, by seq: later reads fetch only rows written since (by any process).
+        self._cache = Table()
+        self._cached_seq = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection, used from the writer thread and readers in turn under the lock.
         self._db = sqlite3.connect(
@@ -140,17 +143,37 @@ class SQLiteStore:
     def write(self, records: list[dict[str, Any]]) -> None:
         self._transaction(_INSERT_CALL, [_sql_row(encode_row(record)) for record in records])
 
-    def read(self, filters: Filters, last: int | None = None) -> list[tuple]:
-        where, args = _where(filters)
-        if last is not None:
-            columns = ", ".join(COLUMNS)
-            sql = f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where} ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
-            args.append(last)
-        else:
-            sql = f"{_SELECT}{where} ORDER BY started_at, seq"
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return rows
+            if last is not None:  # a few rows: ask SQLite rather than load the whole log
+                return _columns(self._query_last(filters, last))
+            self._refresh()
+            return self._cache.select(filters)
+
+    def _query_last(self, filters: Filters, last: int) -> list[tuple]:
+        where, args = _where(filters)
+        columns = ", ".join(COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where}"
+            " ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
+        )
+        return [_decoded(row) for row in self._db.execute(sql, [*args, last])]
+
+    def _refresh(self) -> None:
+        """Bring the cache up to date with rows written since the last read, by any process."""
+        db = self._db
+        db.execute("BEGIN")  # one snapshot for the new rows and the count
+        try:
+            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(self._cache):
+                self._cache.clear()  # rows were deleted (the log cleared, perhaps by another process)
+                self._cached_seq = 0
+            sql = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
+            fresh = db.execute(sql, (self._cached_seq,)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        if fresh:
+            self._cached_seq = fresh[-1][0]
+            self._cache.append(_decoded(row[1:]) for row in fresh)
 
     def annotate(self, rows: list[tuple]) -> None:
         self._transaction(_INSERT_ANNOTATION, rows)
@@ -165,6 +188,8 @@ class SQLiteStore:
             self._db.execute("DELETE FROM calls")
             self._db.execute("DELETE FROM annotations")
             self._db.execute("COMMIT")
+            self._cache.clear()
+            self._cached_seq = 0
 
     def close(self) -> None:
         with self._lock:
@@ -172,6 +197,25 @@ class SQLiteStore:
 
 
 _ESTIMATED = COLUMNS.index("tokens_estimated")
+_JSON_INDEXES = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
+_decode = json.JSONDecoder().decode
+
+
+def _decoded(row: tuple) -> tuple:
+    values = list(row)
+    for index in _JSON_INDEXES:
+        text = values[index]
+        if text is not None:
+            values[index] = _decode(text)
+    if values[_ESTIMATED] is not None:
+        values[_ESTIMATED] = bool(values[_ESTIMATED])
+    return tuple(values)
+
+
+def _columns(rows: list[tuple]) -> dict[str, list]:
+    if not rows:
+        return {name: [] for name in COLUMNS}
+    return {name: list(values) for name, values in zip(COLUMNS, zip(*rows))}
 
 
 def _sql_row(row: tuple) -> tuple:

@@ -1,8 +1,11 @@
 """Where records go: the interface every store implements, and the in-memory store.
 
-A store keeps rows: tuples in the order of ``record.COLUMNS``, with the list and dict columns
-(``record.JSON_COLUMNS``) as JSON text. The SQLite store lives in ``sqlite.py``; a server database
-would be one more class with these six methods, chosen in ``config.py``; the dispatcher never sees it.
+Stores write records (dicts) and read them back as *columns*: a dict from each name in
+``record.COLUMNS`` to a list of plain Python values, oldest call first, with the list and dict
+columns (``record.JSON_COLUMNS``) decoded. Columns are what a DataFrame is built from, and keeping
+them saves transposing a million rows on every read. The SQLite store lives in ``sqlite.py``; a server
+database would be one more class with these six methods, chosen in ``config.py``; the dispatcher
+never sees a store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from typing import Any, Iterable, Protocol
 
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 
-__all__ = ["ANNOTATION_COLUMNS", "Filters", "MemoryStore", "Store", "decode_json", "encode_json", "encode_row", "matches"]
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "Filters",
+    "MemoryStore",
+    "Store",
+    "Table",
+    "decode_json",
+    "decoded_row",
+    "encode_json",
+    "encode_row",
+]
 
 #: One annotation row: a label put on a call after the fact (a vote, a rating, a tag).
 ANNOTATION_COLUMNS = ("call_id", "name", "value", "group_id", "source", "created_at")
@@ -29,10 +42,11 @@ class Filters(dict):
 class Store(Protocol):
     def write(self, records: list[dict[str, Any]]) -> None: ...
 
-    def read(self, filters: Filters, last: int | None = None) -> list[tuple]:
-        """Rows matching ``filters`` by start time, oldest first; only the newest ``last`` when given."""
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+        """Columns of the calls matching ``filters`` by start time, oldest first; the newest ``last``."""
 
-    def annotate(self, rows: list[tuple]) -> None: ...
+    def annotate(self, rows: list[tuple]) -> None:
+        """Append annotation rows: tuples in the order of ``ANNOTATION_COLUMNS``, value as JSON text."""
 
     def read_annotations(self) -> list[tuple]: ...
 
@@ -41,6 +55,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+# -- JSON for the list and dict columns -------------------------------------------------------------
 def _json_default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # pydantic objects in messages (a Message appended from a response)
@@ -61,36 +76,98 @@ def decode_json(text: str | None) -> Any:
 
 
 def encode_row(record: dict[str, Any]) -> tuple:
+    """A record as a row tuple in ``COLUMNS`` order, lists and dicts as JSON text."""
     row = [record.get(name) for name in COLUMNS]
     for index in _JSON_INDEXES:
         row[index] = encode_json(row[index])
     return tuple(row)
 
 
-_INDEX = {name: COLUMNS.index(name) for name in ("model", "status", "source", "kind", "run_id", "started_at")}
+# -- columns in memory -------------------------------------------------------------------------------
+_STARTED = COLUMNS.index("started_at")
 
 
-def matches(row: tuple, filters: Filters) -> bool:
-    for name in ("model", "status", "source", "kind"):
-        allowed = filters.get(name)
-        if allowed is not None and row[_INDEX[name]] not in allowed:
-            return False
-    run_id = filters.get("run_id")
-    if run_id is not None and row[_INDEX["run_id"]] != run_id:
-        return False
-    since = filters.get("since")
-    return since is None or row[_INDEX["started_at"]] >= since
+class Table:
+    """Calls as columns in memory: the memory store's contents, and the SQLite store's read cache.
+
+    Rows are appended as they are written (roughly in the order calls finish) and put in order of
+    start time when read. Not thread-safe by itself: its owner holds a lock.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self._ordered = True
+
+    def __len__(self) -> int:
+        return len(self.columns["call_id"])
+
+    def append(self, rows: Iterable[tuple]) -> None:
+        """Append decoded rows (tuples in ``COLUMNS`` order)."""
+        started = self.columns["started_at"]
+        latest = started[-1] if started else float("-inf")
+        lists = [self.columns[name] for name in COLUMNS]
+        for row in rows:
+            if row[_STARTED] < latest:
+                self._ordered = False
+            latest = row[_STARTED]
+            for values, value in zip(lists, row):
+                values.append(value)
+
+    def select(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+        """Copies of the columns of matching rows, oldest first; the newest ``last`` of them."""
+        self._order()
+        index = self._matching(filters)
+        if last is not None:
+            index = (index if index is not None else range(len(self)))[-last:]
+        if index is None:
+            return {name: list(values) for name, values in self.columns.items()}
+        return {name: [values[i] for i in index] for name, values in self.columns.items()}
+
+    def clear(self) -> None:
+        for values in self.columns.values():
+            values.clear()
+        self._ordered = True
+
+    def _order(self) -> None:
+        if self._ordered:
+            return
+        started = self.columns["started_at"]
+        order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep write order
+        for values in self.columns.values():
+            values[:] = [values[i] for i in order]
+        self._ordered = True
+
+    def _matching(self, filters: Filters) -> list[int] | None:
+        index: list[int] | None = None
+        for name in ("model", "status", "source", "kind", "run_id", "since"):
+            wanted = filters.get(name)
+            if wanted is None:
+                continue
+            values = self.columns["started_at" if name == "since" else name]
+            candidates = range(len(values)) if index is None else index
+            if name == "since":
+                index = [i for i in candidates if values[i] >= wanted]
+            elif name == "run_id":
+                index = [i for i in candidates if values[i] == wanted]
+            else:
+                allowed = set(wanted)
+                index = [i for i in candidates if values[i] in allowed]
+        return index
 
 
-def _started_at(row: tuple) -> float:
-    return row[_INDEX["started_at"]]
+def decoded_row(record: dict[str, Any]) -> tuple:
+    """A record as a row of plain values, lists and dicts copied through JSON as a store returns them."""
+    row = list(encode_row(record))
+    for index in _JSON_INDEXES:
+        row[index] = decode_json(row[index])
+    return tuple(row)
 
 
 class MemoryStore:
-    """Rows in a list, gone when the process ends (``LLMKIT_LOG=memory``)."""
+    """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple] = []
+        self._table = Table()
         self._annotations: list[tuple] = []
         self._lock = threading.Lock()
 
@@ -98,17 +175,13 @@ class MemoryStore:
         return "memory"
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        rows = [encode_row(record) for record in records]
+        rows = [decoded_row(record) for record in records]
         with self._lock:
-            self._rows.extend(rows)
+            self._table.append(rows)
 
-    def read(self, filters: Filters, last: int | None = None) -> list[tuple]:
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
-            rows = list(self._rows)
-        if filters:
-            rows = [row for row in rows if matches(row, filters)]
-        rows.sort(key=_started_at)  # stable: calls started at the same time keep their order
-        return rows[-last:] if last is not None else rows
+            return self._table.select(filters, last)
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -120,7 +193,7 @@ class MemoryStore:
 
     def clear(self) -> None:
         with self._lock:
-            self._rows.clear()
+            self._table.clear()
             self._annotations.clear()
 
     def close(self) -> None:
