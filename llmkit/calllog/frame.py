@@ -40,7 +40,7 @@ def typed(columns: dict[str, Any]) -> pd.DataFrame:
         if name == "started_at":
             data[name] = _times(values)
         elif name in CATEGORIES:
-            data[name] = pd.Categorical(values)
+            data[name] = _categorical(values)
         elif name in INTEGERS:
             data[name] = pd.array(np.array(values, dtype=float), dtype="Int64")  # NaN (from None) -> <NA>
         elif name in FLOATS:
@@ -48,16 +48,25 @@ def typed(columns: dict[str, Any]) -> pd.DataFrame:
         elif name == "tokens_estimated":
             data[name] = pd.array([None if v is None or v != v else bool(v) for v in values], dtype="boolean")
         elif name in TEXTS:
-            data[name] = pd.array(values, dtype="string[python]")  # the fastest to build of the string dtypes
+            data[name] = _strings(values)
         else:  # lists and dicts
             data[name] = _objects(values)
     return pd.DataFrame(data)
 
 
+def _categorical(values: Any) -> pd.Categorical:
+    # factorize on an object array is several times faster than Categorical(list of str).
+    codes, uniques = pd.factorize(_objects(values), sort=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype="string[python]"))
+
+
+def _strings(values: Any) -> Any:
+    return pd.array(_objects(values), dtype="string[python]")  # the quickest string dtype to build
+
+
 def _objects(values: Any) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+    # fromiter keeps each list or dict as one element, where np.array would look inside them.
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _times(values: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 
 from llmkit.calllog import config, recorder
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import Filters, encode_json
+from llmkit.calllog.store import Filters, encode_json, records_of
 
 __all__ = ["CallLog"]
 
@@ -35,16 +35,16 @@ class CallLog:
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
         """Matching records as dicts, oldest first, with JSON columns decoded."""
-        return _records(self._columns(filters))
+        return records_of(self._columns(filters))
 
     def last(self, n: int = 1, **filters: Any) -> list[dict[str, Any]]:
         """The newest ``n`` matching records, oldest first; cheap on a large log."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a whole number >= 1, got {n!r}")
-        return _records(self._columns(filters, last=n))
+        return records_of(self._columns(filters, last=n))
 
     def __len__(self) -> int:
-        return len(self._columns({})["call_id"])
+        return len(self._columns({}, last=None)["call_id"])
 
     def to_dataframe(self, **filters: Any) -> Any:
         """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``)."""
@@ -197,8 +197,3 @@ def _epoch(since: Any) -> float:
             since = since.replace(tzinfo=_dt.timezone.utc)  # the log is in UTC; so are naive times
         return since.timestamp()
     raise TypeError(f"since must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")
-
-
-def _records(columns: dict[str, list]) -> list[dict[str, Any]]:
-    names = list(columns)
-    return [dict(zip(names, values)) for values in zip(*columns.values())]

@@ -8,15 +8,14 @@ migration, once released, is never edited; a change is a new one at the end.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
-from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, Table, encode_row
+from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, Table, decode_columns, encode_row
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
 
@@ -157,7 +156,7 @@ class SQLiteStore:
             f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where}"
             " ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
         )
-        return [_decoded(row) for row in self._db.execute(sql, [*args, last])]
+        return self._db.execute(sql, [*args, last]).fetchall()
 
     def _refresh(self) -> None:
         """Bring the cache up to date with rows written since the last read, by any process."""
@@ -173,7 +172,7 @@ class SQLiteStore:
             db.execute("COMMIT")
         if fresh:
             self._cached_seq = fresh[-1][0]
-            self._cache.append(_decoded(row[1:]) for row in fresh)
+            self._cache.extend(decode_columns(list(zip(*fresh))[1:]))  # transposed in C, seq dropped
 
     def annotate(self, rows: list[tuple]) -> None:
         self._transaction(_INSERT_ANNOTATION, rows)
@@ -197,25 +196,10 @@ class SQLiteStore:
 
 
 _ESTIMATED = COLUMNS.index("tokens_estimated")
-_JSON_INDEXES = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
-_decode = json.JSONDecoder().decode
-
-
-def _decoded(row: tuple) -> tuple:
-    values = list(row)
-    for index in _JSON_INDEXES:
-        text = values[index]
-        if text is not None:
-            values[index] = _decode(text)
-    if values[_ESTIMATED] is not None:
-        values[_ESTIMATED] = bool(values[_ESTIMATED])
-    return tuple(values)
-
-
 def _columns(rows: list[tuple]) -> dict[str, list]:
     if not rows:
         return {name: [] for name in COLUMNS}
-    return {name: list(values) for name, values in zip(COLUMNS, zip(*rows))}
+    return {name: list(values) for name, values in zip(COLUMNS, decode_columns(list(zip(*rows))))}
 
 
 def _sql_row(row: tuple) -> tuple:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Iterable, Protocol
+from array import array
+from typing import Any, Iterable, Protocol, Sequence
 
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 
@@ -23,9 +24,11 @@ __all__ = [
     "Store",
     "Table",
     "decode_json",
+    "decode_columns",
     "decoded_row",
     "encode_json",
     "encode_row",
+    "records_of",
 ]
 
 #: One annotation row: a label put on a call after the fact (a vote, a rating, a tag).
@@ -90,42 +93,57 @@ _STARTED = COLUMNS.index("started_at")
 class Table:
     """Calls as columns in memory: the memory store's contents, and the SQLite store's read cache.
 
-    Rows are appended as they are written (roughly in the order calls finish) and put in order of
-    start time when read. Not thread-safe by itself: its owner holds a lock.
+    Numbers are kept in ``array('d')`` columns (NaN for null), which numpy reads without converting a
+    million float objects; repeated short texts (model, status, ...) share one string object. Rows are
+    appended as written (roughly as calls finish) and put in order of start time when read. Not
+    thread-safe by itself: its owner holds a lock.
     """
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {name: [] for name in COLUMNS}
+        self.columns: dict[str, Any] = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
+        self._shared: dict[Any, Any] = {}
         self._ordered = True
 
     def __len__(self) -> int:
         return len(self.columns["call_id"])
 
-    def append(self, rows: Iterable[tuple]) -> None:
+    def append(self, rows: list[tuple]) -> None:
         """Append decoded rows (tuples in ``COLUMNS`` order)."""
-        started = self.columns["started_at"]
-        latest = started[-1] if started else float("-inf")
-        lists = [self.columns[name] for name in COLUMNS]
-        for row in rows:
-            if row[_STARTED] < latest:
-                self._ordered = False
-            latest = row[_STARTED]
-            for values, value in zip(lists, row):
-                values.append(value)
+        if rows:
+            self.extend(list(zip(*rows)))  # transposed in C
 
-    def select(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+    def extend(self, columns: list[Sequence[Any]]) -> None:
+        """Append decoded columns (sequences in ``COLUMNS`` order, of equal length)."""
+        if not columns or not columns[0]:
+            return
+        started = self.columns["started_at"]
+        new = columns[_STARTED]
+        if (started and new[0] < started[-1]) or any(a > b for a, b in zip(new, new[1:])):
+            self._ordered = False
+        share = self._shared.setdefault
+        for name, column in zip(COLUMNS, columns):
+            values = self.columns[name]
+            if name in NUMBERS:
+                values.extend([_NAN if v is None else v for v in column])
+            elif name in SHARED:
+                values.extend([share(v, v) for v in column])
+            else:
+                values.extend(column)
+
+    def select(self, filters: Filters, last: int | None = None) -> dict[str, Any]:
         """Copies of the columns of matching rows, oldest first; the newest ``last`` of them."""
         self._order()
         index = self._matching(filters)
         if last is not None:
             index = (index if index is not None else range(len(self)))[-last:]
         if index is None:
-            return {name: list(values) for name, values in self.columns.items()}
-        return {name: [values[i] for i in index] for name, values in self.columns.items()}
+            return {name: _copy(values) for name, values in self.columns.items()}
+        return {name: _copy(values, index) for name, values in self.columns.items()}
 
     def clear(self) -> None:
         for values in self.columns.values():
-            values.clear()
+            del values[:]
+        self._shared.clear()
         self._ordered = True
 
     def _order(self) -> None:
@@ -133,8 +151,8 @@ class Table:
             return
         started = self.columns["started_at"]
         order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep write order
-        for values in self.columns.values():
-            values[:] = [values[i] for i in order]
+        for name, values in self.columns.items():
+            self.columns[name] = _copy(values, order)
         self._ordered = True
 
     def _matching(self, filters: Filters) -> list[int] | None:
@@ -155,12 +173,72 @@ class Table:
         return index
 
 
+#: Columns kept as floats, NaN for null.
+NUMBERS = frozenset(
+    ("started_at", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms",
+     "tokens_per_s", "cost_usd", "status_code")
+)  # fmt: skip
+_INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
+#: Short texts that repeat from row to row.
+SHARED = frozenset(
+    ("model", "provider", "handler_model", "kind", "source", "finish_reason", "status", "error_type", "run_id")
+)
+_NAN = float("nan")
+
+
+def _copy(values: Any, index: Any = None) -> Any:
+    if isinstance(values, array):
+        return array("d", values) if index is None else array("d", [values[i] for i in index])
+    return list(values) if index is None else [values[i] for i in index]
+
+
+def records_of(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records (dicts of plain values, None for null) from columns a store returned."""
+    plain = dict(columns)
+    for name in NUMBERS & plain.keys():
+        plain[name] = [None if v != v else v for v in plain[name]]
+    for name in _INTEGERS:
+        if name in plain:
+            plain[name] = [None if v is None else int(v) for v in plain[name]]
+    names = list(plain)
+    return [dict(zip(names, values)) for values in zip(*plain.values())]
+
+
 def decoded_row(record: dict[str, Any]) -> tuple:
     """A record as a row of plain values, lists and dicts copied through JSON as a store returns them."""
     row = list(encode_row(record))
     for index in _JSON_INDEXES:
         row[index] = decode_json(row[index])
     return tuple(row)
+
+
+def decode_columns(columns: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Columns as a database returns them (JSON text, 0/1 booleans) as columns of plain values.
+
+    Identical JSON texts (the same params, the same prompt sent to several models) are decoded once
+    and share one object, which saves most of the time and memory on a large log.
+    """
+    if not columns:
+        return columns
+    columns = list(columns)
+    for index in _JSON_INDEXES:
+        cache: dict[str, Any] = {}
+        decoded = []
+        for text in columns[index]:
+            if text is None:
+                decoded.append(None)
+                continue
+            value = cache.get(text, _MISSING)
+            if value is _MISSING:
+                value = cache[text] = json.loads(text)
+            decoded.append(value)
+        columns[index] = decoded
+    columns[_ESTIMATED] = [None if v is None else bool(v) for v in columns[_ESTIMATED]]
+    return columns
+
+
+_MISSING = object()
+_ESTIMATED = COLUMNS.index("tokens_estimated")
 
 
 class MemoryStore:
