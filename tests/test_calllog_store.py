@@ -12,7 +12,8 @@ from calllog_support import USER, log  # noqa: F401 - log is a fixture
 
 import llmkit
 from llmkit.calllog import configure_log, recorder
-from llmkit.calllog.sqlite import MIGRATIONS, LogStoreError
+from llmkit.calllog import LogStoreError
+from llmkit.calllog.sqlite import MIGRATIONS
 
 WRITER = """
 import sys, llmkit
@@ -216,3 +217,14 @@ def test_a_custom_store_receives_the_records():
 def test_import_llmkit_loads_neither_pandas_nor_sqlite():
     out = run_python("import sys, llmkit; print([m for m in ('pandas', 'sqlite3', 'tqdm') if m in sys.modules])")
     assert out.stdout.strip() == "[]"
+
+
+def test_reads_pick_up_other_processes_writes_and_clears(log, tmp_path):
+    env = {**os.environ, "LLMKIT_LOG_PATH": str(tmp_path / "calls.db")}
+    llmkit.completion(model="demo/echo", messages=USER)
+    assert len(log.to_dataframe()) == 1  # now cached in this process
+    run_python(WRITER, "other", 2, env=env)
+    assert sorted(log.to_dataframe()["prompt"]) == ["hello there", "other-0", "other-1"]
+    # cleared elsewhere, then as many calls as this process has cached: still read afresh
+    run_python("import llmkit; llmkit.calls.clear()\n" + WRITER, "after", 3, env=env)
+    assert log.to_dataframe()["prompt"].tolist() == ["after-0", "after-1", "after-2"]

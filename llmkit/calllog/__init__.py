@@ -9,8 +9,9 @@ from llmkit.calllog.config import configure_log
 from llmkit.calllog.costs import register_model_cost
 from llmkit.calllog.log import CallLog
 from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.store import LogStoreError, Store
 
-__all__ = ["COLUMNS", "CallLog", "calls", "configure_log", "register_model_cost"]
+__all__ = ["COLUMNS", "CallLog", "LogStoreError", "Store", "calls", "configure_log", "register_model_cost"]
 
 #: The call log (``llmkit.calls``).
 calls = CallLog()

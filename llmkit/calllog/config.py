@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmkit.calllog import recorder
-from llmkit.calllog.store import MemoryStore
+from llmkit.calllog.store import LogStoreError, MemoryStore
 
 __all__ = ["configure_log", "current_store", "default_path", "log_mode"]
 
@@ -74,7 +74,7 @@ def _open() -> Any:
     if mode == "memory":
         return MemoryStore()
     path = _path or default_path()
-    from llmkit.calllog.sqlite import LogStoreError, SQLiteStore
+    from llmkit.calllog.sqlite import SQLiteStore
 
     try:
         return SQLiteStore(path)

@@ -27,7 +27,8 @@ _perf = time.perf_counter
 _time = time.time
 
 _pending: collections.deque = collections.deque()
-_lock = threading.RLock()  # one drain at a time; guards building each entry's record once
+_lock = threading.RLock()  # one drain at a time (re-entrant: a callback may read the log)
+_build_lock = threading.Lock()  # each entry's record is built once, whoever asks first
 _capture: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("llmkit_calllog_capture", default=None)
 
 #: True when nothing wants entries (the log is off and no callbacks are registered).
@@ -106,10 +107,11 @@ class Entry:
             _submit(self)
 
     def record(self) -> dict[str, Any]:
-        with _lock:
-            if self._record is None:
-                self._record = build_record(self)
-            return self._record
+        if self._record is None:
+            with _build_lock:
+                if self._record is None:
+                    self._record = build_record(self)
+        return self._record
 
 
 def begin(kind: str, model: Any, payload: Any, kwargs: dict) -> Entry | None:
@@ -166,8 +168,12 @@ def ensure_writer() -> None:
     with _lock:
         if _writer is None:
             _stop.clear()
-            _writer = threading.Thread(target=_write_loop, name="llmkit-calllog", daemon=True)
-            _writer.start()
+            writer = threading.Thread(target=_write_loop, name="llmkit-calllog", daemon=True)
+            try:
+                writer.start()
+            except RuntimeError:  # interpreter shutdown (a stream dropped at exit): nothing to start
+                return
+            _writer = writer
 
 
 def _write_loop() -> None:
@@ -244,9 +250,9 @@ def stop_writer() -> None:
 
 def _after_fork() -> None:
     # The child has no writer thread; the parent writes the calls it had queued.
-    global _writer, _lock
+    global _writer, _lock, _build_lock
     _writer = None
-    _lock = threading.RLock()
+    _lock, _build_lock = threading.RLock(), threading.Lock()
     _pending.clear()
 
 

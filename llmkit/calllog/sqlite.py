@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, Table, decode_columns, encode_row
+from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, LogStoreError, Table, decode_columns, encode_row
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
 
@@ -24,7 +24,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "001_create_calls",
         """
         CREATE TABLE calls (
-            seq INTEGER PRIMARY KEY,
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
             call_id TEXT NOT NULL UNIQUE,
             started_at REAL NOT NULL,
             model TEXT, provider TEXT, handler_model TEXT, kind TEXT, source TEXT,
@@ -43,7 +43,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "002_create_annotations",
         """
         CREATE TABLE annotations (
-            seq INTEGER PRIMARY KEY,
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
             call_id TEXT NOT NULL,
             name TEXT NOT NULL,
             value TEXT,
@@ -61,10 +61,6 @@ _INSERT_CALL = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES ({', 
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
-
-
-class LogStoreError(Exception):
-    """The call log's database file cannot be used (corrupt, or not an llmkit log)."""
 
 
 class SQLiteStore:

@@ -16,10 +16,12 @@ from array import array
 from typing import Any, Iterable, Protocol, Sequence
 
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
+from llmkit.errors import LLMKitError
 
 __all__ = [
     "ANNOTATION_COLUMNS",
     "Filters",
+    "LogStoreError",
     "MemoryStore",
     "Store",
     "Table",
@@ -35,6 +37,10 @@ __all__ = [
 ANNOTATION_COLUMNS = ("call_id", "name", "value", "group_id", "source", "created_at")
 
 _JSON_INDEXES = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
+
+
+class LogStoreError(LLMKitError):
+    """The call log's database file cannot be used (corrupt, or not an llmkit call log)."""
 
 
 class Filters(dict):
