@@ -258,15 +258,7 @@ def completion(
     """
     messages = [] if messages is None else messages
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
-    try:
-        result = _completion(model, messages, stream, kwargs, entry)
-    except BaseException as exc:
-        if entry is not None:
-            entry.failed(exc)
-        raise
-    if entry is not None and not stream:
-        entry.ok(result)
-    return result
+    return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
 
 def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
@@ -293,15 +285,7 @@ async def acompletion(
     """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
     messages = [] if messages is None else messages
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
-    try:
-        result = await _acompletion(model, messages, stream, kwargs, entry)
-    except BaseException as exc:  # CancelledError included: the call is recorded as cancelled
-        if entry is not None:
-            entry.failed(exc)
-        raise
-    if entry is not None and not stream:
-        entry.ok(result)
-    return result
+    return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
 async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
@@ -412,13 +396,13 @@ def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any], is_async
 def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """Generate images for ``prompt`` with the provider named by ``model``."""
     entry = begin("image", model, prompt, kwargs)
-    return _recorded(entry, lambda: _image_call(prompt, model, kwargs, is_async=False).run_sync())
+    return _recorded(entry, False, lambda: _image_call(prompt, model, kwargs, is_async=False).run_sync())
 
 
 async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """The async twin of :func:`image_generation`."""
     entry = begin("image", model, prompt, kwargs)
-    return await _arecorded(entry, lambda: _image_call(prompt, model, kwargs, is_async=True).run_async())
+    return await _arecorded(entry, False, lambda: _image_call(prompt, model, kwargs, is_async=True).run_async())
 
 
 def _embedding_call(model: str, input: Any, kwargs: dict[str, Any], is_async: bool) -> _Call:
@@ -433,37 +417,42 @@ def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse
     """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
     input = [] if input is None else input
     entry = begin("embedding", model, input, kwargs)
-    return _recorded(entry, lambda: _embedding_call(model, input, kwargs, is_async=False).run_sync())
+    return _recorded(entry, False, lambda: _embedding_call(model, input, kwargs, is_async=False).run_sync())
 
 
 async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The async twin of :func:`embedding`."""
     input = [] if input is None else input
     entry = begin("embedding", model, input, kwargs)
-    return await _arecorded(entry, lambda: _embedding_call(model, input, kwargs, is_async=True).run_async())
+    return await _arecorded(entry, False, lambda: _embedding_call(model, input, kwargs, is_async=True).run_async())
 
 
 # -- recording ---------------------------------------------------------------------------------------
-def _recorded(entry: Entry | None, run: Callable[[], Any]) -> Any:
-    """``run()``, its outcome recorded in the call log (``entry`` is None when nothing records)."""
+def _recorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` with its outcome recorded in the call log (``entry`` is None when nothing records).
+
+    A stream is recorded by its CustomStreamWrapper when it ends; here only if it fails to open.
+    """
     if entry is None:
-        return run()
+        return run(*args)
     try:
-        result = run()
-    except BaseException as exc:
+        result = run(*args)
+    except BaseException as exc:  # KeyboardInterrupt included: recorded as cancelled
         entry.failed(exc)
         raise
-    entry.ok(result)
+    if not stream:
+        entry.ok(result)
     return result
 
 
-async def _arecorded(entry: Entry | None, run: Callable[[], Any]) -> Any:
+async def _arecorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
     if entry is None:
-        return await run()
+        return await run(*args)
     try:
-        result = await run()
-    except BaseException as exc:
+        result = await run(*args)
+    except BaseException as exc:  # CancelledError included: recorded as cancelled
         entry.failed(exc)
         raise
-    entry.ok(result)
+    if not stream:
+        entry.ok(result)
     return result

@@ -323,7 +323,6 @@ class CustomStreamWrapper:
         return error
 
     def _interrupted(self, exc: BaseException) -> None:
-        self._finished = True
         if self._entry is not None:
             self._entry.failed(exc, self.converter)
 

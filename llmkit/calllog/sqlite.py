@@ -72,15 +72,13 @@ class SQLiteStore:
         self._cached_seq = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection, used from the writer thread and readers in turn under the lock.
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             self._prepare()
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             self._db.close()
-            if isinstance(exc, sqlite3.OperationalError) and _unwritable(exc):
-                raise
+            if not isinstance(exc, sqlite3.DatabaseError) or _unwritable(exc):
+                raise  # LogStoreError already, or a file we may not write: config falls back to memory
             raise LogStoreError(
                 f"{self.path} is not a usable llmkit call log ({exc}); move it away or point"
                 " LLMKIT_LOG_PATH at another file"
@@ -221,6 +219,6 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _unwritable(exc: sqlite3.OperationalError) -> bool:
+def _unwritable(exc: sqlite3.DatabaseError) -> bool:
     text = str(exc).lower()
     return "unable to open" in text or "readonly" in text or "read-only" in text
