@@ -143,3 +143,11 @@ def test_empty_log_gives_an_empty_typed_frame(log):
     assert df.empty and list(df.columns) == [*COLUMNS, "annotations"]
     assert df["prompt_tokens"].dtype == "Int64"
     assert log.summary().empty
+
+
+def test_records_and_last_filter_by_tags_too(log):
+    make_calls()
+    assert [r["model"] for r in log.records(tags="eval")] == ["demo/echo"]
+    assert [r["model"] for r in log.last(5, tags={"user": "bob"})] == ["demo/fail"]
+    with pytest.raises(TypeError, match="tags must be"):
+        log.records(tags=[1])

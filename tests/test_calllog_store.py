@@ -228,3 +228,11 @@ def test_reads_pick_up_other_processes_writes_and_clears(log, tmp_path):
     # cleared elsewhere, then as many calls as this process has cached: still read afresh
     run_python("import llmkit; llmkit.calls.clear()\n" + WRITER, "after", 3, env=env)
     assert log.to_dataframe()["prompt"].tolist() == ["after-0", "after-1", "after-2"]
+
+
+def test_public_names_are_exported_and_sorted():
+    assert llmkit.__all__ == sorted(llmkit.__all__)
+    for name in ("calls", "compare", "configure_log", "register_model_cost", "side_by_side"):
+        assert name in llmkit.__all__ and getattr(llmkit, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        llmkit.nonsense

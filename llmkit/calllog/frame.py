@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         "llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'"
     ) from None
 
-__all__ = ["annotations_frame", "filter_tags", "read_export", "summary", "to_dataframe", "writer_for"]
+__all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
 
 CATEGORIES = ("model", "provider", "kind", "status", "source")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
@@ -100,22 +100,10 @@ def annotations_frame(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
-def filter_tags(df: pd.DataFrame, tags: Any) -> pd.DataFrame:
-    """Rows whose metadata has every ``tags`` item (dict) or name (key, or entry of metadata["tags"])."""
-    if isinstance(tags, dict):
-        def keep(meta: Any) -> bool:
-            return isinstance(meta, dict) and all(k in meta and meta[k] == v for k, v in tags.items())
-    else:
-        names = [tags] if isinstance(tags, str) else list(tags)
-
-        def keep(meta: Any) -> bool:
-            if not isinstance(meta, dict):
-                return False
-            listed = meta.get("tags")
-            listed = listed if isinstance(listed, (list, tuple)) else ()
-            return all(name in meta or name in listed for name in names)
-
-    return df[df["metadata"].map(keep).astype(bool)].reset_index(drop=True)
+def rows_where(df: pd.DataFrame, column: str, keep: Callable[[Any], bool]) -> pd.DataFrame:
+    """The rows whose ``column`` value passes ``keep``, renumbered from 0."""
+    mask = np.fromiter((bool(keep(value)) for value in df[column]), dtype=bool, count=len(df))
+    return df[mask].reset_index(drop=True)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

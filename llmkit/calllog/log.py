@@ -35,12 +35,16 @@ class CallLog:
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
         """Matching records as dicts, oldest first, with JSON columns decoded."""
-        return records_of(self._columns(filters))
+        keep = tag_matcher(filters.pop("tags", None))
+        records = records_of(self._columns(filters))
+        return records if keep is None else [r for r in records if keep(r["metadata"])]
 
     def last(self, n: int = 1, **filters: Any) -> list[dict[str, Any]]:
-        """The newest ``n`` matching records, oldest first; cheap on a large log."""
+        """The newest ``n`` matching records, oldest first; cheap on a large log (unless by tags)."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be a whole number >= 1, got {n!r}")
+        if filters.get("tags") is not None:
+            return self.records(**filters)[-n:]
         return records_of(self._columns(filters, last=n))
 
     def __len__(self) -> int:
@@ -50,9 +54,9 @@ class CallLog:
         """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``)."""
         from llmkit.calllog import frame
 
-        tags = filters.pop("tags", None)
+        keep = tag_matcher(filters.pop("tags", None))
         df = frame.to_dataframe(self._columns(filters), self._annotations())
-        return frame.filter_tags(df, tags) if tags is not None else df
+        return df if keep is None else frame.rows_where(df, "metadata", keep)
 
     def summary(self, **filters: Any) -> Any:
         """One row per model: calls, error rate, latency and time-to-first-token percentiles, ..."""
@@ -178,6 +182,27 @@ def _filters(given: dict[str, Any]) -> Filters:
     if given.get("since") is not None:
         filters["since"] = _epoch(given["since"])
     return filters
+
+
+def tag_matcher(tags: Any) -> Callable[[Any], bool] | None:
+    """A test of a call's metadata: every item of a ``tags`` dict matches, or every name in ``tags``
+    is a metadata key or an entry of ``metadata["tags"]``. None when ``tags`` is None."""
+    if tags is None:
+        return None
+    if isinstance(tags, dict):
+        return lambda meta: isinstance(meta, dict) and all(k in meta and meta[k] == v for k, v in tags.items())
+    names = [tags] if isinstance(tags, str) else list(tags)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"tags must be a dict, a name or a list of names, got {tags!r}")
+
+    def has_names(meta: Any) -> bool:
+        if not isinstance(meta, dict):
+            return False
+        listed = meta.get("tags")
+        listed = listed if isinstance(listed, (list, tuple)) else ()
+        return all(name in meta or name in listed for name in names)
+
+    return has_names
 
 
 def _epoch(since: Any) -> float:
