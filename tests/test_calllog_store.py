@@ -236,3 +236,25 @@ def test_public_names_are_exported_and_sorted():
         assert name in llmkit.__all__ and getattr(llmkit, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         llmkit.nonsense
+
+
+def _calls_in_worker(n):
+    for i in range(n):
+        llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": f"worker-{i}"}])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_multiprocessing_workers_flush_before_they_exit(log):
+    import multiprocessing
+
+    llmkit.completion(model="demo/echo", messages=USER)  # the parent's writer runs before the fork
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_calls_in_worker, args=(5,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    records = log.records()
+    assert sorted(r["prompt"] for r in records).count("worker-0") == 2
+    assert len(records) == 11 and len({r["call_id"] for r in records}) == 11

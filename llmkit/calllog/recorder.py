@@ -14,6 +14,7 @@ import collections
 import contextvars
 import inspect
 import os
+import sys
 import threading
 import time
 import warnings
@@ -174,6 +175,19 @@ def ensure_writer() -> None:
             except RuntimeError:  # interpreter shutdown (a stream dropped at exit): nothing to start
                 return
             _writer = writer
+            _flush_at_worker_exit()
+
+
+_finalizer_pid = None
+
+
+def _flush_at_worker_exit() -> None:
+    """multiprocessing's worker processes end with os._exit, skipping atexit: flush at their exit too."""
+    global _finalizer_pid
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and _finalizer_pid != os.getpid():
+        _finalizer_pid = os.getpid()
+        mp_util.Finalize(None, stop_writer, exitpriority=0)
 
 
 def _write_loop() -> None:
