@@ -91,20 +91,18 @@ def test_summary_one_row_per_model(log):
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_export_round_trips(log, tmp_path, suffix):
-    from llmkit.calllog.frame import read_export
-
     make_calls()
     log.annotate(log.last()[0]["call_id"], "vote", {"rank": 1})
     df = log.to_dataframe()
     path = log.export(tmp_path / f"calls{suffix}")
-    back = read_export(path)
+    back = log.read_export(path)
     pd.testing.assert_frame_equal(back, df, check_categorical=False, check_dtype=False)
     assert back.dtypes.astype(str).tolist() == df.dtypes.astype(str).tolist()
 
 
 def test_export_jsonl_lines_are_plain_json(log, tmp_path):
     make_calls()
-    lines = (tmp_path / "x.jsonl").write_text("") or log.export(tmp_path / "x.jsonl", status="error").read_text().splitlines()
+    lines = log.export(tmp_path / "x.jsonl", status="error").read_text().splitlines()
     (record,) = [json.loads(line) for line in lines]
     assert record["status_code"] == 404 and record["metadata"] == {"user": "bob"}
     assert record["started_at"].endswith("+00:00")
@@ -151,3 +149,29 @@ def test_records_and_last_filter_by_tags_too(log):
     assert [r["model"] for r in log.last(5, tags={"user": "bob"})] == ["demo/fail"]
     with pytest.raises(TypeError, match="tags must be"):
         log.records(tags=[1])
+
+
+def test_parquet_without_pyarrow_says_what_to_install(log, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install pyarrow"):
+        log.export(tmp_path / "calls.parquet")
+    assert not (tmp_path / "calls.parquet").exists()
+
+
+def test_dataframes_without_pandas_say_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "import llmkit\n"
+        "llmkit.completion(model='demo/echo', messages=[])\n"
+        "try:\n    llmkit.calls.to_dataframe()\nexcept ImportError as e:\n    print(e)\n"
+        "try:\n    llmkit.compare(['demo/echo'], ['x'])\nexcept ImportError as e:\n    print(e)\n"
+        "print(len(llmkit.calls.records()))"
+    )
+    env = {**__import__("os").environ, "LLMKIT_LOG": "memory"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
+    lines = out.strip().splitlines()
+    assert "pip install 'llmkit[dataframe]'" in lines[0] and "pip install 'llmkit[dataframe]'" in lines[1]
+    assert lines[2] == "1"  # records() needs no pandas

@@ -73,6 +73,13 @@ class CallLog:
         writer(self.to_dataframe(**filters), path)
         return path
 
+    @staticmethod
+    def read_export(path: str | Path) -> Any:
+        """A file written by :meth:`export` back as the DataFrame it was made from."""
+        from llmkit.calllog import frame
+
+        return frame.read_export(Path(path))
+
     def clear(self) -> None:
         """Delete every call and annotation from the log (the store's file stays)."""
         recorder.drain()

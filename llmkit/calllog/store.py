@@ -25,7 +25,6 @@ __all__ = [
     "MemoryStore",
     "Store",
     "Table",
-    "decode_json",
     "decode_columns",
     "decoded_row",
     "encode_json",
@@ -78,10 +77,6 @@ def _json_default(value: Any) -> Any:
 
 def encode_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False)
-
-
-def decode_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 def encode_row(record: dict[str, Any]) -> tuple:
@@ -214,7 +209,7 @@ def decoded_row(record: dict[str, Any]) -> tuple:
     """A record as a row of plain values, lists and dicts copied through JSON as a store returns them."""
     row = list(encode_row(record))
     for index in _JSON_INDEXES:
-        row[index] = decode_json(row[index])
+        row[index] = None if row[index] is None else json.loads(row[index])
     return tuple(row)
 
 
