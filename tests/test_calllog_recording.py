@@ -341,3 +341,22 @@ def test_off_records_nothing():
         assert llmkit.calls.records() == [] and len(llmkit.calls) == 0
     finally:
         configure_log()
+
+
+def test_a_record_that_cannot_be_built_costs_only_itself(log, monkeypatch):
+    from llmkit.calllog import recorder
+
+    real = recorder.build_record
+
+    def fragile(entry):
+        if entry.model == "demo/lorem":
+            raise RuntimeError("unexpected shape")
+        return real(entry)
+
+    monkeypatch.setattr(recorder, "build_record", fragile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        llmkit.completion(model="demo/lorem", messages=USER, tokens_per_second=0)
+        llmkit.completion(model="demo/echo", messages=USER)
+        assert [r["model"] for r in log.records()] == ["demo/echo"]
+    assert any("could not record a call to 'demo/lorem'" in str(w.message) for w in caught)

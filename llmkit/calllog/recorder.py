@@ -207,7 +207,7 @@ def drain() -> None:
             entries.append(_pending.popleft())
         if not entries and not _unwritten:
             return
-        records = [entry.record() for entry in entries]
+        records = [record for record in map(_record_or_warn, entries) if record is not None]
         for record in records:
             _run_callbacks(record)
         store = store_getter()
@@ -223,6 +223,14 @@ def drain() -> None:
                 f"llmkit's call log could not write to {store}: {type(exc).__name__}: {exc};"
                 " keeping the calls in memory and trying again",
             )
+
+
+def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
+    try:
+        return entry.record()
+    except Exception as exc:  # a bug here must cost one record, never the batch or the writer
+        warn_once(("record", type(exc)), f"llmkit could not record a call to {entry.model!r}: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _run_callbacks(record: dict[str, Any]) -> None:
