@@ -360,3 +360,15 @@ def test_a_record_that_cannot_be_built_costs_only_itself(log, monkeypatch):
         llmkit.completion(model="demo/echo", messages=USER)
         assert [r["model"] for r in log.records()] == ["demo/echo"]
     assert any("could not record a call to 'demo/lorem'" in str(w.message) for w in caught)
+
+
+def test_embeddings_without_usage_are_estimated(log):
+    class Vectors(llmkit.CustomLLM):
+        def embedding(self, model, input, **kwargs):
+            return llmkit.EmbeddingResponse(model=model, data=[{"embedding": [0.1, 0.2]}])
+
+    use("vec", Vectors())
+    llmkit.embedding("vec/m", input="some words to embed")
+    record = only(log)
+    assert record["tokens_estimated"] is True and record["prompt_tokens"] >= 4
+    assert record["response"] == "1 embedding(s) of 2 dimensions"

@@ -115,44 +115,58 @@ def _content_text(content: Any) -> str | None:
 
 
 def _add_result(record: dict[str, Any], entry: Any) -> None:
-    kind, result = entry.kind, entry.result
-    usage: Any = None
-    estimated = False
-    if kind == "stream":
-        converter = result
-        if converter is not None:
-            record["response"] = "".join(converter.texts) or None
-            record["finish_reason"] = converter.finish_reason
-            estimated = converter.usage_estimated
-            usage = converter.final_usage()
-    elif result is not None and kind == "chat":
-        choice = result.choices[0] if result.choices else None
-        message = choice.message if choice is not None else None
-        record["response"] = _message_text(message)
-        record["finish_reason"] = choice.finish_reason if choice is not None else None
-        usage = result.usage
-        if not (usage and usage.total_tokens):
-            estimated = True
-            usage = _estimate(count_message_tokens(entry.payload or ()), count_tokens(record["response"] or ""))
-    elif result is not None and kind == "image":
-        record["response"] = "\n".join(_image_text(image) for image in result.data)
-        usage = result.usage
-    elif result is not None and kind == "embedding":
-        data = result.data
-        width = len(data[0].embedding) if data else 0
-        record["response"] = f"{len(data)} embedding(s) of {width} dimensions"
-        usage = result.usage
-        if not (usage and usage.total_tokens):
-            estimated = True
-            usage = _estimate(count_tokens(record["prompt"] or ""), 0)
-    if usage is not None:
-        prompt_tokens = _tokens(usage, "prompt_tokens")
-        completion_tokens = _tokens(usage, "completion_tokens")
-        record["prompt_tokens"] = prompt_tokens
-        record["completion_tokens"] = completion_tokens
-        record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
-        record["tokens_estimated"] = estimated
-        record["cost_usd"] = cost_of(record["model"], record["handler_model"], prompt_tokens, completion_tokens)
+    """Response text, finish_reason, tokens (estimated where the handler reported none) and cost."""
+    if entry.result is None:
+        return
+    usage, estimated = _RESULT_READERS[entry.kind](record, entry)
+    if usage is None:
+        return
+    prompt_tokens = _tokens(usage, "prompt_tokens")
+    completion_tokens = _tokens(usage, "completion_tokens")
+    record["prompt_tokens"] = prompt_tokens
+    record["completion_tokens"] = completion_tokens
+    record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
+    record["tokens_estimated"] = estimated
+    record["cost_usd"] = cost_of(record["model"], record["handler_model"], prompt_tokens, completion_tokens)
+
+
+def _stream_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
+    converter = entry.result  # what arrived, however the stream ended
+    record["response"] = "".join(converter.texts) or None
+    record["finish_reason"] = converter.finish_reason
+    return converter.final_usage(), converter.usage_estimated
+
+
+def _chat_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
+    result = entry.result
+    choice = result.choices[0] if result.choices else None
+    record["response"] = _message_text(choice.message) if choice is not None else None
+    record["finish_reason"] = choice.finish_reason if choice is not None else None
+    if result.usage and result.usage.total_tokens:
+        return result.usage, False
+    return _estimate(count_message_tokens(entry.payload or ()), count_tokens(record["response"] or "")), True
+
+
+def _image_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
+    record["response"] = "\n".join(_image_text(image) for image in entry.result.data)
+    return entry.result.usage, False
+
+
+def _embedding_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
+    data = entry.result.data
+    width = len(data[0].embedding) if data else 0
+    record["response"] = f"{len(data)} embedding(s) of {width} dimensions"
+    if entry.result.usage and entry.result.usage.total_tokens:
+        return entry.result.usage, False
+    return _estimate(count_tokens(record["prompt"] or ""), 0), True
+
+
+_RESULT_READERS = {
+    "stream": _stream_result,
+    "chat": _chat_result,
+    "image": _image_result,
+    "embedding": _embedding_result,
+}
 
 
 def _estimate(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -169,8 +183,6 @@ def _tokens(usage: Any, name: str) -> int | None:
 
 
 def _message_text(message: Any) -> str | None:
-    if message is None:
-        return None
     if message.content is not None or not message.tool_calls:
         return message.content
     import json
