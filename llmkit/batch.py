@@ -176,7 +176,9 @@ def _check(models: list, prompts: list, concurrency: Any, per_model: Any) -> Non
         raise ValueError(f"models must not repeat, got {models!r}")
     for prompt in prompts:
         if not isinstance(prompt, (str, list)):
-            raise TypeError(f"each prompt must be a string or a list of chat messages, got {type(prompt).__name__}: {prompt!r:.80}")
+            raise TypeError(
+                f"each prompt must be a string or a list of chat messages, got {type(prompt).__name__}: {prompt!r:.80}"
+            )
     for name, value in (("concurrency", concurrency), ("per_model_concurrency", per_model)):
         if value is None and name == "per_model_concurrency":
             continue

@@ -1,29 +1,11 @@
-"""Fixtures and handlers shared by the call-log tests."""
+"""Handlers shared by the call-log tests."""
 
 import asyncio
 import time
 
-import pytest
-
 import llmkit
-from llmkit.calllog import configure_log, costs, recorder
 
 USER = [{"role": "user", "content": "hello there"}]
-
-# conftest's clean_registry restores the registry as it was before each test; load the built-in
-# providers first, or a test that loads them leaves the next one without "demo".
-llmkit.provider_names()
-
-
-@pytest.fixture
-def log(tmp_path):
-    """llmkit.calls writing to a fresh SQLite file in this test's tmp dir."""
-    configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=0.05)
-    yield llmkit.calls
-    recorder.callbacks.clear()
-    configure_log()
-    recorder._warned.clear()
-    costs._prices.clear()
 
 
 class NoUsage(llmkit.CustomLLM):

@@ -13,6 +13,10 @@ os.environ.pop("LLMKIT_LOG", None)
 import llmkit  # noqa: E402 - after the environment is set
 from llmkit.providers import registry  # noqa: E402
 
+# clean_registry restores the registry as it was before each test: load the built-in providers
+# first, or the first test to load them would leave the next one without "demo".
+llmkit.provider_names()
+
 
 @pytest.fixture(autouse=True)
 def clean_registry():
@@ -23,6 +27,19 @@ def clean_registry():
     llmkit.custom_provider_map = []
     registry._registered.clear()
     registry._registered.update(registered)
+
+
+@pytest.fixture
+def log(tmp_path):
+    """llmkit.calls writing to a fresh SQLite file in this test's tmp dir; callbacks and prices reset."""
+    from llmkit.calllog import configure_log, costs, recorder
+
+    configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=0.05)
+    yield llmkit.calls
+    recorder.callbacks.clear()
+    configure_log()
+    recorder._warned.clear()
+    costs._prices.clear()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from calllog_support import USER, log  # noqa: F401 - log is a fixture
+from calllog_support import USER
 
 import llmkit
 from llmkit.calllog import COLUMNS
@@ -25,7 +25,7 @@ def test_dataframe_columns_and_dtypes(log):
     df = log.to_dataframe()
     assert list(df.columns) == [*COLUMNS, "annotations"]
     assert len(df) == 4
-    assert str(df["started_at"].dtype) .startswith("datetime64") and str(df["started_at"].dt.tz) == "UTC"
+    assert str(df["started_at"].dtype).startswith("datetime64") and str(df["started_at"].dt.tz) == "UTC"
     for name in ("model", "provider", "kind", "status"):
         assert isinstance(df[name].dtype, pd.CategoricalDtype), name
     for name in ("prompt_tokens", "completion_tokens", "total_tokens", "status_code"):

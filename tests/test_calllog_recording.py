@@ -5,7 +5,7 @@ import gc
 import warnings
 
 import pytest
-from calllog_support import USER, Interrupted, NoUsage, Slow, log, use  # noqa: F401 - log is a fixture
+from calllog_support import USER, Interrupted, NoUsage, Slow, use
 
 import llmkit
 
@@ -64,7 +64,11 @@ def test_error_keeps_class_status_and_message(log):
         llmkit.completion(model="demo/fail", messages=USER, status_code=429, message="slow down")
     record = only(log)
     assert record["status"] == "error"
-    assert (record["error_type"], record["status_code"], record["error_message"]) == ("RateLimitError", 429, "slow down")
+    assert (record["error_type"], record["status_code"], record["error_message"]) == (
+        "RateLimitError",
+        429,
+        "slow down",
+    )
     assert record["response"] is None and record["prompt_tokens"] is None
 
 
@@ -101,7 +105,9 @@ def test_missing_usage_is_estimated_and_marked(log):
 
 # -- streams ------------------------------------------------------------------------------------------
 def test_exhausted_stream_has_time_to_first_token(log):
-    text = llmkit.completion(model="demo/lorem", messages=USER, stream=True, max_tokens=12, tokens_per_second=400).text()
+    text = llmkit.completion(
+        model="demo/lorem", messages=USER, stream=True, max_tokens=12, tokens_per_second=400
+    ).text()
     record = only(log)
     assert (record["kind"], record["status"], record["response"]) == ("stream", "ok", text)
     assert record["params"] == {"max_tokens": 12, "tokens_per_second": 400, "stream": True}
@@ -134,7 +140,9 @@ def test_stream_dropped_unfinished_is_cancelled(log):
 
 
 def test_stream_broken_by_an_error_keeps_the_partial_answer(log):
-    stream = llmkit.completion(model="demo/lorem", messages=USER, stream=True, tokens_per_second=0, fail_after=3, status_code=503)
+    stream = llmkit.completion(
+        model="demo/lorem", messages=USER, stream=True, tokens_per_second=0, fail_after=3, status_code=503
+    )
     with pytest.raises(llmkit.ServiceUnavailableError):
         for _ in stream:
             pass
@@ -151,7 +159,11 @@ def test_keyboard_interrupt_during_a_stream(log):
             pass
     del stream
     record = only(log)
-    assert (record["status"], record["error_type"], record["response"]) == ("cancelled", "KeyboardInterrupt", "partial answer")
+    assert (record["status"], record["error_type"], record["response"]) == (
+        "cancelled",
+        "KeyboardInterrupt",
+        "partial answer",
+    )
 
 
 def test_async_stream_cancelled_midway(log):
@@ -173,7 +185,11 @@ def test_async_stream_cancelled_midway(log):
 
     asyncio.run(main())
     record = only(log)
-    assert (record["status"], record["error_type"], record["response"]) == ("cancelled", "CancelledError", "one two three ")
+    assert (record["status"], record["error_type"], record["response"]) == (
+        "cancelled",
+        "CancelledError",
+        "one two three ",
+    )
     assert record["ttft_ms"] is not None
 
 

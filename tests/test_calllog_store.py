@@ -8,11 +8,10 @@ import threading
 import warnings
 
 import pytest
-from calllog_support import USER, log  # noqa: F401 - log is a fixture
+from calllog_support import USER
 
 import llmkit
-from llmkit.calllog import configure_log, recorder
-from llmkit.calllog import LogStoreError
+from llmkit.calllog import LogStoreError, configure_log, recorder
 from llmkit.calllog.sqlite import MIGRATIONS
 
 WRITER = """
@@ -103,7 +102,9 @@ def test_memory_mode_keeps_calls_in_this_process_only(tmp_path):
 
 def test_env_switches_the_log_off(tmp_path):
     env = {**os.environ, "LLMKIT_LOG": "off", "LLMKIT_LOG_PATH": str(tmp_path / "never.db")}
-    out = run_python("import llmkit; llmkit.completion(model='demo/echo', messages=[]); print(len(llmkit.calls))", env=env)
+    out = run_python(
+        "import llmkit; llmkit.completion(model='demo/echo', messages=[]); print(len(llmkit.calls))", env=env
+    )
     assert out.stdout.strip() == "0"
     assert not (tmp_path / "never.db").exists()
 
@@ -174,7 +175,12 @@ def test_log_from_a_newer_llmkit_is_refused(log, tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, error",
-    [({"store": "postgres"}, ValueError), ({"store": object()}, TypeError), ({"flush_interval": 0}, ValueError)],
+    [
+        ({"store": "postgres"}, ValueError),
+        ({"store": object()}, TypeError),
+        ({"flush_interval": 0}, ValueError),
+        ({"store": "memory", "path": "x.db"}, ValueError),
+    ],
 )
 def test_bad_configuration_is_refused(kwargs, error):
     with pytest.raises(error):

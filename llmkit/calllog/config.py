@@ -108,20 +108,14 @@ def configure_log(
 
     ``store`` is ``"sqlite"`` (the default: ``path``, else ``LLMKIT_LOG_PATH``, else the user's data
     directory), ``"memory"`` (this process only), ``"off"``, or an object implementing
-    ``llmkit.calllog.store.Store``; None reads ``LLMKIT_LOG``. ``flush_interval`` is how many seconds
-    finished calls may wait before they are written (0.2 by default). Calls queued so far are written
-    to the previous store first.
+    ``llmkit.calllog.store.Store``; None reads ``LLMKIT_LOG`` (or means SQLite when ``path`` is
+    given). ``flush_interval`` is how many seconds finished calls may wait before they are written
+    (0.2 by default). Calls queued so far are written to the previous store first.
     """
     global _mode, _path, _custom, _store, _error
-    if isinstance(store, str) and store not in MODES:
-        raise ValueError(f"store must be one of {', '.join(MODES)}, a Store object or None, got {store!r}")
-    if store is not None and not isinstance(store, str):
-        missing = [name for name in ("write", "read", "annotate", "read_annotations", "clear", "close")
-                   if not callable(getattr(store, name, None))]  # fmt: skip
-        if missing:
-            raise TypeError(f"store {store!r} lacks {', '.join(missing)}; see llmkit.calllog.store.Store")
-    if flush_interval is not None and not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
-        raise ValueError(f"flush_interval must be a number of seconds > 0, got {flush_interval!r}")
+    if store is None and path is not None:
+        store = "sqlite"
+    _check(store, path, flush_interval)
     with _lock:
         recorder.stop_writer()  # flushes what is queued to the store it was meant for
         if _store is not None and _store is not _custom:
@@ -134,6 +128,20 @@ def configure_log(
             recorder.flush_interval = float(flush_interval)
         sync_off()
         current_store(for_reading=True)  # open now, so a bad file is reported here
+
+
+def _check(store: Any, path: Any, flush_interval: Any) -> None:
+    if isinstance(store, str) and store not in MODES:
+        raise ValueError(f"store must be one of {', '.join(MODES)}, a Store object or None, got {store!r}")
+    if store is not None and not isinstance(store, str):
+        missing = [name for name in ("write", "read", "annotate", "read_annotations", "clear", "close")
+                   if not callable(getattr(store, name, None))]  # fmt: skip
+        if missing:
+            raise TypeError(f"store {store!r} lacks {', '.join(missing)}; see llmkit.calllog.store.Store")
+    if path is not None and store != "sqlite":
+        raise ValueError(f"path= is where the SQLite log goes; it means nothing with store={store!r}")
+    if flush_interval is not None and not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
+        raise ValueError(f"flush_interval must be a number of seconds > 0, got {flush_interval!r}")
 
 
 def sync_off() -> None:

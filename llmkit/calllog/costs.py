@@ -26,7 +26,9 @@ def register_model_cost(model: str, *, input_cost_per_token: float = 0.0, output
         _prices[model] = (float(input_cost_per_token), float(output_cost_per_token))
 
 
-def cost_of(model: str, handler_model: str | None, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+def cost_of(
+    model: str, handler_model: str | None, prompt_tokens: int | None, completion_tokens: int | None
+) -> float | None:
     """US dollars for a call, by the price of ``model`` or else of the bare ``handler_model``; None if unpriced."""
     prices = _prices.get(model) or (_prices.get(handler_model) if handler_model else None)
     if prices is None or (prompt_tokens is None and completion_tokens is None):

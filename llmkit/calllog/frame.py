@@ -13,9 +13,7 @@ try:
     import numpy as np
     import pandas as pd
 except ImportError:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'"
-    ) from None
+    raise ImportError("llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'") from None
 
 __all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
 

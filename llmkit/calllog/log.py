@@ -145,7 +145,7 @@ class CallLog:
         config.sync_off()
         return callback
 
-    def capture(self, run_id: str | None = None) -> recorder.capture:
+    def capture(self, run_id: str | None = None) -> Any:
         """``with llmkit.calls.capture() as run:`` collects the calls made inside (``run.records``).
 
         With ``run_id``, those calls are logged under it, as ``compare()`` does for its runs.

@@ -145,12 +145,15 @@ class Capture:
         return [entry.record() for entry in list(self.entries)]
 
 
-class capture:
+def capture(run_id: str | None = None) -> _CaptureBlock:
     """``with capture(run_id) as run:`` collects the records of calls made inside, in this context.
 
     Calls inherit the block through context variables, so asyncio tasks started inside it count too.
     """
+    return _CaptureBlock(run_id)
 
+
+class _CaptureBlock:
     def __init__(self, run_id: str | None = None) -> None:
         self._capture = Capture(run_id)
         self._token: Any = None
@@ -229,7 +232,9 @@ def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
     try:
         return entry.record()
     except Exception as exc:  # a bug here must cost one record, never the batch or the writer
-        warn_once(("record", type(exc)), f"llmkit could not record a call to {entry.model!r}: {type(exc).__name__}: {exc}")
+        warn_once(
+            ("record", type(exc)), f"llmkit could not record a call to {entry.model!r}: {type(exc).__name__}: {exc}"
+        )
         return None
 
 

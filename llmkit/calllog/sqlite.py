@@ -159,7 +159,9 @@ class SQLiteStore:
         db = self._db
         db.execute("BEGIN")  # one snapshot for the new rows and the count
         try:
-            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(self._cache):
+            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(
+                self._cache
+            ):
                 self._cache.clear()  # rows were deleted (the log cleared, perhaps by another process)
                 self._cached_seq = 0
             sql = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
@@ -192,6 +194,8 @@ class SQLiteStore:
 
 
 _ESTIMATED = COLUMNS.index("tokens_estimated")
+
+
 def _columns(rows: list[tuple]) -> dict[str, list]:
     if not rows:
         return {name: [] for name in COLUMNS}
