@@ -388,3 +388,15 @@ def test_embeddings_without_usage_are_estimated(log):
     record = only(log)
     assert record["tokens_estimated"] is True and record["prompt_tokens"] >= 4
     assert record["response"] == "1 embedding(s) of 2 dimensions"
+
+
+def test_an_async_callback_may_read_the_log(log):
+    seen = []
+
+    async def look(record):
+        seen.append(log.last()[0]["call_id"] == record["call_id"])
+
+    log.on_success(look)
+    llmkit.completion(model="demo/echo", messages=USER)
+    log.flush()
+    assert seen == [True]

@@ -125,8 +125,9 @@ class CallLog:
     def on_success(self, callback: Callable[[dict], Any]) -> Callable[[dict], Any]:
         """Call ``callback(record)`` (a function or an async function) after each successful call.
 
-        Callbacks run on the log's writer thread, off the calling path, with the finished record; one
-        that raises is reported once as a warning and never affects a call. Usable as a decorator.
+        Callbacks run off the calling path (on the log's writer thread, or in whatever thread reads
+        the log first) once the record is written, so a callback may read the log; one that raises
+        is reported once as a warning and never affects a call. Usable as a decorator.
         """
         return self._add_callback("success", callback)
 

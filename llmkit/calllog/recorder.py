@@ -202,8 +202,10 @@ def _write_loop() -> None:
 
 
 def drain() -> None:
-    """Build the records of finished calls, run callbacks, and write them to the store."""
-    global _unwritten
+    """Build the records of finished calls, write them to the store, then run the callbacks.
+
+    Callbacks run after the lock is released, so one may read the log or make calls itself.
+    """
     with _lock:
         entries = []
         while _pending:
@@ -211,21 +213,26 @@ def drain() -> None:
         if not entries and not _unwritten:
             return
         records = [record for record in map(_record_or_warn, entries) if record is not None]
-        for record in records:
-            _run_callbacks(record)
-        store = store_getter()
-        if store is None:
-            return
-        batch, _unwritten = _unwritten + records, []
-        try:
-            store.write(batch)
-        except Exception as exc:
-            _unwritten = batch[-_MAX_UNWRITTEN:]
-            warn_once(
-                ("store", type(exc)),
-                f"llmkit's call log could not write to {store}: {type(exc).__name__}: {exc};"
-                " keeping the calls in memory and trying again",
-            )
+        _write(records)
+    for record in records:
+        _run_callbacks(record)
+
+
+def _write(records: list[dict[str, Any]]) -> None:
+    global _unwritten
+    store = store_getter()
+    if store is None:
+        return
+    batch, _unwritten = _unwritten + records, []
+    try:
+        store.write(batch)
+    except Exception as exc:
+        _unwritten = batch[-_MAX_UNWRITTEN:]
+        warn_once(
+            ("store", type(exc)),
+            f"llmkit's call log could not write to {store}: {type(exc).__name__}: {exc};"
+            " keeping the calls in memory and trying again",
+        )
 
 
 def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
