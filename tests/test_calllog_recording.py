@@ -47,10 +47,19 @@ def test_sync_chat_ok_records_every_field(log):
 def test_keys_and_auth_headers_never_reach_the_file(log, tmp_path):
     llmkit.completion(model="demo/echo", messages=USER, api_key="sk-SECRET-123", extra_headers={"X-Key": "SECRET-789"})
     llmkit.completion(model="demo/echo", messages=USER, stream=True, api_key="sk-SECRET-123").text()
+    llmkit.completion(
+        model="demo/echo", messages=USER, aws_secret_access_key="SECRET-1", extra_body={"api_key": "SECRET-2"},
+        max_tokens=5,
+    )  # fmt: skip
     log.flush()
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())
-    assert len(log) == 2
+    assert len(log) == 3
     assert b"SECRET" not in raw
+    assert log.last()[0]["params"] == {
+        "aws_secret_access_key": "<redacted>",
+        "extra_body": {"api_key": "<redacted>"},
+        "max_tokens": 5,
+    }
 
 
 def test_async_chat_ok(log):

@@ -7,6 +7,7 @@ the log's writer thread, so that logging costs the call almost nothing.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -55,6 +56,7 @@ def build_record(entry: Any) -> dict[str, Any]:
     kwargs = entry.kwargs
     handler_model, provider = _split(entry.model, kwargs.get("custom_llm_provider"))
     _, params = split_params(kwargs)  # control parameters (api_key, headers, ...) never reach the log
+    params = _redacted(params)
     if entry.kind == "stream":
         params["stream"] = True
     record: dict[str, Any] = {
@@ -78,6 +80,24 @@ def build_record(entry: Any) -> dict[str, Any]:
     _add_error(record, entry)
     _add_rates(record, entry)
     return record
+
+
+# Parameter names that hold credentials, wherever a caller put them (aws_secret_access_key=,
+# extra_body={"api_key": ...}); their values are replaced before anything is stored.
+_SECRET_NAME = re.compile(
+    r"api_?key|secret|password|passwd|credential|authorization|auth_?token|access_?token|session_?token|private_?key",
+    re.IGNORECASE,
+)
+REDACTED = "<redacted>"
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, dict) and depth < 4:
+        return {
+            key: REDACTED if isinstance(key, str) and _SECRET_NAME.search(key) else _redacted(item, depth + 1)
+            for key, item in value.items()
+        }
+    return value
 
 
 def _split(model: Any, custom_llm_provider: Any) -> tuple[str | None, str | None]:
