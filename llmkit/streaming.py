@@ -174,6 +174,8 @@ class CustomStreamWrapper:
         entry: Any = None,
     ) -> None:
         self._entry = entry  # the call log's llmkit.calllog.recorder.Entry, or None
+        if entry is not None:
+            entry.streaming(converter)
         self._source: Any = source
         self._is_async = hasattr(source, "__anext__")
         self.converter = converter

@@ -264,3 +264,18 @@ def test_forked_multiprocessing_workers_flush_before_they_exit(log):
     records = log.records()
     assert sorted(r["prompt"] for r in records).count("worker-0") == 2
     assert len(records) == 11 and len({r["call_id"] for r in records}) == 11
+
+
+def test_a_stream_still_open_at_exit_is_recorded(tmp_path):
+    env = {**os.environ, "LLMKIT_LOG_PATH": str(tmp_path / "calls.db")}
+    code = (
+        "import llmkit\n"
+        "stream = llmkit.completion(model='demo/lorem', messages=[], stream=True, tokens_per_second=0)\n"
+        "first = next(stream)\n"
+    )
+    run_python(code, env=env)
+    out = run_python(
+        "import llmkit; r = llmkit.calls.last()[0]; print(r['status'], r['error_message'], r['response'])", env=env
+    )
+    assert out.stdout.startswith("cancelled still open when the process exited ")
+    assert len(out.stdout.split()) == 8  # and the first word, which had arrived

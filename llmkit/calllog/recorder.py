@@ -42,6 +42,7 @@ flush_interval = 0.2
 _writer: threading.Thread | None = None
 _stop = threading.Event()
 _warned: set[Any] = set()
+_open_streams: set[Entry] = set()  # streams handed to callers and not ended yet
 _unwritten: list[dict] = []  # records of batches the store refused, retried on the next flush
 _MAX_UNWRITTEN = 100_000
 
@@ -98,6 +99,11 @@ class Entry:
             self.status = "error" if isinstance(error, Exception) else "cancelled"
             _submit(self)
 
+    def streaming(self, converter: Any) -> None:
+        """The stream opened: until it ends, it is recorded at exit if nothing else ends it."""
+        self.result = converter
+        _open_streams.add(self)
+
     def abandoned(self, result: Any, reason: str) -> None:
         """Cancelled without an exception: a stream closed or dropped before its end."""
         if self.status is None:
@@ -124,6 +130,8 @@ def begin(kind: str, model: Any, payload: Any, kwargs: dict) -> Entry | None:
 
 
 def _submit(entry: Entry) -> None:
+    if entry.kind == "stream":
+        _open_streams.discard(entry)
     if entry.capture is not None:
         entry.capture.entries.append(entry)
     if not off:
@@ -288,8 +296,15 @@ def _after_fork() -> None:
     _writer = None
     _lock, _build_lock = threading.RLock(), threading.Lock()
     _pending.clear()
+    _open_streams.clear()
 
 
-atexit.register(stop_writer)
+def _at_exit() -> None:
+    for entry in list(_open_streams):  # a stream still held open (a variable in a notebook)
+        entry.abandoned(entry.result, "still open when the process exited")
+    stop_writer()
+
+
+atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
