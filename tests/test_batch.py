@@ -140,3 +140,11 @@ def test_progress_bar_counts_every_call(log, capsys):
 def test_bad_inputs_are_refused(models, prompts, kwargs, error):
     with pytest.raises(error):
         llmkit.compare(models, prompts, progress=False, **kwargs)
+
+
+def test_compare_inside_a_running_event_loop_as_in_a_notebook_cell(log):
+    async def cell():
+        return llmkit.compare(["demo/echo", "demo/lorem"], ["hi"], progress=False, tokens_per_second=0)
+
+    df = asyncio.run(cell())
+    assert df["status"].tolist() == ["ok", "ok"] and df["response"][0] == "hi"
