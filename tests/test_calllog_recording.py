@@ -409,3 +409,15 @@ def test_an_async_callback_may_read_the_log(log):
     llmkit.completion(model="demo/echo", messages=USER)
     log.flush()
     assert seen == [True]
+
+
+def test_keyboard_interrupt_during_a_plain_call(log):
+    class CtrlC(llmkit.CustomLLM):
+        def completion(self, model, messages, **kwargs):
+            raise KeyboardInterrupt
+
+    use("ctrlc", CtrlC())
+    with pytest.raises(KeyboardInterrupt):
+        llmkit.completion(model="ctrlc/m", messages=USER)
+    record = only(log)
+    assert (record["status"], record["error_type"], record["kind"]) == ("cancelled", "KeyboardInterrupt", "chat")
