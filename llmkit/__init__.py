@@ -5,6 +5,7 @@ and call it as ``llmkit.completion(model="provider/model", messages=[...])``. Th
 LiteLLM's ``CustomLLM``, so handlers written for LiteLLM run with only their imports changed.
 """
 
+from llmkit.calllog import calls, configure_log, register_model_cost
 from llmkit.dispatch import (
     acompletion,
     aembedding,
@@ -56,6 +57,21 @@ def load_ipython_extension(shell):
     load(shell)
 
 
+# Names whose modules load on first use, so that ``import llmkit`` stays fast.
+_LAZY = {"check": "llmkit.checker", "compare": "llmkit.batch", "side_by_side": "llmkit.batch"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -84,23 +100,19 @@ __all__ = [
     "acompletion",
     "aembedding",
     "aimage_generation",
+    "calls",
     "check",
+    "compare",
     "completion",
+    "configure_log",
     "custom_provider_map",
     "embedding",
     "get_llm_provider",
     "image_generation",
     "provider_names",
+    "register_model_cost",
     "register_provider",
+    "side_by_side",
     "stream_chunk_builder",
     "unregister_provider",
 ]
-
-
-def __getattr__(name: str):
-    # Loaded on first use: the checker is a tool, not part of every call.
-    if name == "check":
-        from llmkit.checker import check
-
-        return check
-    raise AttributeError(f"module 'llmkit' has no attribute {name!r}")

@@ -18,6 +18,7 @@ import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from llmkit import mock, retries
+from llmkit.calllog.recorder import Entry, begin
 from llmkit.errors import BadRequestError, Timeout, map_exception
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
 from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose
@@ -243,11 +244,17 @@ def completion(
     Keyword arguments other than llmkit's control parameters (api_key, api_base, timeout,
     num_retries, mock_response, metadata, headers, ...) reach the handler in ``optional_params``.
     With ``stream=True`` the result is an iterator of ``chat.completion.chunk`` objects.
+    Every call is recorded in ``llmkit.calls``; a stream when it ends.
     """
     messages = [] if messages is None else messages
+    entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
+
+
+def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     mocked = kwargs.get("mock_response")
     if mocked is not None:
-        return _mocked(model, messages, stream, kwargs, mocked, is_async=False)
+        return _mocked(model, messages, stream, kwargs, mocked, is_async=False, entry=entry)
     call = _chat_call(model, messages, stream, kwargs, is_async=False)
     if not stream:
         return call.run_sync()
@@ -258,6 +265,7 @@ def completion(
         llm_provider=call.provider,
         reopen=lambda: _open_stream_sync(call),
         num_retries=call.num_retries,
+        entry=entry,
     )
 
 
@@ -266,9 +274,14 @@ async def acompletion(
 ) -> ModelResponse | CustomStreamWrapper:
     """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
     messages = [] if messages is None else messages
+    entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
+
+
+async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     mocked = kwargs.get("mock_response")
     if mocked is not None:
-        return _mocked(model, messages, stream, kwargs, mocked, is_async=True)
+        return _mocked(model, messages, stream, kwargs, mocked, is_async=True, entry=entry)
     call = _chat_call(model, messages, stream, kwargs, is_async=True)
     if not stream:
         return await call.run_async()
@@ -280,6 +293,7 @@ async def acompletion(
         reopen=lambda: _open_stream_async(call),
         num_retries=call.num_retries,
         chunk_timeout=call.timeout,
+        entry=entry,
     )
 
 
@@ -346,13 +360,16 @@ async def _replay(items: Any) -> AsyncIterator[Any]:
         yield item
 
 
-def _mocked(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], value: Any, is_async: bool) -> Any:
+def _mocked(
+    model: str, messages: Any, stream: bool, kwargs: dict[str, Any], value: Any, is_async: bool, entry: Entry | None
+) -> Any:
     handler_model, provider = split_model(model, kwargs.get("custom_llm_provider"))
     if not stream:
         return mock.mock_model_response(value, provider=provider, model=handler_model)
     chunks = mock.mock_chunks(value, provider=provider, model=handler_model)
     converter = ChunkConverter(handler_model, include_usage=_include_usage(kwargs), messages=messages)
-    return CustomStreamWrapper(_replay(chunks) if is_async else iter(chunks), converter, llm_provider=provider)
+    source = _replay(chunks) if is_async else iter(chunks)
+    return CustomStreamWrapper(source, converter, llm_provider=provider, entry=entry)
 
 
 # -- images and embeddings ---------------------------------------------------------------------------
@@ -367,12 +384,14 @@ def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call
 
 def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """Generate images for ``prompt`` with the provider named by ``model``."""
-    return _image_call(prompt, model, kwargs).run_sync()
+    entry = begin("image", model, prompt, kwargs)
+    return _recorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_sync())
 
 
 async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """The async twin of :func:`image_generation`."""
-    return await _image_call(prompt, model, kwargs).run_async()
+    entry = begin("image", model, prompt, kwargs)
+    return await _arecorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_async())
 
 
 def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
@@ -389,9 +408,44 @@ def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
 
 def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
-    return _embedding_call(model, [] if input is None else input, kwargs).run_sync()
+    input = [] if input is None else input
+    entry = begin("embedding", model, input, kwargs)
+    return _recorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_sync())
 
 
 async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The async twin of :func:`embedding`."""
-    return await _embedding_call(model, [] if input is None else input, kwargs).run_async()
+    input = [] if input is None else input
+    entry = begin("embedding", model, input, kwargs)
+    return await _arecorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_async())
+
+
+# -- recording ---------------------------------------------------------------------------------------
+def _recorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` with its outcome recorded in the call log (``entry`` is None when nothing records).
+
+    A stream is recorded by its CustomStreamWrapper when it ends; here only if it fails to open.
+    """
+    if entry is None:
+        return run(*args)
+    try:
+        result = run(*args)
+    except BaseException as exc:  # KeyboardInterrupt included: recorded as cancelled
+        entry.failed(exc)
+        raise
+    if not stream:
+        entry.ok(result)
+    return result
+
+
+async def _arecorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
+    if entry is None:
+        return await run(*args)
+    try:
+        result = await run(*args)
+    except BaseException as exc:  # CancelledError included: recorded as cancelled
+        entry.failed(exc)
+        raise
+    if not stream:
+        entry.ok(result)
+    return result

@@ -159,6 +159,8 @@ class CustomStreamWrapper:
     Iterate it (``for`` for completion, ``async for`` for acompletion) to get chunks as they arrive.
     Once finished it can be iterated again to replay the chunks; :meth:`text` and :meth:`response`
     drain it and return the whole answer. Closing it (or leaving a ``with`` block) stops the handler.
+    The call log records the stream once, when it ends: exhausted, failed, closed early, interrupted,
+    cancelled, or dropped unfinished, with what had arrived by then.
     """
 
     def __init__(
@@ -170,7 +172,11 @@ class CustomStreamWrapper:
         reopen: Callable[[], Any] | None = None,
         num_retries: int = 0,
         chunk_timeout: float | None = None,
+        entry: Any = None,
     ) -> None:
+        self._entry = entry  # the call log's llmkit.calllog.recorder.Entry, or None
+        if entry is not None:
+            entry.streaming(converter)
         self._source: Any = source
         self._is_async = hasattr(source, "__anext__")
         self.converter = converter
@@ -208,6 +214,9 @@ class CustomStreamWrapper:
                 time.sleep(delay)
                 self._source = self._reopen()
                 continue
+            except BaseException as exc:  # KeyboardInterrupt
+                self._interrupted(exc)
+                raise
             if chunk is not None:
                 return self._deliver(chunk)
         raise StopIteration
@@ -215,6 +224,7 @@ class CustomStreamWrapper:
     def close(self) -> None:
         """Stop the stream and let the handler's generator clean up."""
         self._finished = True
+        self._abandoned("closed by the caller")
         close = getattr(self._source, "close", None)
         if close is not None:
             close()
@@ -265,12 +275,16 @@ class CustomStreamWrapper:
                 await _asyncio().sleep(delay)
                 self._source = await self._reopen()
                 continue
+            except BaseException as exc:  # the task was cancelled, or KeyboardInterrupt
+                self._interrupted(exc)
+                raise
             if chunk is not None:
                 return self._deliver(chunk)
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
         self._finished = True
+        self._abandoned("closed by the caller")
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -293,16 +307,36 @@ class CustomStreamWrapper:
 
     # -- shared ------------------------------------------------------------------------------
     def _deliver(self, chunk: ModelResponseStream) -> ModelResponseStream:
+        if not self.chunks and self._entry is not None:
+            self._entry.t_first = time.perf_counter()  # time to first token, taken once
         self.chunks.append(chunk)
         return chunk
 
     def _end(self) -> None:
         self._finished = True
         self._pending.extend(self.converter.finish())
+        if self._entry is not None:
+            self._entry.ok(self.converter)
 
     def _fail(self, exc: BaseException) -> APIError:
         self._finished = True
-        return map_exception(exc, self.llm_provider, self.model)
+        error = map_exception(exc, self.llm_provider, self.model)
+        if self._entry is not None:
+            self._entry.failed(error, self.converter)
+        return error
+
+    def _interrupted(self, exc: BaseException) -> None:
+        if self._entry is not None:
+            self._entry.failed(exc, self.converter)
+
+    def _abandoned(self, reason: str) -> None:
+        entry = self._entry
+        if entry is not None and entry.status is None:
+            entry.abandoned(self.converter, f"{reason} after {len(self.chunks)} chunk(s)")
+
+    def __del__(self) -> None:
+        if getattr(self, "_entry", None) is not None:
+            self._abandoned("dropped unfinished")
 
     def _retry_delay(self, exc: BaseException) -> float | None:
         """Seconds to wait before reopening the stream, or None to give up.

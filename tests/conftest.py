@@ -1,7 +1,21 @@
+import os
+import shutil
+import tempfile
+
 import pytest
 
-import llmkit
-from llmkit.providers import registry
+# Tests never write to the user's real call log, and neither do processes they start, which inherit
+# this variable. Set before anything logs a call; the log opens its file on first use.
+_LOG_DIR = tempfile.mkdtemp(prefix="llmkit-tests-")
+os.environ["LLMKIT_LOG_PATH"] = os.path.join(_LOG_DIR, "calls.db")
+os.environ.pop("LLMKIT_LOG", None)
+
+import llmkit  # noqa: E402 - after the environment is set
+from llmkit.providers import registry  # noqa: E402
+
+# clean_registry restores the registry as it was before each test: load the built-in providers
+# first, or the first test to load them would leave the next one without "demo".
+llmkit.provider_names()
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +28,25 @@ def clean_registry():
     llmkit.custom_provider_map = []
     registry._registered.clear()
     registry._registered.update(registered)
+
+
+@pytest.fixture
+def log(tmp_path):
+    """llmkit.calls writing to a fresh SQLite file in this test's tmp dir; callbacks and prices reset."""
+    from llmkit.calllog import configure_log, costs, recorder
+
+    configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=0.05)
+    yield llmkit.calls
+    recorder.callbacks.clear()
+    configure_log()
+    recorder._warned.clear()
+    costs._prices.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def remove_test_call_log():
+    yield
+    from llmkit.calllog import configure_log
+
+    configure_log("memory")  # writes what is queued, closes the file
+    shutil.rmtree(_LOG_DIR, ignore_errors=True)

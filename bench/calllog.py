@@ -1,0 +1,175 @@
+"""Benchmarks of the call log. Run: python bench/calllog.py [--quick]
+
+1. Time logging adds to a call: the median completion() (and per streamed chunk) with the log off,
+   in memory and in SQLite, measured in the same run, rounds interleaved. Target: <= 5 us added.
+2. to_dataframe() over 1,000,000 records, from the memory store and from SQLite. Target: <= 2 s.
+3. compare() of 200 prompts x 3 models against a handler that waits 50 ms, concurrency 32.
+   Target: within 1.2x of the ideal 200 * 3 * 0.05 / 32 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+import llmkit
+from llmkit.calllog import configure_log, recorder
+
+QUICK = "--quick" in sys.argv
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+ANSWER = llmkit.ModelResponse(
+    model="m", choices=[{"message": {"content": "Paris."}}], usage={"prompt_tokens": 9, "completion_tokens": 2}
+)
+CHUNKS = [{"text": f"w{i} ", "is_finished": False, "finish_reason": None, "usage": None} for i in range(200)]
+
+
+class Instant(llmkit.CustomLLM):
+    def completion(self, model, messages, **kwargs):
+        return ANSWER
+
+    def streaming(self, model, messages, **kwargs):
+        return iter(CHUNKS)
+
+
+class Waits50ms(llmkit.CustomLLM):
+    async def acompletion(self, model, messages, **kwargs):
+        await asyncio.sleep(0.05)
+        return llmkit.ModelResponse(model=model, choices=[{"message": {"content": "ok"}}])
+
+
+def per_call_us(calls: int) -> list[float]:
+    times = []
+    clock = time.perf_counter
+    for _ in range(calls):
+        start = clock()
+        llmkit.completion(model="bench/m", messages=MESSAGES)
+        times.append((clock() - start) * 1e6)
+    return times
+
+
+def per_chunk_us(streams: int) -> list[float]:
+    """Each stream's time (opening it included) divided by its chunks."""
+    times = []
+    clock = time.perf_counter
+    for _ in range(streams):
+        start = clock()
+        for _ in llmkit.completion(model="bench/m", messages=MESSAGES, stream=True):
+            pass
+        times.append((clock() - start) * 1e6 / len(CHUNKS))
+    return times
+
+
+def bench_overhead(tmp: str) -> None:
+    llmkit.custom_provider_map = [{"provider": "bench", "custom_handler": Instant()}]
+    modes = {"off": ("off", None), "memory": ("memory", None), "sqlite": ("sqlite", os.path.join(tmp, "overhead.db"))}
+    per_call = {name: [] for name in modes}
+    chunk = {name: [] for name in modes}
+    per_call_us(2000)  # warm up
+    for _ in range(3 if QUICK else 7):
+        for name, (mode, path) in modes.items():
+            configure_log(mode, path=path)
+            per_call[name].extend(per_call_us(5000 if QUICK else 20000))
+            chunk[name].extend(per_chunk_us(50 if QUICK else 300))
+            llmkit.calls.flush()
+    off = statistics.median(per_call["off"])
+    print("1. time added per call by logging (median of every call, rounds interleaved)")
+    for name in modes:
+        median = statistics.median(per_call[name])
+        print(f"   completion() log={name:7s} median {median:6.2f} us   added {median - off:+5.2f} us")
+    off_chunk = statistics.median(chunk["off"])
+    for name in modes:
+        median = statistics.median(chunk[name])
+        print(f"   per streamed chunk log={name:7s} median {median:5.2f} us   added {median - off_chunk:+5.2f} us")
+    configure_log("memory")
+
+
+def fake_rows(n: int, start: int = 0) -> list[dict]:
+    now = time.time() - 2_000_000
+    models = ("acme/small", "acme/large", "other/fast")
+    rows = []
+    for i in range(start, start + n):
+        ok = i % 17 != 0
+        rows.append(
+            {
+                "call_id": uuid.uuid4().hex,
+                "started_at": now + i,
+                "model": models[i % 3],
+                "provider": models[i % 3].split("/")[0],
+                "handler_model": models[i % 3].split("/")[1],
+                "kind": "stream" if i % 2 else "chat",
+                "source": "python",
+                "messages": [{"role": "user", "content": f"question number {i % 5000}"}],
+                "prompt": f"question number {i % 5000}",
+                "params": {"temperature": 0.2},
+                "response": f"an answer of a few words, number {i}" if ok else None,
+                "finish_reason": "stop" if ok else None,
+                "prompt_tokens": 12,
+                "completion_tokens": 40 if ok else None,
+                "total_tokens": 52 if ok else None,
+                "tokens_estimated": False,
+                "latency_ms": 100.0 + i % 400,
+                "ttft_ms": 20.0 + i % 50 if i % 2 else None,
+                "tokens_per_s": 80.0,
+                "cost_usd": 1e-4 if i % 3 == 0 else None,
+                "status": "ok" if ok else "error",
+                "error_type": None if ok else "RateLimitError",
+                "status_code": None if ok else 429,
+                "error_message": None if ok else "slow down",
+                "metadata": {"tags": ["eval"]} if i % 10 == 0 else None,
+                "run_id": None,
+            }
+        )
+    return rows
+
+
+def bench_dataframe(tmp: str) -> None:
+    n = 100_000 if QUICK else 1_000_000
+    print(f"2. to_dataframe() over {n:,} records (median of 3; for SQLite the first read, which loads")
+    print("   the file into the read cache, is reported apart)")
+    for mode, path in (("memory", None), ("sqlite", os.path.join(tmp, "million.db"))):
+        configure_log(mode, path=path)
+        store = llmkit.calls._store()
+        for i in range(0, n, 50_000):
+            store.write(fake_rows(50_000, start=i))
+        if mode == "sqlite":  # a new process: nothing cached yet
+            configure_log(mode, path=path)
+        times = []
+        for _ in range(4 if mode == "sqlite" else 3):
+            start = time.perf_counter()
+            df = llmkit.calls.to_dataframe()
+            times.append(time.perf_counter() - start)
+            del df
+        first = f"   (first read {times.pop(0):5.2f} s)" if mode == "sqlite" else ""
+        print(f"   store={mode:7s} {statistics.median(times):5.2f} s{first}")
+    configure_log("memory")
+
+
+def bench_compare() -> None:
+    llmkit.custom_provider_map = [{"provider": "wait", "custom_handler": Waits50ms()}]
+    prompts = [f"prompt {i}" for i in range(200)]
+    models = ["wait/a", "wait/b", "wait/c"]
+    ideal = 200 * 3 * 0.05 / 32
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        df = llmkit.compare(models, prompts, concurrency=32, progress=False)
+        times.append(time.perf_counter() - start)
+        assert len(df) == 600 and (df["status"] == "ok").all()
+    median = statistics.median(times)
+    print("3. compare() 200 prompts x 3 models, handler waits 50 ms, concurrency 32 (median of 3)")
+    print(f"   {median:.3f} s   ideal {ideal:.3f} s   ratio {median / ideal:.2f}x")
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        configure_log("memory")
+        bench_overhead(tmp)
+        bench_dataframe(tmp)
+        bench_compare()
+        configure_log("off")
+    recorder.callbacks.clear()

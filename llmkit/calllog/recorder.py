@@ -1,0 +1,310 @@
+"""The calling path's side of the log: cheap entries in, a writer thread turning them into records.
+
+While a call runs, the dispatcher holds an :class:`Entry`: references to what it was given, two clock
+readings, and at the end the result or the exception. Finishing an entry appends it to a queue, a few
+hundred nanoseconds. A daemon thread wakes every ``flush_interval`` seconds, builds the records
+(``record.build_record``), runs the callbacks and writes the batch to the store in one transaction.
+Readers flush first, so a call is visible as soon as it has returned; the queue is flushed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextvars
+import inspect
+import os
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable
+
+from llmkit.calllog.record import build_record
+
+__all__ = ["Capture", "Entry", "begin", "capture", "drain", "ensure_writer"]
+
+_perf = time.perf_counter
+_time = time.time
+
+_pending: collections.deque = collections.deque()
+_lock = threading.RLock()  # one drain at a time (re-entrant: a callback may read the log)
+_build_lock = threading.Lock()  # each entry's record is built once, whoever asks first
+_capture: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("llmkit_calllog_capture", default=None)
+
+#: True when nothing wants entries (the log is off and no callbacks are registered).
+off = False
+#: Set by ``config``: the store records go to (a function, so it opens lazily) and the callbacks.
+store_getter: Callable[[], Any] = lambda: None  # noqa: E731 - replaced by config at import
+callbacks: list[tuple[str, Callable[[dict], Any]]] = []
+flush_interval = 0.2
+
+_writer: threading.Thread | None = None
+_stop = threading.Event()
+_warned: set[Any] = set()
+_open_streams: set[Entry] = set()  # streams handed to callers and not ended yet
+_unwritten: list[dict] = []  # records of batches the store refused, retried on the next flush
+_MAX_UNWRITTEN = 100_000
+
+
+class Entry:
+    """One call in flight. Finishing it (``ok``/``failed``/``abandoned``) records it exactly once."""
+
+    __slots__ = (
+        "kind",
+        "model",
+        "payload",
+        "kwargs",
+        "capture",
+        "started_at",
+        "t0",
+        "t_first",
+        "t_end",
+        "result",
+        "error",
+        "status",
+        "reason",
+        "_record",
+    )
+
+    def __init__(self, kind: str, model: Any, payload: Any, kwargs: dict, capture: Capture | None) -> None:
+        self.kind = kind
+        self.model = model
+        # A copy: callers often append the answer to their messages list and call again.
+        self.payload = list(payload) if type(payload) is list else payload
+        self.kwargs = kwargs
+        self.capture = capture
+        self.t_first = None
+        self.result = None
+        self.error = None
+        self.status = None
+        self.reason = None
+        self._record = None
+        self.started_at = _time()
+        self.t0 = _perf()
+
+    def ok(self, result: Any) -> None:
+        if self.status is None:
+            self.t_end = _perf()
+            self.result = result
+            self.status = "ok"
+            _submit(self)
+
+    def failed(self, error: BaseException, result: Any = None) -> None:
+        """A failure; KeyboardInterrupt, task cancellation and other non-``Exception``s are cancellations."""
+        if self.status is None:
+            self.t_end = _perf()
+            self.result = result
+            self.error = error
+            self.status = "error" if isinstance(error, Exception) else "cancelled"
+            _submit(self)
+
+    def streaming(self, converter: Any) -> None:
+        """The stream opened: until it ends, it is recorded at exit if nothing else ends it."""
+        self.result = converter
+        _open_streams.add(self)
+
+    def abandoned(self, result: Any, reason: str) -> None:
+        """Cancelled without an exception: a stream closed or dropped before its end."""
+        if self.status is None:
+            self.t_end = _perf()
+            self.result = result
+            self.reason = reason
+            self.status = "cancelled"
+            _submit(self)
+
+    def record(self) -> dict[str, Any]:
+        if self._record is None:
+            with _build_lock:
+                if self._record is None:
+                    self._record = build_record(self)
+        return self._record
+
+
+def begin(kind: str, model: Any, payload: Any, kwargs: dict) -> Entry | None:
+    """An entry for a call starting now, or None when nothing would use it."""
+    current = _capture.get()
+    if off and current is None:
+        return None
+    return Entry(kind, model, payload, kwargs, current)
+
+
+def _submit(entry: Entry) -> None:
+    if entry.kind == "stream":
+        _open_streams.discard(entry)
+    if entry.capture is not None:
+        entry.capture.entries.append(entry)
+    if not off:
+        _pending.append(entry)
+        if _writer is None:
+            ensure_writer()
+
+
+class Capture:
+    """The calls made inside a :func:`capture` block, and the run id they are logged with."""
+
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        self.entries: list[Entry] = []
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records of the calls finished so far, in the order they finished."""
+        return [entry.record() for entry in list(self.entries)]
+
+
+def capture(run_id: str | None = None) -> _CaptureBlock:
+    """``with capture(run_id) as run:`` collects the records of calls made inside, in this context.
+
+    Calls inherit the block through context variables, so asyncio tasks started inside it count too.
+    """
+    return _CaptureBlock(run_id)
+
+
+class _CaptureBlock:
+    def __init__(self, run_id: str | None = None) -> None:
+        self._capture = Capture(run_id)
+        self._token: Any = None
+
+    def __enter__(self) -> Capture:
+        self._token = _capture.set(self._capture)
+        return self._capture
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _capture.reset(self._token)
+
+
+# -- the writer ------------------------------------------------------------------------------------
+def ensure_writer() -> None:
+    global _writer
+    with _lock:
+        if _writer is None:
+            _stop.clear()
+            writer = threading.Thread(target=_write_loop, name="llmkit-calllog", daemon=True)
+            try:
+                writer.start()
+            except RuntimeError:  # interpreter shutdown (a stream dropped at exit): nothing to start
+                return
+            _writer = writer
+            _flush_at_worker_exit()
+
+
+_finalizer_pid = None
+
+
+def _flush_at_worker_exit() -> None:
+    """multiprocessing's worker processes end with os._exit, skipping atexit: flush at their exit too."""
+    global _finalizer_pid
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and _finalizer_pid != os.getpid():
+        _finalizer_pid = os.getpid()
+        mp_util.Finalize(None, stop_writer, exitpriority=0)
+
+
+def _write_loop() -> None:
+    while not _stop.wait(flush_interval):
+        try:
+            drain()
+        except Exception as exc:  # never let the writer die; say once what went wrong
+            warn_once("writer", f"llmkit's call log could not write calls: {type(exc).__name__}: {exc}")
+
+
+def drain() -> None:
+    """Build the records of finished calls, write them to the store, then run the callbacks.
+
+    Callbacks run after the lock is released, so one may read the log or make calls itself.
+    """
+    with _lock:
+        entries = []
+        while _pending:
+            entries.append(_pending.popleft())
+        if not entries and not _unwritten:
+            return
+        records = [record for record in map(_record_or_warn, entries) if record is not None]
+        _write(records)
+    for record in records:
+        _run_callbacks(record)
+
+
+def _write(records: list[dict[str, Any]]) -> None:
+    global _unwritten
+    store = store_getter()
+    if store is None:
+        return
+    batch, _unwritten = _unwritten + records, []
+    try:
+        store.write(batch)
+    except Exception as exc:
+        _unwritten = batch[-_MAX_UNWRITTEN:]
+        warn_once(
+            ("store", type(exc)),
+            f"llmkit's call log could not write to {store}: {type(exc).__name__}: {exc};"
+            " keeping the calls in memory and trying again",
+        )
+
+
+def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
+    try:
+        return entry.record()
+    except Exception as exc:  # a bug here must cost one record, never the batch or the writer
+        warn_once(
+            ("record", type(exc)), f"llmkit could not record a call to {entry.model!r}: {type(exc).__name__}: {exc}"
+        )
+        return None
+
+
+def _run_callbacks(record: dict[str, Any]) -> None:
+    wanted = "success" if record["status"] == "ok" else "failure"
+    for on, callback in list(callbacks):
+        if on != wanted:
+            continue
+        try:
+            result = callback(record)
+            if inspect.isawaitable(result):
+                from llmkit import aio
+
+                aio.run_sync(result)
+        except Exception as exc:
+            name = getattr(callback, "__qualname__", repr(callback))
+            warn_once(
+                ("callback", id(callback)),
+                f"call log callback {name} raised {type(exc).__name__}: {exc}; the call was not affected"
+                " (this warning is shown once per callback)",
+            )
+
+
+def warn_once(key: Any, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def stop_writer() -> None:
+    """Stop the writer thread after a last flush (at exit, and when the log is reconfigured)."""
+    global _writer
+    _stop.set()
+    writer = _writer
+    if writer is not None and writer is not threading.current_thread():
+        writer.join(timeout=5)
+    _writer = None
+    drain()
+
+
+def _after_fork() -> None:
+    # The child has no writer thread; the parent writes the calls it had queued.
+    global _writer, _lock, _build_lock
+    _writer = None
+    _lock, _build_lock = threading.RLock(), threading.Lock()
+    _pending.clear()
+    _open_streams.clear()
+
+
+def _at_exit() -> None:
+    for entry in list(_open_streams):  # a stream still held open (a variable in a notebook)
+        entry.abandoned(entry.result, "still open when the process exited")
+    stop_writer()
+
+
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

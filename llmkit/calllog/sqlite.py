@@ -1,0 +1,230 @@
+"""The default store: one SQLite file shared by every process that logs to it.
+
+WAL mode lets a notebook kernel and a proxy server write the same file while others read it; each
+batch is one ``BEGIN IMMEDIATE`` transaction, so a crash loses at most the batch being written and
+never leaves half of one. The schema moves by named, append-only migrations (``MIGRATIONS``): a
+migration, once released, is never edited; a change is a new one at the end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, LogStoreError, Table, decode_columns, encode_row
+
+__all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_create_calls",
+        """
+        CREATE TABLE calls (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            call_id TEXT NOT NULL UNIQUE,
+            started_at REAL NOT NULL,
+            model TEXT, provider TEXT, handler_model TEXT, kind TEXT, source TEXT,
+            messages TEXT, prompt TEXT, params TEXT, response TEXT, finish_reason TEXT,
+            prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER, tokens_estimated INTEGER,
+            latency_ms REAL, ttft_ms REAL, tokens_per_s REAL, cost_usd REAL,
+            status TEXT, error_type TEXT, status_code INTEGER, error_message TEXT,
+            metadata TEXT, run_id TEXT
+        );
+        CREATE INDEX calls_started_at ON calls (started_at);
+        CREATE INDEX calls_model ON calls (model);
+        CREATE INDEX calls_run_id ON calls (run_id);
+        """,
+    ),
+    (
+        "002_create_annotations",
+        """
+        CREATE TABLE annotations (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            call_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT,
+            group_id TEXT,
+            source TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX annotations_call_id ON annotations (call_id);
+        """,
+    ),
+]
+
+_MIGRATIONS_TABLE = "llmkit_migrations"
+_INSERT_CALL = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_INSERT_ANNOTATION = (
+    f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
+)
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()
+        # Rows read so far, decoded, by seq: later reads fetch only rows written since (by any process).
+        self._cache = Table()
+        self._cached_seq = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used from the writer thread and readers in turn under the lock.
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare()
+        except BaseException as exc:
+            self._db.close()
+            if not isinstance(exc, sqlite3.DatabaseError) or _unwritable(exc):
+                raise  # LogStoreError already, or a file we may not write: config falls back to memory
+            raise LogStoreError(
+                f"{self.path} is not a usable llmkit call log ({exc}); move it away or point"
+                " LLMKIT_LOG_PATH at another file"
+            ) from exc
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        # A crashed process loses nothing committed; a power cut may lose the last commits, and in
+        # WAL mode never leaves the file inconsistent.
+        db.execute("PRAGMA synchronous=NORMAL")
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and _MIGRATIONS_TABLE not in tables:
+            raise LogStoreError(
+                f"{self.path} is an SQLite database but not an llmkit call log (it has tables"
+                f" {', '.join(sorted(tables))}); point LLMKIT_LOG_PATH at another file"
+            )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then find it done
+        try:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
+            applied = {row[0] for row in db.execute(f"SELECT name FROM {_MIGRATIONS_TABLE}")}
+            known = {name for name, _ in MIGRATIONS}
+            if applied - known:
+                raise LogStoreError(
+                    f"{self.path} was written by a newer llmkit (migrations {', '.join(sorted(applied - known))});"
+                    " upgrade llmkit or point LLMKIT_LOG_PATH at another file"
+                )
+            for name, sql in MIGRATIONS:
+                if name not in applied:
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"INSERT INTO {_MIGRATIONS_TABLE} VALUES (?, ?)", (name, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _transaction(self, sql: str, rows: list[tuple]) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        self._transaction(_INSERT_CALL, [_sql_row(encode_row(record)) for record in records])
+
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+        with self._lock:
+            if last is not None:  # a few rows: ask SQLite rather than load the whole log
+                return _columns(self._query_last(filters, last))
+            self._refresh()
+            return self._cache.select(filters)
+
+    def _query_last(self, filters: Filters, last: int) -> list[tuple]:
+        where, args = _where(filters)
+        columns = ", ".join(COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where}"
+            " ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
+        )
+        return self._db.execute(sql, [*args, last]).fetchall()
+
+    def _refresh(self) -> None:
+        """Bring the cache up to date with rows written since the last read, by any process."""
+        db = self._db
+        db.execute("BEGIN")  # one snapshot for the new rows and the count
+        try:
+            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(
+                self._cache
+            ):
+                self._cache.clear()  # rows were deleted (the log cleared, perhaps by another process)
+                self._cached_seq = 0
+            sql = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
+            fresh = db.execute(sql, (self._cached_seq,)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        if fresh:
+            self._cached_seq = fresh[-1][0]
+            self._cache.extend(decode_columns(list(zip(*fresh))[1:]))  # transposed in C, seq dropped
+
+    def annotate(self, rows: list[tuple]) -> None:
+        self._transaction(_INSERT_ANNOTATION, rows)
+
+    def read_annotations(self) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotations ORDER BY seq").fetchall()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM calls")
+            self._db.execute("DELETE FROM annotations")
+            self._db.execute("COMMIT")
+            self._cache.clear()
+            self._cached_seq = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_ESTIMATED = COLUMNS.index("tokens_estimated")
+
+
+def _columns(rows: list[tuple]) -> dict[str, list]:
+    if not rows:
+        return {name: [] for name in COLUMNS}
+    return {name: list(values) for name, values in zip(COLUMNS, decode_columns(list(zip(*rows))))}
+
+
+def _sql_row(row: tuple) -> tuple:
+    estimated = row[_ESTIMATED]
+    if estimated is None:
+        return row
+    return row[:_ESTIMATED] + (int(estimated),) + row[_ESTIMATED + 1 :]
+
+
+def _where(filters: Filters) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    for name in ("model", "status", "source", "kind"):
+        allowed = filters.get(name)
+        if allowed is not None:
+            clauses.append(f"{name} IN ({', '.join('?' * len(allowed))})")
+            args.extend(allowed)
+    if filters.get("run_id") is not None:
+        clauses.append("run_id = ?")
+        args.append(filters["run_id"])
+    if filters.get("since") is not None:
+        clauses.append("started_at >= ?")
+        args.append(filters["since"])
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _unwritable(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text or "read-only" in text
