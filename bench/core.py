@@ -19,10 +19,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at litellm import
-os.environ.setdefault("LLMKIT_LOG", "off")
+# The call log stays on, as it is for users, but writes to a scratch file rather than the user's log.
+os.environ.setdefault("LLMKIT_LOG_PATH", os.path.join(tempfile.mkdtemp(prefix="llmkit-bench-"), "calls.db"))
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 STREAM_CHUNKS = 1000
@@ -174,7 +176,8 @@ def main() -> None:
         results.update(run_scenarios(lib, args.quick))
         table[name] = results
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; medians")
+    log = os.environ.get("LLMKIT_LOG", "sqlite")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; call log: {log}; medians")
     header = f"{'scenario':24}{'llmkit':>12}{'target':>10}"
     if "litellm" in table:
         header += f"{'litellm':>12}{'litellm/llmkit':>16}"
