@@ -221,7 +221,19 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     deployments = _deployments(path, raw, environ)
     config = ProxyConfig(path, raw, deployments)
     _check_fallbacks(path, config)
+    _register_prices(deployments)
     return config
+
+
+def _register_prices(deployments: dict[str, list[Deployment]]) -> None:
+    """Give the call log the prices the config names, so proxy calls get a cost."""
+    for deployment in (d for group in deployments.values() for d in group):
+        if deployment.input_cost_per_token is not None or deployment.output_cost_per_token is not None:
+            llmkit.register_model_cost(
+                deployment.model,
+                input_cost_per_token=deployment.input_cost_per_token or 0.0,
+                output_cost_per_token=deployment.output_cost_per_token or 0.0,
+            )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
