@@ -38,6 +38,7 @@ from llmkit.errors import (
     CustomLLMError,
     error_class_for_status,
 )
+from llmkit.messages import last_user_text  # re-exported: handlers for single-prompt APIs use it
 from llmkit.providers.base import CustomLLM
 from llmkit.types.utils import Choices, EmbeddingResponse, ImageResponse, Message, ModelResponse
 
@@ -53,17 +54,6 @@ class Request:
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] | None = None
-
-
-def last_user_text(messages: list) -> str:
-    """The text of the last user message: what a single-prompt API wants from a chat."""
-    for message in reversed(messages or []):
-        if message.get("role", "user") == "user":
-            content = message.get("content") or ""
-            if isinstance(content, list):
-                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-            return content
-    return ""
 
 
 # The hooks behind each group of handler methods: a subclass without the hooks does not serve them.

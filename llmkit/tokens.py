@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from llmkit.messages import content_text, message_field
+
 __all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding"]
 
 _tiktoken_encoding: Any = None
@@ -40,13 +42,7 @@ def count_tokens(text: str) -> int:
 
 def count_message_tokens(messages: Iterable[Any]) -> int:
     """Prompt tokens of chat messages: their text plus a few tokens of framing per message."""
-    total = 0
-    for message in messages or ():
-        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
-        if isinstance(content, list):  # content parts: count the text ones
-            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-        total += 4 + count_tokens(content or "")
-    return total
+    return sum(4 + count_tokens(content_text(message_field(message, "content"))) for message in messages or ())
 
 
 class Encoding:

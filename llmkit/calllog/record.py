@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from llmkit.calllog.costs import cost_of
+from llmkit.messages import last_user_text
 from llmkit.params import split_model, split_params
 from llmkit.tokens import count_message_tokens, count_tokens
 
@@ -115,23 +116,12 @@ def _prompt(entry: Any) -> str | None:
     """The prompt as text: an image prompt, embedding input, or a chat's last user message."""
     payload = entry.payload
     if entry.kind in ("chat", "stream"):
-        for message in reversed(payload or ()):
-            role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
-            if role == "user":
-                content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
-                return _content_text(content)
-        return None
+        return last_user_text(payload) or None
     if isinstance(payload, str):
         return payload
     if isinstance(payload, (list, tuple)):
         return "\n".join(str(item) for item in payload)
     return None if payload is None else str(payload)
-
-
-def _content_text(content: Any) -> str | None:
-    if isinstance(content, list):  # content parts: keep the text ones
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict) and "text" in part)
-    return content if content is None or isinstance(content, str) else str(content)
 
 
 def _add_result(record: dict[str, Any], entry: Any) -> None:

@@ -27,6 +27,7 @@ import zlib
 from typing import Any, AsyncIterator, Iterator
 
 from llmkit.errors import CustomLLMError
+from llmkit.messages import last_user_text
 from llmkit.providers.base import CustomLLM
 from llmkit.streaming import text_chunks
 from llmkit.tokens import count_message_tokens, count_tokens
@@ -142,10 +143,10 @@ def _plan(model: str, messages: list, params: dict) -> _Plan:
     if model == "fail":
         raise CustomLLMError(status, str(params.get("message", "demo/fail failed, as it always does")))
     if model == "echo":
-        text = _last_user_text(messages)
+        text = last_user_text(messages)
         delay = 0.0
     else:
-        seed = params.get("seed", _last_user_text(messages))
+        seed = params.get("seed", last_user_text(messages))
         text = _lorem(int(params.get("max_tokens") or 48), seed)
         tokens_per_second = float(params.get("tokens_per_second", 40) or 0)
         delay = 1 / tokens_per_second if tokens_per_second > 0 else 0.0
@@ -158,16 +159,6 @@ def _plan(model: str, messages: list, params: dict) -> _Plan:
     }
     fail_after = params.get("fail_after")
     return _Plan(model, text, usage, delay, None if fail_after is None else int(fail_after), status)
-
-
-def _last_user_text(messages: list) -> str:
-    for message in reversed(messages or []):
-        if message.get("role", "user") == "user":
-            content = message.get("content") or ""
-            if isinstance(content, list):
-                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-            return content
-    return ""
 
 
 def _lorem(words: int, seed: Any) -> str:

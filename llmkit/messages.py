@@ -1,0 +1,26 @@
+"""Reading chat messages, which arrive as dicts or as message objects, with text or content parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["content_text", "last_user_text", "message_field"]
+
+
+def message_field(message: Any, name: str) -> Any:
+    return message.get(name) if isinstance(message, dict) else getattr(message, name, None)
+
+
+def content_text(content: Any) -> str:
+    """A message's content as text: content parts keep their text parts, joined by spaces."""
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict) and "text" in part)
+    return "" if content is None else content if isinstance(content, str) else str(content)
+
+
+def last_user_text(messages: Any) -> str:
+    """The text of the last user message ("" if there is none): what a single-prompt API wants."""
+    for message in reversed(messages or ()):
+        if (message_field(message, "role") or "user") == "user":
+            return content_text(message_field(message, "content"))
+    return ""
