@@ -107,11 +107,12 @@ class _Call:
                 return operation()
             except Exception as exc:
                 error = map_exception(exc, self.provider, self.model)
-                if attempt >= self.num_retries or not retries.is_retryable(error):
+                delay = retries.delay_before_retry(error, attempt, self.num_retries)
+                if delay is None:
                     if error is exc:
                         raise
                     raise error from exc
-                time.sleep(retries.backoff(attempt, error))
+                time.sleep(delay)
                 attempt += 1
 
     async def retry_async(self, operation: Callable[[], Any]) -> Any:
@@ -121,11 +122,12 @@ class _Call:
                 return await operation()
             except Exception as exc:
                 error = map_exception(exc, self.provider, self.model)
-                if attempt >= self.num_retries or not retries.is_retryable(error):
+                delay = retries.delay_before_retry(error, attempt, self.num_retries)
+                if delay is None:
                     if error is exc:
                         raise
                     raise error from exc
-                await _asyncio().sleep(retries.backoff(attempt, error))
+                await _asyncio().sleep(delay)
                 attempt += 1
 
     def _invoke_sync(self) -> Any:

@@ -12,7 +12,7 @@ import random
 
 from llmkit.errors import APIConnectionError, APIError
 
-__all__ = ["backoff", "is_retryable"]
+__all__ = ["backoff", "delay_before_retry", "is_retryable"]
 
 BASE_DELAY = 0.25
 MAX_DELAY = 8.0
@@ -32,3 +32,10 @@ def backoff(attempt: int, error: APIError | None = None) -> float:
         return min(float(retry_after), MAX_RETRY_AFTER)
     delay = min(BASE_DELAY * 2**attempt, MAX_DELAY)
     return delay * random.uniform(0.5, 1.0)
+
+
+def delay_before_retry(error: APIError, attempt: int, num_retries: int) -> float | None:
+    """Seconds to wait before retrying after failed attempt number ``attempt`` (from 0); None: give up."""
+    if attempt >= num_retries or not is_retryable(error):
+        return None
+    return backoff(attempt, error)

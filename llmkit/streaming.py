@@ -186,7 +186,7 @@ class CustomStreamWrapper:
         self._pending: list[ModelResponseStream] = []
         self._finished = False
         self._reopen = reopen
-        self._retries_left = num_retries
+        self._num_retries = num_retries
         self._attempt = 0
         self._chunk_timeout = chunk_timeout
 
@@ -343,13 +343,12 @@ class CustomStreamWrapper:
 
         Only a stream that has delivered nothing yet is retried, so no chunk is ever repeated.
         """
-        if self.chunks or self._reopen is None or self._attempt >= self._retries_left:
+        if self.chunks or self._reopen is None:
             return None
         error = map_exception(exc, self.llm_provider, self.model)
-        if not retries.is_retryable(error):
-            return None
-        self._attempt += 1
-        return retries.backoff(self._attempt - 1, error)
+        delay = retries.delay_before_retry(error, self._attempt, self._num_retries)
+        self._attempt += delay is not None
+        return delay
 
 
 def _asyncio() -> Any:
