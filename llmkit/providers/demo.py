@@ -63,12 +63,14 @@ class DemoLLM(CustomLLM):
     # -- chat -----------------------------------------------------------------------------------
     def completion(self, model: str, messages: list, optional_params: dict, **_: Any) -> ModelResponse:
         plan = _plan(model, messages, optional_params)
-        time.sleep(plan.total_delay)
+        if plan.total_delay:  # sleep(0) is still a system call and a GIL hand-off
+            time.sleep(plan.total_delay)
         return plan.response()
 
     async def acompletion(self, model: str, messages: list, optional_params: dict, **_: Any) -> ModelResponse:
         plan = _plan(model, messages, optional_params)
-        await asyncio.sleep(plan.total_delay)
+        if plan.total_delay:
+            await asyncio.sleep(plan.total_delay)
         return plan.response()
 
     def streaming(self, model: str, messages: list, optional_params: dict, **_: Any) -> Iterator[dict]:
