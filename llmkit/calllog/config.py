@@ -110,7 +110,7 @@ def configure_log(
     directory), ``"memory"`` (this process only), ``"off"``, or an object implementing
     ``llmkit.calllog.store.Store``; None reads ``LLMKIT_LOG`` (or means SQLite when ``path`` is
     given). ``flush_interval`` is how many seconds finished calls may wait before they are written
-    (0.2 by default). Calls queued so far are written to the previous store first.
+    (0.05 by default). Calls queued so far are written to the previous store first.
     """
     global _mode, _path, _custom, _store, _error
     if store is None and path is not None:

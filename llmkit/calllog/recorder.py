@@ -37,7 +37,10 @@ off = False
 #: Set by ``config``: the store records go to (a function, so it opens lazily) and the callbacks.
 store_getter: Callable[[], Any] = lambda: None  # noqa: E731 - replaced by config at import
 callbacks: list[tuple[str, Callable[[dict], Any]]] = []
-flush_interval = 0.2
+# Short, so that under load a batch is small: entries then die young (cheap for the garbage
+# collector) and a drain holds the GIL only briefly. A proxy at 8,000 requests/s had a p99 of
+# 40-75 ms at 0.2 s and 12-16 ms at 0.05 s.
+flush_interval = 0.05
 
 _writer: threading.Thread | None = None
 _stop = threading.Event()

@@ -57,7 +57,32 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
-_INSERT_CALL = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_INSERT_CALLS = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES "
+_ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
+# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). One size
+# only, so that SQLite keeps two prepared statements (this and the one-row INSERT), not hundreds.
+_ROWS_PER_INSERT = 64 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(COLUMNS)
+_INSERT_MANY = _INSERT_CALLS + ", ".join([_ROW_PLACEHOLDERS] * _ROWS_PER_INSERT)
+_INSERT_ONE = _INSERT_CALLS + _ROW_PLACEHOLDERS
+
+
+def _insert_statements(rows: list[tuple]) -> list[tuple[str, Any, bool]]:
+    """``(sql, arguments, many)`` that insert ``rows``, mostly ``_ROWS_PER_INSERT`` at a time.
+
+    executemany releases and retakes the GIL once per row, and under a busy event loop each retake
+    can wait for the interpreter's switch interval: a writer thread inserting row by row manages a
+    few hundred rows a second and falls ever further behind. A multi-row INSERT retakes it once.
+    """
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    statements: list[tuple[str, Any, bool]] = [
+        (_INSERT_MANY, [value for row in rows[start : start + _ROWS_PER_INSERT] for value in row], False)
+        for start in range(0, whole, _ROWS_PER_INSERT)
+    ]
+    if whole < len(rows):
+        statements.append((_INSERT_ONE, rows[whole:], True))
+    return statements
+
+
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
@@ -124,19 +149,21 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
 
-    def _transaction(self, sql: str, rows: list[tuple]) -> None:
+    def _transaction(self, statements: list[tuple[str, Any, bool]]) -> None:
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(sql, rows)
+                for sql, args, many in statements:
+                    (db.executemany if many else db.execute)(sql, args)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        self._transaction(_INSERT_CALL, [_sql_row(encode_row(record)) for record in records])
+        if records:
+            self._transaction(_insert_statements([_sql_row(encode_row(record)) for record in records]))
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
@@ -173,7 +200,7 @@ class SQLiteStore:
             self._cache.extend(decode_columns(list(zip(*fresh))[1:]))  # transposed in C, seq dropped
 
     def annotate(self, rows: list[tuple]) -> None:
-        self._transaction(_INSERT_ANNOTATION, rows)
+        self._transaction([(_INSERT_ANNOTATION, rows, True)])
 
     def read_annotations(self) -> list[tuple]:
         with self._lock:

