@@ -355,8 +355,7 @@ class CompareWidget(widgets.VBox):
         if tables.log_is_off():
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
         df = llmkit.calls.to_dataframe(run_id=self.comparison_id)
-        order = {run.target: i for i, run in reversed(list(enumerate(self._runs)))}
-        position = df["model"].astype(str).map(order)
+        position = df["model"].astype(str).map({run.target: i for i, run in enumerate(self._runs)})
         df = df.iloc[position.argsort(kind="stable")].reset_index(drop=True)
         df["vote"] = df["annotations"].map(tables.vote_of)
         return df
