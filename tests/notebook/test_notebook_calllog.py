@@ -54,6 +54,7 @@ def test_every_magic_call_is_logged_once_with_source_magic(shell, log):
     ]
     df = log.to_dataframe()
     assert set(df.loc[df["model"] == "demo/echo", "response"]) == {"logged", "whole"}
+    assert df.loc[(df["kind"] == "stream") & (df["status"] == "ok"), "ttft_ms"].notna().all()
     assert df.loc[df["model"] == "demo/fail", "error_type"].item() == "InternalServerError"
     assert df.loc[df["model"] == "demo/image", "prompt"].item() == "logged"
 
@@ -155,6 +156,17 @@ def test_stopped_panes_are_logged_as_cancelled(log):
     wait_until(lambda: not w.running)
     assert rows(log, "model", "source", "status") == [("a/m", "widget", "cancelled"), ("b/m", "widget", "cancelled")]
     assert list(w.to_dataframe()["response"].str.startswith("w0 ")) == [True, True]
+
+
+def test_an_interrupted_run_logs_its_panes_as_cancelled(log):
+    two_slow_providers()
+    w = CompareWidget(["a/m", "b/m"], "go")
+    timer = interrupt_soon()
+    with pytest.raises(KeyboardInterrupt):
+        w.run()
+    timer.join()
+    wait_until(lambda: len(log) == 2)  # the panes are cancelled on llmkit's loop, just after
+    assert rows(log, "model", "source", "status") == [("a/m", "widget", "cancelled"), ("b/m", "widget", "cancelled")]
 
 
 def test_votes_are_recorded_in_the_log_as_annotations(log):
