@@ -391,6 +391,7 @@ class Leaderboard(widgets.VBox):
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._last = 0.0  # when the table was last refreshed (time.monotonic)
+        self._took = 0.0  # how long that refresh took
         self._closed = False
         self.interval = interval
         self.filters = filters  # refreshes now: bad filters raise here, before any callback is added
@@ -405,7 +406,7 @@ class Leaderboard(widgets.VBox):
 
     def refresh(self) -> None:
         """Read the log and show it now."""
-        self._last = time.monotonic()
+        started = self._last = time.monotonic()
         table = tables.leaderboard(**self.filters)
         columns = {name: [_plain(value) for value in table[name]] for name in table.columns}
         rows = [{"model": model, **{name: columns[name][i] for name in columns}} for i, model in enumerate(table.index)]
@@ -414,13 +415,19 @@ class Leaderboard(widgets.VBox):
             self.set_trait("status", "")
             self._table.value = _table_html(table)
             self._message.value = ""
+        self._took = time.monotonic() - started
 
     def _changed(self) -> None:
-        """Something was logged: refresh once the interval since the last refresh has passed."""
+        """Something was logged: refresh once the interval since the last refresh has passed.
+
+        On a log so large that a refresh takes a while, they are spaced further apart: reading
+        it takes at most a tenth of the time, and the calls being made keep the rest.
+        """
         with self._lock:
             if self._timer is not None or self._closed:
                 return
-            delay = max(0.0, self._last + self.interval - time.monotonic())
+            gap = max(self.interval, 10 * self._took)
+            delay = max(0.0, self._last + gap - time.monotonic())
             self._timer = threading.Timer(delay, self._timed_refresh)
             self._timer.daemon = True
             self._timer.start()
