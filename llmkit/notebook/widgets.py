@@ -394,15 +394,13 @@ class Leaderboard(widgets.VBox):
         self._took = 0.0  # how long that refresh took
         self._closed = False
         self.interval = interval
-        self.filters = filters  # refreshes now: bad filters raise here, before any callback is added
+        self.filters = filters
+        self.refresh()  # bad filters raise here, before any callback is added
+        self.observe(lambda change: self.refresh(), "filters")
         self._on_call = lambda record: self._changed()  # one object, so that close() can remove it
         llmkit.calls.on_success(self._on_call)
         llmkit.calls.on_failure(self._on_call)
         _leaderboards.add(self)
-
-    @observe("filters")
-    def _filters_changed(self, change: dict) -> None:
-        self.refresh()
 
     def refresh(self) -> None:
         """Read the log and show it now."""
