@@ -1,8 +1,8 @@
-"""Notebook widgets for comparing models (ipywidgets 8): ``from llmkit.widgets import CompareWidget``.
+"""Notebook widgets (ipywidgets 8): ``from llmkit.widgets import CompareWidget, Leaderboard``.
 
 Needs ``pip install 'llmkit[notebook]'``; ``import llmkit`` alone never loads ipywidgets.
 """
 
-from llmkit.notebook.widgets import CompareWidget
+from llmkit.notebook.widgets import CompareWidget, Leaderboard
 
-__all__ = ["CompareWidget"]
+__all__ = ["CompareWidget", "Leaderboard"]

@@ -21,6 +21,7 @@ from IPython.utils.text import dedent
 
 import llmkit
 from llmkit.notebook import aliases as alias_store
+from llmkit.notebook import tables
 from llmkit.notebook.catalog import check_model, provider_models
 from llmkit.notebook.display import FORMATS, RichView, TerminalView, extract_code
 from llmkit.notebook.driver import drive
@@ -34,6 +35,8 @@ SOURCE = "magic"
 LINE_HELP = """\
 %llm models              registered providers, their models, and aliases
 %llm alias NAME MODEL    let NAME stand for MODEL ("provider/model") in %%llm and the widgets
+%llm log [N]             the last N calls (default 10) as a DataFrame; all columns: llmkit.calls.to_dataframe()
+%llm summary             per model: calls, error rate, latency, time to first token, tokens/s, tokens, cost
 %llm help                this help, and the options of %%llm
 """
 
@@ -187,8 +190,8 @@ class LLMMagics(Magics):
 
     # -- %llm ------------------------------------------------------------------------------------
     @line_magic("llm")
-    def llm_line(self, line: str) -> None:
-        """%llm models | alias NAME MODEL | help"""
+    def llm_line(self, line: str) -> Any:
+        """%llm models | alias NAME MODEL | log [N] | summary | help"""
         words = line.split()
         command, rest = (words[0], words[1:]) if words else ("help", [])
         try:
@@ -196,12 +199,19 @@ class LLMMagics(Magics):
                 print(_models_text())
             elif command == "alias":
                 self._alias(rest)
+            elif command == "log" and len(rest) <= 1:
+                return _from_log(lambda: tables.recent_calls(_count(rest[0]) if rest else 10))
+            elif command == "summary" and not rest:
+                return _from_log(llmkit.calls.summary)
             elif command == "help" and not rest:
                 print(LINE_HELP + "\n" + dedent(self.llm.__doc__ or ""))
             else:
-                raise UsageError(f"unknown %llm command {line.strip()!r}; use one of: models, alias NAME MODEL, help")
-        except (UsageError, llmkit.LLMKitError) as exc:
+                raise UsageError(
+                    f"unknown %llm command {line.strip()!r}; use one of: models, alias NAME MODEL, log [N], summary, help"
+                )
+        except (UsageError, llmkit.LLMKitError, ImportError) as exc:  # ImportError: pandas missing
             _error(exc)
+        return None  # only log and summary return something: a DataFrame, shown as the cell's output
 
     def _alias(self, rest: list[str]) -> None:
         if len(rest) == 0:
@@ -218,6 +228,19 @@ class LLMMagics(Magics):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"{name} -> {model}")
+
+
+def _count(word: str) -> int:
+    if not word.isdigit() or int(word) < 1:
+        raise UsageError(f"%llm log takes how many calls to show, e.g. %llm log 20; got {word!r}")
+    return int(word)
+
+
+def _from_log(read: Any) -> Any:
+    """A DataFrame read from the call log, or None with a note when the log is off."""
+    if tables.log_is_off():
+        raise UsageError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
+    return read()
 
 
 def _split(line: str) -> list[str]:

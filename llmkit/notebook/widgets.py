@@ -1,18 +1,25 @@
-"""The model-comparison widget, on ipywidgets 8. All of its state lives in traitlets.
+"""The notebook widgets, on ipywidgets 8. All of their state lives in traitlets.
 
 ``CompareWidget`` sends one prompt to several models at once and streams each answer into its own
 pane, with the pane's figures (latency, time to first token, tokens, tokens per second) and vote
 buttons. Scripts and tests drive it through its traits (``w.prompt = ...; w.run()``), a browser shows
 the same state. Calls go through ``llmkit.acompletion`` / ``llmkit.aimage_generation`` with
-``source="widget"``; votes are kept in ``votes`` and announced to :meth:`CompareWidget.on_vote`
-callbacks, which is where a call log can record them.
+``source="widget"``, and each comparison's calls share a ``run_id`` in the call log; votes are
+recorded there as annotations (see :mod:`llmkit.notebook.tables`), kept in ``votes`` and announced to
+:meth:`CompareWidget.on_vote` callbacks.
+
+``Leaderboard`` is ``llmkit.calls.summary()`` with the votes counted per model, refreshed as calls
+finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import threading
 import time
+import uuid
+import weakref
 from typing import Any, Callable
 
 from llmkit.notebook import missing_extra, require
@@ -23,12 +30,14 @@ try:
 except ImportError as exc:
     raise missing_extra(exc.name) from exc
 
+import llmkit
 from llmkit import aio
+from llmkit.notebook import tables
 from llmkit.notebook.catalog import check_model, known_models
 from llmkit.notebook.display import UPDATE_INTERVAL, body_html, footer
 from llmkit.notebook.runs import ModelRun, generate_images, is_image_model, stream_chat
 
-__all__ = ["CompareWidget"]
+__all__ = ["CompareWidget", "Leaderboard"]
 
 SOURCE = "widget"
 VOTE_KINDS = ("best", "tie", "all_bad")
@@ -78,6 +87,7 @@ class CompareWidget(widgets.VBox):
     results = Dict(read_only=True, help="{model: answer text}, live while the panes stream")
     figures = Dict(read_only=True, help="{model: {status, latency_s, ttft_s, tokens, tokens_per_second, error}}")
     votes = List(Dict(), read_only=True, help="every vote, oldest first")
+    comparison_id = Unicode("", read_only=True, help="the run_id of the last comparison's calls in the call log")
     status = Unicode("", read_only=True, help="what the widget last had to say (errors included)")
 
     def __init__(self, models: list[str] | None = None, prompt: str = "", **params: Any) -> None:
@@ -88,6 +98,7 @@ class CompareWidget(widgets.VBox):
         self._runs: list[ModelRun] = []
         self._panes: list[_Pane] = []
         self._task: asyncio.Future | None = None
+        self._calls_made: Any = None  # the call log's capture of the last comparison
         self._loop: asyncio.AbstractEventLoop | None = None
         self._vote_handlers = widgets.CallbackDispatcher()
         self._build_controls()
@@ -198,7 +209,9 @@ class CompareWidget(widgets.VBox):
             raise ValueError("pick at least one model: w.models = ['demo/echo', 'demo/lorem']")
         self._start_runs()
         self._loop = asyncio.get_running_loop()
-        task = self._task = asyncio.ensure_future(asyncio.gather(*self._calls()))
+        # The tasks inherit the capture: their calls are logged under this comparison's run_id.
+        with llmkit.calls.capture(run_id=self.comparison_id) as self._calls_made:
+            task = self._task = asyncio.ensure_future(asyncio.gather(*self._calls()))
         self._set_running(True)
         try:
             while not task.done():
@@ -241,6 +254,7 @@ class CompareWidget(widgets.VBox):
         self._runs = [ModelRun(model) for model in self.models]
         self._panes = [_Pane(run, lambda model: self._vote_from_button("best", model)) for run in self._runs]
         self._pane_row.children = [pane.box for pane in self._panes]
+        self.set_trait("comparison_id", uuid.uuid4().hex)
         self.set_trait("status", "")
         self.set_trait("results", {})
         self.set_trait("figures", {})
@@ -275,23 +289,53 @@ class CompareWidget(widgets.VBox):
 
     # -- votes -----------------------------------------------------------------------------------
     def vote(self, kind: str, model: str | None = None) -> dict[str, Any]:
-        """Record a verdict on the last comparison: ``"best"`` (with its model), ``"tie"`` or ``"all_bad"``."""
+        """Judge the last comparison: ``"best"`` (with its model), ``"tie"`` or ``"all_bad"``.
+
+        The vote is recorded in the call log on the comparison's calls (annotation ``"vote"``: the
+        chosen call ``best`` and the others ``not_best``, or all of them ``tie`` / ``all_bad``).
+        """
         if kind not in VOTE_KINDS:
             raise ValueError(f"vote kind must be one of {', '.join(VOTE_KINDS)}, got {kind!r}")
         compared = [run.model for run in self._runs]
         if not compared:
             raise ValueError("nothing to vote on yet: run a comparison first")
+        if self.running:
+            raise ValueError("the comparison is still running: vote when it has finished (or stop it)")
         if (kind == "best") != (model is not None):
             raise ValueError("a 'best' vote names its model (vote('best', 'demo/echo')); 'tie' and 'all_bad' name none")
         if model is not None and model not in compared:
             raise ValueError(f"{model!r} was not in the last comparison ({', '.join(compared)})")
-        record = {"kind": kind, "model": model, "models": compared, "prompt": self.prompt, "time": time.time()}
+        self._log_vote(kind, model)
+        record = {
+            "kind": kind,
+            "model": model,
+            "models": compared,
+            "prompt": self.prompt,
+            "time": time.time(),
+            "comparison_id": self.comparison_id,
+        }
         self.set_trait("votes", [*self.votes, record])
         self._vote_handlers(record)
         return record
 
+    def _log_vote(self, kind: str, model: str | None) -> None:
+        records = self._calls_made.records if self._calls_made is not None else []
+        if not records:  # stopped before any call began
+            return
+        if tables.log_is_off():
+            self.set_trait("status", "the call log is off (LLMKIT_LOG=off): this vote is kept in w.votes only")
+            return
+        labels: dict[str, list[str]] = {}
+        chosen = next((run.target for run in self._runs if run.model == model), None)
+        for record in records:
+            label = kind if kind != "best" else ("best" if record["model"] == chosen else "not_best")
+            labels.setdefault(label, []).append(record["call_id"])
+        for label, call_ids in labels.items():
+            llmkit.calls.annotate(call_ids, tables.VOTE, label, group_id=self.comparison_id, source=SOURCE)
+        _refresh_leaderboards()
+
     def on_vote(self, callback: Callable[[dict[str, Any]], Any], remove: bool = False) -> None:
-        """Call ``callback(vote)`` after every vote (a dict: kind, model, models, prompt, time)."""
+        """Call ``callback(vote)`` after every vote (a dict: kind, model, models, prompt, time, comparison_id)."""
         self._vote_handlers.register_callback(callback, remove=remove)
 
     def _vote_from_button(self, kind: str, model: str | None = None) -> None:
@@ -302,27 +346,133 @@ class CompareWidget(widgets.VBox):
 
     # -- export ----------------------------------------------------------------------------------
     def to_dataframe(self) -> Any:
-        """The last comparison as a pandas DataFrame, one row per model, with its latest vote."""
-        pd = require("pandas")
-        verdict = self.votes[-1] if self.votes else None
-        rows = []
-        for run in self._runs:
-            vote = None
-            if verdict is not None and run.model in verdict["models"]:
-                vote = (
-                    verdict["kind"]
-                    if verdict["kind"] != "best"
-                    else ("best" if verdict["model"] == run.model else None)
-                )
-            rows.append(
-                {
-                    "model": run.model,
-                    "target": run.target,
-                    "prompt": self.prompt,
-                    "system": self.system or None,
-                    "text": run.text,
-                    **run.figures(),
-                    "vote": vote,
-                }
-            )
-        return pd.DataFrame(rows)
+        """The last comparison's calls from the call log, one row per model in the widget's order,
+        with every column of ``llmkit.calls.to_dataframe()`` and a ``vote`` column (best, not_best,
+        tie, all_bad, or None before a vote)."""
+        require("pandas")  # before anything else, to name the extra that installs it
+        if not self.comparison_id:
+            raise ValueError("nothing to show yet: run a comparison first")
+        if tables.log_is_off():
+            raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
+        df = llmkit.calls.to_dataframe(run_id=self.comparison_id)
+        position = df["model"].astype(str).map({run.target: i for i, run in enumerate(self._runs)})
+        df = df.iloc[position.argsort(kind="stable")].reset_index(drop=True)
+        df["vote"] = df["annotations"].map(tables.vote_of)
+        return df
+
+
+# -- the leaderboard ----------------------------------------------------------------------------------
+_leaderboards: weakref.WeakSet = weakref.WeakSet()  # open ones, refreshed after a vote
+
+
+def _refresh_leaderboards() -> None:
+    for board in list(_leaderboards):
+        board._changed()
+
+
+class Leaderboard(widgets.VBox):
+    """``llmkit.calls.summary()`` with the votes counted per model, as a table that refreshes itself.
+
+    ``Leaderboard(source="widget")``: keyword arguments filter the log as ``llmkit.calls`` does. The
+    table refreshes after calls finish and after a CompareWidget vote, at most once per ``interval``
+    seconds; :meth:`refresh` does it now, and :meth:`close` stops it.
+    """
+
+    rows = List(Dict(), read_only=True, help="one dict per model, best first: the summary's columns and the votes")
+    filters = Dict(help="filters for the log (model, status, source, kind, since, run_id, tags)")
+    interval = Float(1.0, help="at most one automatic refresh per this many seconds")
+    status = Unicode("", read_only=True, help="why the last refresh failed, if it did")
+
+    def __init__(self, interval: float = 1.0, **filters: Any) -> None:
+        super().__init__()
+        self._table = widgets.HTML()
+        self._message = widgets.HTML()
+        self.children = [self._table, self._message]
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._last = 0.0  # when the table was last refreshed (time.monotonic)
+        self._took = 0.0  # how long that refresh took
+        self._closed = False
+        self.interval = interval
+        self.filters = filters
+        self.refresh()  # bad filters raise here, before any callback is added
+        self.observe(lambda change: self.refresh(), "filters")
+        self._on_call = lambda record: self._changed()  # one object, so that close() can remove it
+        llmkit.calls.on_success(self._on_call)
+        llmkit.calls.on_failure(self._on_call)
+        _leaderboards.add(self)
+
+    def refresh(self) -> None:
+        """Read the log and show it now."""
+        started = self._last = time.monotonic()
+        table = tables.leaderboard(**self.filters)
+        columns = {name: [_plain(value) for value in table[name]] for name in table.columns}
+        rows = [{"model": model, **{name: columns[name][i] for name in columns}} for i, model in enumerate(table.index)]
+        with self.hold_sync():
+            self.set_trait("rows", rows)
+            self.set_trait("status", "")
+            self._table.value = _table_html(table)
+            self._message.value = ""
+        self._took = time.monotonic() - started
+
+    def _changed(self) -> None:
+        """Something was logged: refresh once the interval since the last refresh has passed.
+
+        On a log so large that a refresh takes a while, they are spaced further apart: reading
+        it takes at most a tenth of the time, and the calls being made keep the rest.
+        """
+        with self._lock:
+            if self._timer is not None or self._closed:
+                return
+            gap = max(self.interval, 10 * self._took)
+            delay = max(0.0, self._last + gap - time.monotonic())
+            self._timer = threading.Timer(delay, self._timed_refresh)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_refresh(self) -> None:
+        with self._lock:
+            self._timer = None  # calls finishing from here on schedule the next refresh
+            if self._closed:
+                return
+        try:
+            self.refresh()
+        except Exception as exc:  # a timer thread has nobody to raise to
+            self.set_trait("status", f"{type(exc).__name__}: {exc}")
+            self._message.value = f'<span style="color:#c0392b">{html.escape(self.status)}</span>'
+
+    def close(self) -> None:
+        """Stop refreshing and close the widget."""
+        llmkit.calls.remove_callback(self._on_call)
+        _leaderboards.discard(self)
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        super().close()
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as a plain Python value: None for NaN and <NA>, int or float for numpy numbers."""
+    import pandas as pd
+
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+_FORMATS = {"error_rate": "{:.0%}", "tokens_per_s_median": "{:.1f}", "cost_usd": "{:.6f}"}
+
+
+def _table_html(table: Any) -> str:
+    if table.empty:
+        return "<i>no calls in the log yet</i>"
+    import pandas as pd
+
+    formats = {name: _FORMATS.get(name, "{:.0f}" if name.endswith("_ms") else "{}") for name in table.columns}
+    cells = {
+        name: ["" if _plain(value) is None else formats[name].format(value) for value in table[name]]
+        for name in table.columns
+    }
+    return pd.DataFrame(cells, index=table.index.rename(None)).to_html(border=0)

@@ -120,3 +120,29 @@ def test_the_run_button_works_from_a_front_end(kernel):
             break
     html_updates = [m for m in seen if m["msg_type"] == "comm_msg" and "value" in m["content"]["data"].get("state", {})]
     assert html_updates, "pane updates should reach the front-end"
+
+
+def test_a_leaderboard_updates_the_front_end_after_a_call(kernel):
+    """The refresh runs on a timer thread after the call log's callback; its new table must still
+    reach the front-end as a comm message."""
+    _, client = kernel
+    code = (
+        "import time\n"
+        "from llmkit.widgets import Leaderboard\n"
+        "board = Leaderboard(interval=0.05, since=time.time())\n"
+        "print(board._table.comm.comm_id)"
+    )
+    comm_id = printed(run(client, code)[0])
+    seen = []
+    run(client, "%%llm demo/echo\nrank me", seen.append)
+    deadline = time.monotonic() + TIMEOUT
+    while not any(
+        m["msg_type"] == "comm_msg"
+        and m["content"]["comm_id"] == comm_id
+        and "<th>demo/echo</th>" in m["content"]["data"].get("state", {}).get("value", "")
+        for m in seen
+    ):
+        assert time.monotonic() < deadline, "the leaderboard's new table never reached the front-end"
+        seen.append(client.get_iopub_msg(timeout=TIMEOUT))
+    _, reply = run(client, "board.close()")
+    assert reply["status"] == "ok"

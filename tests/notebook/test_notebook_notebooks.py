@@ -13,6 +13,19 @@ def outputs(nb, kind):
     return [out for c in nb.cells if c.cell_type == "code" for out in c.outputs if out.output_type == kind]
 
 
+# Cells whose output must show something in particular: {cell id: text in its HTML output}.
+EXPECTED = {
+    "quickstart-23": "<td>magic</td>",  # %llm log 5: the notebook's own calls
+    "quickstart-26": "shouty/v1",  # %llm summary
+    "compare-models-16": "Describe the sea in one line.",  # side_by_side
+    "compare-models-21": "background: linear-gradient",  # the summary's bars
+}
+
+
+def html_of(cell):
+    return "".join(out.get("data", {}).get("text/html", "") for out in cell.outputs)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path):
     nb = nbformat.read(path, as_version=4)
@@ -20,6 +33,10 @@ def test_notebook_runs(path):
     assert not outputs(nb, "error")
     shown = [out for kind in ("display_data", "execute_result") for out in outputs(nb, kind)]
     assert shown, "a notebook that shows nothing has rotted"
+    cells = {cell.get("id"): cell for cell in nb.cells}
+    for cell_id, text in EXPECTED.items():
+        if cell_id.startswith(path.stem + "-"):
+            assert text in html_of(cells[cell_id]), f"cell {cell_id} of {path.name}"
 
 
 def test_the_notebooks_are_there():

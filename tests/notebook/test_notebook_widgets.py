@@ -3,7 +3,6 @@
 import asyncio
 import time
 
-import pandas as pd
 import pytest
 from notebook_support import SlowStream
 
@@ -150,15 +149,19 @@ def test_votes_are_state_and_reach_callbacks():
         w.vote("best", "demo/other")
 
 
-def test_to_dataframe_has_one_row_per_model_with_the_vote():
-    w = CompareWidget(["demo/echo", "demo/fail"], "rows")
+def test_to_dataframe_has_this_comparisons_rows_from_the_log_with_the_vote(log):
+    w = CompareWidget(["demo/fail", "demo/echo"], "first")
+    w.run()
+    w.prompt = "rows"
     w.run()
     w.vote("best", "demo/echo")
     frame = w.to_dataframe()
-    assert list(frame["model"]) == ["demo/echo", "demo/fail"]
-    assert list(frame["status"]) == ["done", "error"]
-    assert frame.loc[0, "text"] == "rows" and frame.loc[0, "vote"] == "best" and pd.isna(frame.loc[1, "vote"])
-    assert {"latency_s", "ttft_s", "tokens", "tokens_per_second", "prompt", "error"} <= set(frame.columns)
+    assert list(frame["model"]) == ["demo/fail", "demo/echo"]  # the widget's order, this comparison only
+    assert list(frame["status"]) == ["error", "ok"] and list(frame["prompt"]) == ["rows", "rows"]
+    assert frame.loc[1, "response"] == "rows" and frame.loc[0, "error_type"] == "InternalServerError"
+    assert list(frame["vote"]) == ["not_best", "best"]
+    assert set(frame["run_id"]) == {w.comparison_id}
+    assert set(llmkit.calllog.COLUMNS) <= set(frame.columns)
 
 
 def test_image_mode_shows_images_in_the_panes():
