@@ -69,6 +69,10 @@ def test_last_n_is_newest_calls_oldest_first(log):
     assert [r["response"] for r in log.last(2)] == ["three", "four"]
     assert [r["response"] for r in log.last(1, model="demo/echo")] == ["four"]
     assert log.last(10)[0]["response"] == "one"
+    last_two = log.to_dataframe(last=2)
+    assert list(last_two["response"]) == ["three", "four"]
+    assert last_two.dtypes.equals(log.to_dataframe().dtypes)
+    assert list(log.to_dataframe(last=1, tags={"missing": 1})["response"]) == []
 
 
 def test_summary_one_row_per_model(log):

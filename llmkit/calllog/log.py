@@ -50,13 +50,19 @@ class CallLog:
     def __len__(self) -> int:
         return len(self._columns({}, last=None)["call_id"])
 
-    def to_dataframe(self, **filters: Any) -> Any:
-        """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``)."""
+    def to_dataframe(self, last: int | None = None, **filters: Any) -> Any:
+        """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``).
+
+        ``last=n`` keeps the newest ``n`` matching calls, and reads only those from the store.
+        """
         from llmkit.calllog import frame
 
+        if last is not None and filters.get("tags") is None:
+            return frame.to_dataframe(_as_columns(self.last(last, **filters)), self._annotations())
         keep = tag_matcher(filters.pop("tags", None))
         df = frame.to_dataframe(self._columns(filters), self._annotations())
-        return df if keep is None else frame.rows_where(df, "metadata", keep)
+        df = df if keep is None else frame.rows_where(df, "metadata", keep)
+        return df if last is None else df.tail(last)
 
     def summary(self, **filters: Any) -> Any:
         """One row per model: calls, error rate, latency and time-to-first-token percentiles, ..."""
@@ -230,3 +236,7 @@ def _epoch(since: Any) -> float:
             since = since.replace(tzinfo=_dt.timezone.utc)  # the log is in UTC; so are naive times
         return since.timestamp()
     raise TypeError(f"since must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")
+
+
+def _as_columns(records: list[dict[str, Any]]) -> dict[str, list]:
+    return {name: [record[name] for record in records] for name in COLUMNS}

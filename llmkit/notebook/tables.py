@@ -12,7 +12,6 @@ from typing import Any
 
 import llmkit
 from llmkit.calllog import config
-from llmkit.calllog.record import COLUMNS
 
 __all__ = ["LOG_COLUMNS", "VOTE", "VOTE_COUNTS", "leaderboard", "log_is_off", "recent_calls", "vote_of"]
 
@@ -49,13 +48,7 @@ def recent_calls(n: int) -> Any:
 
     Reads only those rows (``calls.last``), so it stays quick on a log of millions of calls.
     """
-    from llmkit.calllog import frame
-
-    records = llmkit.calls.last(n)
-    columns = {name: [record[name] for record in records] for name in COLUMNS}
-    # _annotations: the raw rows to_dataframe() joins; there is no public way to type a few records.
-    df = frame.to_dataframe(columns, llmkit.calls._annotations())
-    return df[list(LOG_COLUMNS)]
+    return llmkit.calls.to_dataframe(last=n)[list(LOG_COLUMNS)]
 
 
 def vote_of(annotations: Any) -> str | None:
