@@ -69,4 +69,9 @@ def run_tour(fast: bool = False) -> int:
             llmkit.completion(messages=[{"role": "user", "content": "hi"}], **kwargs)
         except llmkit.APIError as error:
             print(f"{type(error).__name__} ({error.status_code}): {error.message}")
+
+    _heading("every call above is in the call log (llmkit.calls; to_dataframe() with pandas)")
+    for record in llmkit.calls.last(6):
+        latency = f"{record['latency_ms']:.1f} ms"
+        print(f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {record['error_type'] or ''}")
     return 0

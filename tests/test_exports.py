@@ -51,3 +51,4 @@ def test_the_cli_tour_runs_offline():
     assert "RateLimitError (429): slow down" in result.stdout
     assert "unknown provider 'nowhere'" in result.stdout
     assert "bytes of PNG" in result.stdout
+    assert "demo/fail        chat   error" in result.stdout and "RateLimitError" in result.stdout.split("call log")[-1]
