@@ -23,7 +23,7 @@ from llmkit.errors import BadRequestError, Timeout, map_exception
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
 from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose
 from llmkit.providers.registry import get_handler
-from llmkit.streaming import ChunkConverter, CustomStreamWrapper, response_as_chunks
+from llmkit.streaming import ChunkConverter, CustomStreamWrapper, replay, response_as_chunks
 from llmkit.tokens import encoding
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
@@ -313,7 +313,7 @@ async def _open_stream_async(call: _Call) -> AsyncIterator[Any]:
     if implements(handler, "astreaming") or not implements(handler, "streaming"):
         if implements(handler, "astreaming") or not _can_chat(handler):
             return await _async_chunks(call_handler(handler.astreaming, call.kwargs))
-        return _replay(response_as_chunks(await call.run_async()))
+        return replay(response_as_chunks(await call.run_async()))
     result = await _aio().run_in_thread(call_handler, handler.streaming, call.kwargs)
     return await _async_chunks(result, blocking=True)
 
@@ -342,7 +342,7 @@ def _sync_chunks(result: Any) -> Iterator[Any]:
 async def _async_chunks(result: Any, blocking: bool = False) -> AsyncIterator[Any]:
     """An async iterator over what ``astreaming()`` (or a sync ``streaming()``) returned."""
     if isinstance(result, dict):
-        return _replay((result,))
+        return replay((result,))
     if hasattr(result, "__anext__"):
         return result
     if hasattr(result, "__aiter__"):
@@ -350,16 +350,11 @@ async def _async_chunks(result: Any, blocking: bool = False) -> AsyncIterator[An
     if inspect.isawaitable(result):
         return await _async_chunks(await result, blocking)
     if isinstance(result, ModelResponse):
-        return _replay(response_as_chunks(result))
+        return replay(response_as_chunks(result))
     if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
         # A sync generator may block between chunks: drain it in a worker thread.
-        return _aio().aiter_in_thread(iter(result)) if blocking else _replay(result)
+        return _aio().aiter_in_thread(iter(result)) if blocking else replay(result)
     raise TypeError(f"astreaming() returned {type(result).__name__}; yield GenericStreamingChunk dicts from it")
-
-
-async def _replay(items: Any) -> AsyncIterator[Any]:
-    for item in items:
-        yield item
 
 
 def _mocked(
@@ -370,7 +365,7 @@ def _mocked(
         return mock.mock_model_response(value, provider=provider, model=handler_model)
     chunks = mock.mock_chunks(value, provider=provider, model=handler_model)
     converter = ChunkConverter(handler_model, include_usage=_include_usage(kwargs), messages=messages)
-    source = _replay(chunks) if is_async else iter(chunks)
+    source = replay(chunks) if is_async else iter(chunks)
     return CustomStreamWrapper(source, converter, llm_provider=provider, entry=entry)
 
 

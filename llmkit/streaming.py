@@ -30,7 +30,7 @@ from llmkit.types.utils import (
     new_completion_id,
 )
 
-__all__ = ["ChunkConverter", "CustomStreamWrapper", "response_as_chunks", "stream_chunk_builder", "text_chunks"]
+__all__ = ["ChunkConverter", "CustomStreamWrapper", "replay", "response_as_chunks", "stream_chunk_builder", "text_chunks"]
 
 _FINISH_REASONS = {
     "eos": "stop",
@@ -252,7 +252,7 @@ class CustomStreamWrapper:
         if not self._is_async:
             raise TypeError("this stream came from completion(); iterate it with 'for'")
         if self._finished and not self._pending:
-            return _replay(list(self.chunks))
+            return replay(list(self.chunks))
         return self
 
     async def __anext__(self) -> ModelResponseStream:
@@ -357,9 +357,10 @@ def _asyncio() -> Any:
     return asyncio
 
 
-async def _replay(chunks: list[ModelResponseStream]) -> AsyncIterator[ModelResponseStream]:
-    for chunk in chunks:
-        yield chunk
+async def replay(items: Iterable[Any]) -> AsyncIterator[Any]:
+    """An async iterator over items already in hand (a finished stream, a mock, a single chunk)."""
+    for item in items:
+        yield item
 
 
 def text_chunks(text: str, usage: dict | None = None) -> list[dict]:
