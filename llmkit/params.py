@@ -20,6 +20,7 @@ CONTROL_PARAMS = frozenset(
         "api_version",
         "base_url",
         "bos_token",
+        "cache",  # the response cache's mode for this call (llmkit/cache, issue 9)
         "client",
         "custom_llm_provider",
         "eos_token",
@@ -34,6 +35,7 @@ CONTROL_PARAMS = frozenset(
         "num_retries",
         "request_timeout",
         "roles",
+        "sample",  # which repeated sample of the same call this is: part of the cache key
         "source",
         "timeout",
     }
