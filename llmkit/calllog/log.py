@@ -121,6 +121,15 @@ class CallLog:
         now = time.time()
         store.annotate([(call_id, name, encode_json(value), group_id, source, now) for call_id in ids])
 
+    def annotate_many(self, items: Iterable[tuple[str, str, Any, str | None]], *, source: str = "python") -> None:
+        """Many labels in one write: ``(call_id, name, value, group_id)`` items (check results, ...)."""
+        rows = list(items)
+        store = self._store()
+        if store is None:
+            raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
+        now = time.time()
+        store.annotate([(call_id, name, encode_json(value), group_id, source, now) for call_id, name, value, group_id in rows])
+
     def annotations(self) -> Any:
         """Every annotation as a DataFrame: call_id, name, value, group_id, source, created_at."""
         from llmkit.calllog import frame
