@@ -113,7 +113,9 @@ def compare(
                 bar.update(1)
 
         try:
-            await run_jobs(jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, params=params, run_id=run_id)
+            await run_jobs(
+                jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, params=params, run_id=run_id
+            )
         finally:
             if scorer is not None:
                 await scorer.finish()

@@ -65,10 +65,13 @@ class CallLog:
         return df if last is None else df.tail(last)
 
     def summary(self, **filters: Any) -> Any:
-        """One row per model: calls, error rate, latency and time-to-first-token percentiles, ..."""
+        """One row per model: calls, error rate, latency and time-to-first-token percentiles, ...;
+        pass rates and the spread across samples when compare() checked or sampled (``llmkit.evals``)."""
         from llmkit.calllog import frame
+        from llmkit.evals.stats import evaluation_columns
 
-        return frame.summary(self.to_dataframe(**filters))
+        df = self.to_dataframe(**filters)
+        return frame.summary(df).join(evaluation_columns(df))
 
     def export(self, path: str | Path, **filters: Any) -> Path:
         """Write matching calls to ``path``: ``.csv``, ``.jsonl`` or ``.parquet``, by its extension."""
@@ -128,7 +131,9 @@ class CallLog:
         if store is None:
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
         now = time.time()
-        store.annotate([(call_id, name, encode_json(value), group_id, source, now) for call_id, name, value, group_id in rows])
+        store.annotate(
+            [(call_id, name, encode_json(value), group_id, source, now) for call_id, name, value, group_id in rows]
+        )
 
     def annotations(self) -> Any:
         """Every annotation as a DataFrame: call_id, name, value, group_id, source, created_at."""

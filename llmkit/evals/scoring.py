@@ -120,7 +120,9 @@ class Scorer:
             if row["status"] != "ok":
                 result = CheckResult(False, None, f"no answer: {row.get('error') or row['status']}")
             elif not got:
-                result = CheckResult(False, None, "; ".join(reasons.get(id(row)) or ["no other answer to compare with"]))
+                result = CheckResult(
+                    False, None, "; ".join(reasons.get(id(row)) or ["no other answer to compare with"])
+                )
             else:
                 score = sum(got) / len(got)
                 result = CheckResult(score >= 0.5, score, "; ".join(reasons[id(row)]))
