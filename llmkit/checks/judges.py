@@ -27,7 +27,7 @@ _GRADER = (
     ' {"score": <a whole number from 0 (fails the rubric) to 10 (fully meets it)>, "reason": "<one sentence>"}'
 )
 _COMPARER = (
-    "You compare two answers to one question and say which is better<rubric>. Reply with JSON only:"
+    "You compare two answers to one question and say which is better (by the rubric, when one is given). Reply with JSON only:"
     ' {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
 )
 
@@ -174,9 +174,10 @@ class pairwise_judge(Check):  # noqa: N801
         return aio.run_sync(self.averdict(prompt, answer_a, answer_b))
 
     def messages(self, prompt: Any, first: str, second: str) -> list[dict[str, str]]:
-        rubric = f" by this rubric: {self.rubric}" if self.rubric else ""
         body = f"[Question]\n{_as_text(prompt)}\n\n[Answer A]\n{first}\n\n[Answer B]\n{second}"
-        return [{"role": "system", "content": _COMPARER.replace("<rubric>", rubric)}, {"role": "user", "content": body}]
+        if self.rubric:
+            body += f"\n\n[Rubric]\n{self.rubric}"
+        return [{"role": "system", "content": _COMPARER}, {"role": "user", "content": body}]
 
     async def averdict(self, prompt: Any, answer_a: str, answer_b: str) -> PairwiseVerdict:
         asked = await asyncio.gather(self._ask(prompt, answer_a, answer_b), self._ask(prompt, answer_b, answer_a))

@@ -18,7 +18,7 @@ from llmkit.calllog.recorder import capture
 from llmkit.checks.base import Answer, Check, CheckResult, as_check
 from llmkit.checks.judges import PairwiseVerdict
 
-__all__ = ["CHECK_PREFIX", "PAIRWISE", "SAMPLE", "Scorer", "prepare_checks"]
+__all__ = ["CHECK_PREFIX", "PAIRWISE", "SAMPLE", "Scorer", "prepare_checks", "verdict_annotations"]
 
 CHECK_PREFIX = "check:"  # annotation name of a check's result: "check:<name>"
 PAIRWISE = "pairwise"  # annotation name of a pairwise verdict, on both calls judged
@@ -130,14 +130,10 @@ class Scorer:
 
     def _keep_verdict(self, row_a, row_b, check, verdict, shares, reasons) -> None:
         share_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
-        group_id = os.urandom(16).hex()  # one verdict: ties its two annotations together
         for row, other, share in ((row_a, row_b, share_a), (row_b, row_a, 1.0 - share_a)):
             shares[id(row)].append(share)
             reasons[id(row)].append(f"vs {other['model']}: {verdict.rationale}")
-            result = {1.0: "win", 0.0: "loss", 0.5: "tie"}[share]
-            value = {"result": result, "against": other["call_id"], "judge": check.model, "check": check.name}
-            value["rationale"] = verdict.rationale
-            self.annotations.append((row["call_id"], PAIRWISE, value, group_id))
+        self.annotations.extend(verdict_annotations(row_a["call_id"], row_b["call_id"], check, verdict))
 
     def _keep(self, row: dict[str, Any], check: Check, result: CheckResult, annotate: bool = True) -> None:
         self._results.setdefault(id(row), {})[check.name] = result
@@ -159,6 +155,20 @@ class Scorer:
 
     def result(self, row: dict[str, Any], name: str) -> CheckResult | None:
         return self._results.get(id(row), {}).get(name)
+
+
+def verdict_annotations(call_a: str, call_b: str, check: Any, verdict: Any) -> list[tuple[str, str, Any, str]]:
+    """A verdict as two ``pairwise`` annotations, one on each call judged, tied by one group id."""
+    if verdict.winner is None:
+        return []
+    group_id = os.urandom(16).hex()
+    result_a = {"A": "win", "B": "loss", "tie": "tie"}[verdict.winner]
+    result_b = {"win": "loss", "loss": "win", "tie": "tie"}[result_a]
+    common = {"judge": check.model, "check": check.name, "rationale": verdict.rationale}
+    return [
+        (call_a, PAIRWISE, {"result": result_a, "against": call_b, **common}, group_id),
+        (call_b, PAIRWISE, {"result": result_b, "against": call_a, **common}, group_id),
+    ]
 
 
 def _safely(score: Any, answer: Answer) -> CheckResult:

@@ -23,7 +23,9 @@ def wilson(passed: int, total: int, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z * z / total
     centre = (rate + z * z / (2 * total)) / denominator
     half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if passed == 0 else max(0.0, centre - half)  # exact at the ends, where rounding strays
+    high = 1.0 if passed == total else min(1.0, centre + half)
+    return low, high
 
 
 def _passed(annotations: Any) -> bool | None:
