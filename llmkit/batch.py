@@ -215,7 +215,7 @@ async def run_jobs(
 
 def _record(scorer: Any, rows: list[dict[str, Any]], samples: int, run_id: str) -> None:
     """Write the run's check results (and sample numbers) to the call log as annotations, at once."""
-    items = [] if scorer is None else list(scorer.annotations)
+    items = [] if scorer is None else scorer.annotations()
     if samples > 1:
         from llmkit.evals.scoring import SAMPLE
 

@@ -43,13 +43,14 @@ def test_checks_add_score_columns_and_passed_and_annotate_each_call(log):
     assert list(df.columns[-4:]) == ["check_contains_paris", "check_max_tokens", "check_lambda", "passed"]
     assert df["check_contains_paris"].tolist() == [1.0, 0.0]
     assert df["passed"].tolist() == [True, False] and df["passed"].dtype == "boolean"
-    annotations = log.annotations()
-    assert len(annotations) == 6 and set(annotations["source"]) == {"check"}
-    mine = annotations[annotations["call_id"] == df["call_id"][1]].set_index("name")["value"]
-    assert mine["check:contains_paris"] == {"passed": False, "score": 0.0, "reason": "did not find 'Paris'"}
+    annotations = log.annotations()  # one per call, holding every check's result
+    assert len(annotations) == 2 and set(annotations["source"]) == {"check"} and set(annotations["name"]) == {"checks"}
+    mine = annotations.set_index("call_id")["value"][df["call_id"][1]]
+    assert set(mine) == {"contains_paris", "max_tokens", "lambda"}
+    assert mine["contains_paris"] == {"passed": False, "score": 0.0, "reason": "did not find 'Paris'"}
     assert set(annotations["group_id"]) == {df["run_id"][0]}
     logged = log.to_dataframe(run_id=df["run_id"][0]).set_index("call_id")["annotations"]
-    assert logged[df["call_id"][0]]["check:lambda"]["passed"] is True  # joins back to the call
+    assert logged[df["call_id"][0]]["checks"]["lambda"]["passed"] is True  # joins back to the call
 
 
 def test_a_check_that_raises_is_a_failed_check_and_the_row_stays(log):
@@ -61,14 +62,14 @@ def test_a_check_that_raises_is_a_failed_check_and_the_row_stays(log):
     df = llmkit.compare(["m/good"], ["q"], checks=[broken, checks.contains("Paris")], progress=False)
     assert len(df) == 1 and df["response"][0] == TEXTS["good"]
     assert math.isnan(df["check_broken"][0]) and df["passed"].tolist() == [False]
-    value = log.annotations().set_index("name")["value"]["check:broken"]
+    value = log.annotations().set_index("name")["value"]["checks"]["broken"]
     assert value["passed"] is False and "raised KeyError" in value["reason"]
 
 
 def test_a_failed_call_fails_its_checks_with_the_error(log):
     df = llmkit.compare(["demo/fail"], ["q"], checks=[checks.contains("x")], progress=False)
     assert df["passed"].tolist() == [False]
-    assert "no answer: InternalServerError" in log.annotations()["value"][0]["reason"]
+    assert "no answer: InternalServerError" in log.annotations()["value"][0]["contains_x"]["reason"]
 
 
 def test_duplicate_check_names_and_unknown_judges_are_refused_before_any_call(log):

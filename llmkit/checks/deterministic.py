@@ -36,12 +36,13 @@ class contains(_TextCheck):  # noqa: N801 - used like a function: checks.contain
     def __init__(self, text: str, *, name: str | None = None) -> None:
         if not isinstance(text, str) or not text:
             raise ValueError(f"{type(self).__name__} needs the non-empty text to look for, got {text!r}")
-        self.text = text
+        self.text = text.lower() if self.ignore_case else text
         self.name = name or check_name(f"{type(self).__name__} {text}")[:40].rstrip("_")
+        self._reasons = {True: f"found {_short(text)}", False: f"did not find {_short(text)}"}
 
     def test(self, text: str) -> tuple[bool, str]:
-        found = self.text.lower() in text.lower() if self.ignore_case else self.text in text
-        return found, f"{'found' if found else 'did not find'} {_short(self.text)}"
+        found = self.text in (text.lower() if self.ignore_case else text)
+        return found, self._reasons[found]
 
 
 class icontains(contains):  # noqa: N801

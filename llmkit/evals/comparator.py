@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmkit.evals.scoring import CHECK_PREFIX
+from llmkit.evals.scoring import CHECKS
 
 __all__ = ["export_llm_comparator"]
 
@@ -62,11 +62,9 @@ def _rows(results: Any) -> list[dict[str, Any]]:
     for row in rows:
         for name, value in list(row.items()):
             row[name] = _plain(value)
-        annotations = row.get("annotations")
-        if isinstance(annotations, dict):  # a log slice: check scores are in the annotations
-            for name, value in annotations.items():
-                if name.startswith(CHECK_PREFIX) and isinstance(value, dict):
-                    row.setdefault("check_" + name[len(CHECK_PREFIX) :], value.get("score"))
+        for name, value in _logged_checks_of(row.get("annotations")).items():  # a log slice's check scores
+            if isinstance(value, dict):
+                row.setdefault("check_" + name, value.get("score"))
     return rows
 
 
@@ -163,13 +161,12 @@ def _fields(results: Any) -> list[tuple[str, str]]:
 def _logged_checks(results: Any) -> set[str]:
     if "annotations" not in results.columns:
         return set()
-    return {
-        "check_" + name[len(CHECK_PREFIX) :]
-        for annotations in results["annotations"]
-        if isinstance(annotations, dict)
-        for name in annotations
-        if name.startswith(CHECK_PREFIX)
-    }
+    return {"check_" + name for annotations in results["annotations"] for name in _logged_checks_of(annotations)}
+
+
+def _logged_checks_of(annotations: Any) -> dict[str, Any]:
+    checks = annotations.get(CHECKS) if isinstance(annotations, dict) else None
+    return checks if isinstance(checks, dict) else {}
 
 
 def _example(a: dict, b: dict, verdict: Any, fields: list[tuple[str, str]]) -> dict[str, Any]:

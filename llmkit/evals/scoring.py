@@ -3,8 +3,10 @@
 compare() hands each finished row to :meth:`Scorer.add`. Deterministic checks run at once (they
 cost microseconds); checks that call a model (judges) start as tasks, so they run while the other
 calls of the run are still in flight. A pairwise judge waits until every model has answered a
-(prompt, sample), then judges each pair. Every result becomes a call-log annotation on the call it
-scored (``check:<name>``, or ``pairwise`` for a verdict), written in one batch at the end.
+(prompt, sample), then judges each pair. Each call's results become one call-log annotation on it,
+``checks`` = ``{name: {"passed", "score", "reason"}}`` (one row per call rather than per check: a
+row costs SQLite several microseconds), and each pairwise verdict a ``pairwise`` annotation on both
+calls judged; all written in one batch at the end.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from llmkit.calllog.recorder import capture
 from llmkit.checks.base import Answer, Check, CheckResult, as_check
 from llmkit.checks.judges import PairwiseVerdict
 
-__all__ = ["CHECK_PREFIX", "PAIRWISE", "SAMPLE", "Scorer", "prepare_checks", "verdict_annotations"]
+__all__ = ["CHECKS", "PAIRWISE", "SAMPLE", "Scorer", "prepare_checks", "verdict_annotations"]
 
-CHECK_PREFIX = "check:"  # annotation name of a check's result: "check:<name>"
+CHECKS = "checks"  # annotation name of a call's check results: {check name: {passed, score, reason}}
 PAIRWISE = "pairwise"  # annotation name of a pairwise verdict, on both calls judged
 SAMPLE = "sample"  # annotation name of a call's sample index, when compare() took several
 SOURCE = "check"
@@ -51,11 +53,14 @@ class Scorer:
 
     def __init__(self, checks: list[Check], models: list[str], run_id: str, concurrency: int) -> None:
         self.row_checks = [check for check in checks if not check.pairwise]
+        self._sync = [check for check in self.row_checks if not check.is_async]
+        self._async = [check for check in self.row_checks if check.is_async]
         self.pairwise = [check for check in checks if check.pairwise]
         self.models = models
         self.run_id = run_id
-        self.annotations: list[tuple[str, str, Any, str | None]] = []
+        self.verdicts: list[tuple[str, str, Any, str | None]] = []
         self._results: dict[int, dict[str, CheckResult]] = {}
+        self._call_ids: dict[int, str] = {}
         self._groups: dict[tuple, list[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task] = []
         self._limit = asyncio.Semaphore(concurrency)
@@ -66,14 +71,20 @@ class Scorer:
 
     # -- while the run goes ----------------------------------------------------------------------
     def add(self, row: dict[str, Any]) -> None:
-        answer = Answer.of(row)
-        for check in self.row_checks:
-            if answer.status != "ok":
-                self._keep(row, check, CheckResult(False, None, f"no answer: {answer.error or answer.status}"))
-            elif check.is_async:
-                self._tasks.append(asyncio.ensure_future(self._score_later(row, check, answer)))
-            else:
+        # compare()'s rows hold plain values: no need for Answer.of's care with pandas' missing values
+        get = row.get
+        answer = Answer(
+            get("response"), get("prompt"), get("latency_ms"), get("completion_tokens"), get("status"), get("error")
+        )
+        if answer.status != "ok":
+            failed = CheckResult(False, None, f"no answer: {answer.error or answer.status}")
+            for check in self.row_checks:
+                self._keep(row, check, failed)
+        else:
+            for check in self._sync:
                 self._keep(row, check, _safely(check.score, answer))
+            for check in self._async:
+                self._tasks.append(asyncio.ensure_future(self._score_later(row, check, answer)))
         if self.pairwise:
             group = self._groups.setdefault((row["prompt_index"], row["sample"]), [])
             group.append(row)
@@ -126,21 +137,33 @@ class Scorer:
             else:
                 score = sum(got) / len(got)
                 result = CheckResult(score >= 0.5, score, "; ".join(reasons[id(row)]))
-            self._keep(row, check, result, annotate=False)
+            self._keep(row, check, result)
 
     def _keep_verdict(self, row_a, row_b, check, verdict, shares, reasons) -> None:
         share_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
         for row, other, share in ((row_a, row_b, share_a), (row_b, row_a, 1.0 - share_a)):
             shares[id(row)].append(share)
             reasons[id(row)].append(f"vs {other['model']}: {verdict.rationale}")
-        self.annotations.extend(verdict_annotations(row_a["call_id"], row_b["call_id"], check, verdict))
+        self.verdicts.extend(verdict_annotations(row_a["call_id"], row_b["call_id"], check, verdict))
 
-    def _keep(self, row: dict[str, Any], check: Check, result: CheckResult, annotate: bool = True) -> None:
-        self._results.setdefault(id(row), {})[check.name] = result
-        if annotate and row.get("call_id"):
-            self.annotations.append((row["call_id"], CHECK_PREFIX + check.name, result.to_json(), self.run_id))
+    def _keep(self, row: dict[str, Any], check: Check, result: CheckResult) -> None:
+        key = id(row)
+        if key not in self._results:
+            self._results[key] = {}
+            self._call_ids[key] = row.get("call_id")
+        self._results[key][check.name] = result
 
     # -- after the run -----------------------------------------------------------------------------
+    def annotations(self) -> list[tuple[str, str, Any, str | None]]:
+        """``(call_id, name, value, group_id)`` to record: each call's row-check results, and the verdicts."""
+        names = {check.name for check in self.row_checks}
+        items = [
+            (self._call_ids[key], CHECKS, {n: r.to_json() for n, r in results.items() if n in names}, self.run_id)
+            for key, results in self._results.items()
+            if self._call_ids[key] and names & results.keys()
+        ]
+        return items + self.verdicts
+
     def columns(self, row: dict[str, Any]) -> dict[str, Any]:
         """``check_<name>`` (the score, None when not scored) and ``passed`` (every row check passed)."""
         results = self._results.get(id(row), {})

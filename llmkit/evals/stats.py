@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmkit.evals.scoring import CHECK_PREFIX, SAMPLE
+from llmkit.evals.scoring import CHECKS, SAMPLE
 
 __all__ = ["evaluation_columns", "wilson"]
 
@@ -30,12 +30,10 @@ def wilson(passed: int, total: int, z: float = Z95) -> tuple[float, float]:
 
 def _passed(annotations: Any) -> bool | None:
     """Whether every check on a call passed; None when no check scored it."""
-    if not isinstance(annotations, dict):
+    results = annotations.get(CHECKS) if isinstance(annotations, dict) else None
+    if not isinstance(results, dict) or not results:
         return None
-    results = [value for name, value in annotations.items() if name.startswith(CHECK_PREFIX)]
-    if not results:
-        return None
-    return all(isinstance(value, dict) and value.get("passed") is True for value in results)
+    return all(isinstance(value, dict) and value.get("passed") is True for value in results.values())
 
 
 def _sample(annotations: Any) -> Any:
