@@ -99,19 +99,16 @@ def compare(
     ]
     rows: dict[tuple[int, str, int], dict[str, Any]] = {}
     bar = _progress_bar(len(jobs), progress)
-    scorers: list[Any] = []
+    scorer = Scorer(check_list, model_list, run_id, concurrency) if check_list else None
+
+    def on_row(job: Job, row: dict[str, Any]) -> None:
+        rows[(job.index, job.model, job.sample)] = row
+        if scorer is not None:
+            scorer.add(row)
+        if bar is not None:
+            bar.update(1)
 
     async def run() -> None:
-        scorer = Scorer(check_list, model_list, run_id, concurrency) if check_list else None
-        scorers.append(scorer)
-
-        def on_row(job: Job, row: dict[str, Any]) -> None:
-            rows[(job.index, job.model, job.sample)] = row
-            if scorer is not None:
-                scorer.add(row)
-            if bar is not None:
-                bar.update(1)
-
         try:
             await run_jobs(
                 jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, params=params, run_id=run_id
@@ -129,7 +126,6 @@ def compare(
         if bar is not None:
             bar.close()
     ordered = [rows[key] for key in ((j.index, j.model, j.sample) for j in jobs) if key in rows]
-    scorer = scorers[0] if scorers else None
     _record(scorer, ordered, samples, run_id)
     extra = [] if scorer is None else [*("check_" + name for name in scorer.names), "passed"]
     if scorer is not None:

@@ -142,3 +142,13 @@ def test_judges_need_a_model_string_and_a_rubric():
         checks.judge("gpt", "rubric")
     with pytest.raises(ValueError, match="needs a rubric"):
         checks.judge("demo/echo", "  ")
+
+
+def test_the_checks_load_no_heavy_dependency():
+    import json
+    import subprocess
+    import sys
+
+    code = "import sys, json, llmkit.checks; print(json.dumps([m for m in ('pandas', 'jsonschema', 'IPython') if m in sys.modules]))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(loaded) == []
