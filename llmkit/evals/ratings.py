@@ -23,7 +23,14 @@ def outcomes_from_log(calls: Any, annotations: Any) -> list[tuple[str, str, floa
     """Pairwise outcomes from the log: ``calls`` (a frame with call_id and model) says whose call each
     annotation is on; ``annotations`` is ``llmkit.calls.annotations()``. A "best" vote beats every
     other model of its comparison; "tie" and "all_bad" tie them all; a verdict is one outcome."""
-    model_of = dict(zip(calls["call_id"].astype(str), calls["model"].astype(str)))
+    names = annotations["name"].to_numpy(dtype=object)
+    rows = [i for i, name in enumerate(names) if name == VOTE or name == PAIRWISE]
+    if not rows:
+        return []  # most logs: no votes, no verdicts; skip reading the calls
+    annotations = annotations.iloc[rows]
+    wanted = calls["call_id"].isin(set(annotations["call_id"].to_numpy(dtype=object)))
+    chosen = calls[wanted]
+    model_of = dict(zip(chosen["call_id"].to_numpy(dtype=object), chosen["model"].to_numpy(dtype=object).astype(str)))
     outcomes: list[tuple[str, str, float]] = []
     for name, per_group in _latest_by_group(annotations, model_of).items():
         for labels in per_group.values():
@@ -34,9 +41,8 @@ def outcomes_from_log(calls: Any, annotations: Any) -> list[tuple[str, str, floa
 def _latest_by_group(annotations: Any, model_of: dict[str, str]) -> dict[str, dict[str, dict[str, Any]]]:
     """{annotation name: {group_id: {call_id: (model, latest value)}}} for votes and verdicts on ``calls``."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {VOTE: {}, PAIRWISE: {}}
-    for call_id, name, value, group_id in zip(
-        annotations["call_id"], annotations["name"], annotations["value"], annotations["group_id"]
-    ):
+    columns = (annotations[name].to_numpy(dtype=object) for name in ("call_id", "name", "value", "group_id"))
+    for call_id, name, value, group_id in zip(*columns):
         if name in grouped and call_id in model_of and isinstance(group_id, str):
             grouped[name].setdefault(group_id, {})[call_id] = (model_of[call_id], value)  # later rows win
     return grouped

@@ -51,12 +51,18 @@ def evaluation_columns(calls: Any) -> Any:
     """
     import pandas as pd
 
+    # Most calls of a log carry no evaluation: find the ones that do before building anything.
+    annotations = calls["annotations"].to_numpy(dtype=object)
+    marked = [i for i, a in enumerate(annotations) if type(a) is dict and (CHECKS in a or SAMPLE in a)]
+    if not marked:
+        return pd.DataFrame(index=pd.Index([], name="model"))
+    calls = calls.iloc[marked]
     frame = pd.DataFrame(
         {
-            "model": calls["model"].astype(str).to_numpy(),
+            "model": calls["model"].to_numpy(dtype=object).astype(str),
             "latency_ms": calls["latency_ms"].to_numpy(dtype=float),
-            "passed": [_passed(a) for a in calls["annotations"]],
-            "sample": [_sample(a) for a in calls["annotations"]],
+            "passed": [_passed(annotations[i]) for i in marked],
+            "sample": [_sample(annotations[i]) for i in marked],
         }
     )
     out = pd.DataFrame(index=pd.Index(sorted(frame["model"].unique()), name="model"))

@@ -126,7 +126,7 @@ def _plain(value: Any) -> Any:
 
 _FORMATS = {"error_rate": "{:.0%}", "tokens_per_s_median": "{:.1f}", "cost_usd": "{:.6f}", "rating": "{:.0f}"}
 _FORMATS.update({name: "{:.0%}" for name in ("pass_rate", "pass_rate_low", "pass_rate_high", "pass_rate_sd")})
-_FORMATS.update({name: "{:.0f}" for name in ("rating_low", "rating_high")})
+_FORMATS.update({name: "{:.0f}" for name in ("rating_low", "rating_high", "samples", "checked")})
 
 
 def _table_html(table: Any) -> str:
