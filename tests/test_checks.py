@@ -152,3 +152,16 @@ def test_the_checks_load_no_heavy_dependency():
     code = "import sys, json, llmkit.checks; print(json.dumps([m for m in ('pandas', 'jsonschema', 'IPython') if m in sys.modules]))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(loaded) == []
+
+
+def test_an_async_function_is_a_check_alone_and_in_compare(log):
+    async def slow_and_fair(text):
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        return "Paris" in text, "looked for Paris"
+
+    check = checks.as_check(slow_and_fair)
+    assert check("Paris!") == checks.CheckResult(True, 1.0, "looked for Paris")
+    df = llmkit.compare(["demo/echo"], ["Paris", "Rome"], checks=[slow_and_fair], progress=False)
+    assert df["check_slow_and_fair"].tolist() == [1.0, 0.0] and df["passed"].tolist() == [True, False]

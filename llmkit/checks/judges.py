@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmkit.checks.base import Answer, Check, CheckResult, check_name
-from llmkit.messages import content_text, message_field
+from llmkit.messages import prompt_text
 
 __all__ = ["PairwiseVerdict", "judge", "pairwise_judge"]
 
@@ -30,16 +30,6 @@ _COMPARER = (
     "You compare two answers to one question and say which is better (by the rubric, when one is given). Reply with JSON only:"
     ' {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
 )
-
-
-def _as_text(prompt: Any) -> str:
-    """A prompt (text or chat messages) as text for a judge to read."""
-    if prompt is None:
-        return ""
-    if isinstance(prompt, str):
-        return prompt
-    lines = [f"{message_field(m, 'role') or 'user'}: {content_text(message_field(m, 'content'))}" for m in prompt]
-    return "\n".join(lines)
 
 
 def _reply_text(response: Any) -> str:
@@ -86,7 +76,7 @@ class judge(Check):  # noqa: N801 - used like a function: checks.judge("openai/g
         return [self.model]
 
     def messages(self, answer: Answer) -> list[dict[str, str]]:
-        question = _as_text(answer.prompt)
+        question = prompt_text(answer.prompt)
         body = f"[Question]\n{question}\n\n[Answer]\n{answer.text}\n\n[Rubric]\n{self.rubric}"
         return [{"role": "system", "content": _GRADER}, {"role": "user", "content": body}]
 
@@ -174,7 +164,7 @@ class pairwise_judge(Check):  # noqa: N801
         return aio.run_sync(self.averdict(prompt, answer_a, answer_b))
 
     def messages(self, prompt: Any, first: str, second: str) -> list[dict[str, str]]:
-        body = f"[Question]\n{_as_text(prompt)}\n\n[Answer A]\n{first}\n\n[Answer B]\n{second}"
+        body = f"[Question]\n{prompt_text(prompt)}\n\n[Answer A]\n{first}\n\n[Answer B]\n{second}"
         if self.rubric:
             body += f"\n\n[Rubric]\n{self.rubric}"
         return [{"role": "system", "content": _COMPARER}, {"role": "user", "content": body}]

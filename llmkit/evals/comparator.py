@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmkit.evals.scoring import CHECKS
+from llmkit.messages import prompt_text
 
 __all__ = ["export_llm_comparator"]
 
@@ -180,7 +181,7 @@ def _example(a: dict, b: dict, verdict: Any, fields: list[tuple[str, str]]) -> d
             custom[name] = [a.get(name), b.get(name)]
     raters = [] if verdict is None else [{**rating, "custom_fields": {}} for rating in verdict.ratings]
     return {
-        "input_text": _input_text(a.get("prompt")),
+        "input_text": prompt_text(a.get("prompt")),
         "tags": list(a["tags"]) if isinstance(a.get("tags"), list) else [],
         "output_text_a": _output(a),
         "output_text_b": _output(b),
@@ -193,12 +194,6 @@ def _example(a: dict, b: dict, verdict: Any, fields: list[tuple[str, str]]) -> d
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _input_text(prompt: Any) -> str:
-    from llmkit.checks.judges import _as_text
-
-    return _as_text(prompt)
 
 
 def _output(row: dict[str, Any]) -> str:
