@@ -127,13 +127,9 @@ def compare(
             bar.close()
     ordered = [rows[key] for key in ((j.index, j.model, j.sample) for j in jobs) if key in rows]
     _record(scorer, ordered, samples, run_id)
-    extra = [] if scorer is None else [*("check_" + name for name in scorer.names), "passed"]
-    if scorer is not None:
-        for row in ordered:
-            row.update(scorer.columns(row))
     for row in ordered:
         row["prompt_index"] = labels[row["prompt_index"]]
-    return _frame(ordered, extra)
+    return _frame(ordered, {} if scorer is None else scorer.columns(ordered))
 
 
 def side_by_side(results: Any, value: str = "response") -> Any:
@@ -211,20 +207,19 @@ async def run_jobs(
 
 def _record(scorer: Any, rows: list[dict[str, Any]], samples: int, run_id: str) -> None:
     """Write the run's check results (and sample numbers) to the call log as annotations, at once."""
-    items = [] if scorer is None else scorer.annotations()
+    from llmkit.calllog import config
+
+    if config.log_mode() == "off" or (scorer is None and samples == 1):
+        return  # the DataFrame has the results; there is no log to put them in, or nothing to put
+    import llmkit
+
     if samples > 1:
         from llmkit.evals.scoring import SAMPLE
 
-        items.extend((row["call_id"], SAMPLE, row["sample"], run_id) for row in rows if row.get("call_id"))
-    if not items:
-        return
-    from llmkit.calllog import config
-
-    if config.log_mode() == "off":
-        return  # the DataFrame has the results; there is no log to put them in
-    import llmkit
-
-    llmkit.calls.annotate_many(items, source="check")
+        items = [(row["call_id"], SAMPLE, row["sample"], run_id) for row in rows if row.get("call_id")]
+        llmkit.calls.annotate_many(items, source="compare")
+    if scorer is not None:
+        llmkit.calls.annotate_many(scorer.annotations(), source="check", encoded=True)
 
 
 def _row(job: Job, record: dict[str, Any]) -> dict[str, Any]:
@@ -288,10 +283,11 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="llmkit.compare", unit="call")
 
 
-def _frame(rows: list[dict[str, Any]], extra: list[str]) -> Any:
+def _frame(rows: list[dict[str, Any]], checked: dict[str, list]) -> Any:
+    """The DataFrame of ``rows``, typed, with the checks' columns (``check_<name>``, ``passed``) last."""
     import pandas as pd
 
-    df = pd.DataFrame(rows, columns=[*ROW_FIELDS, *extra])
+    df = pd.DataFrame(rows, columns=list(ROW_FIELDS))
     df["sample"] = df["sample"].astype(int)
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         df[name] = df[name].astype("Int64")
@@ -299,6 +295,6 @@ def _frame(rows: list[dict[str, Any]], extra: list[str]) -> Any:
     df["status"] = df["status"].astype("category")
     for name in ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd"):
         df[name] = df[name].astype(float)
-    for name in extra:
-        df[name] = df[name].astype("boolean") if name == "passed" else df[name].astype(float)
+    for name, values in checked.items():
+        df[name] = pd.array(values, dtype="boolean") if name == "passed" else pd.array(values, dtype=float)
     return df

@@ -124,15 +124,18 @@ class CallLog:
         now = time.time()
         store.annotate([(call_id, name, encode_json(value), group_id, source, now) for call_id in ids])
 
-    def annotate_many(self, items: Iterable[tuple[str, str, Any, str | None]], *, source: str = "python") -> None:
-        """Many labels in one write: ``(call_id, name, value, group_id)`` items (check results, ...)."""
-        rows = list(items)
+    def annotate_many(
+        self, items: Iterable[tuple[str, str, Any, str | None]], *, source: str = "python", encoded: bool = False
+    ) -> None:
+        """Many labels in one write: ``(call_id, name, value, group_id)`` items (check results, ...);
+        ``encoded=True`` when the values are JSON text already."""
         store = self._store()
         if store is None:
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
         now = time.time()
+        encode = str if encoded else encode_json
         store.annotate(
-            [(call_id, name, encode_json(value), group_id, source, now) for call_id, name, value, group_id in rows]
+            [(call_id, name, encode(value), group_id, source, now) for call_id, name, value, group_id in items]
         )
 
     def annotations(self) -> Any:

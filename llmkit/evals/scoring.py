@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from llmkit.calllog.recorder import capture
+from llmkit.calllog.store import encode_json
 from llmkit.checks.base import Answer, Check, CheckResult, as_check
 from llmkit.checks.judges import PairwiseVerdict
 
@@ -49,42 +50,52 @@ def prepare_checks(checks: Any) -> list[Check]:
 
 
 class Scorer:
-    """Scores rows of one run; ``columns(row)`` gives a row's ``check_<name>`` and ``passed`` values."""
+    """Scores rows of one run; :meth:`columns` gives the ``check_<name>`` and ``passed`` columns.
+
+    Once a row's checks are all done, only its scores, its ``passed`` and its annotation (JSON text)
+    are kept: plain values the garbage collector soon stops tracking, so a large run does not make
+    every collection slower. Results are ordered as ``_row_names``: sync checks first, then the ones
+    that await.
+    """
 
     def __init__(self, checks: list[Check], models: list[str], run_id: str, concurrency: int) -> None:
-        self.row_checks = [check for check in checks if not check.pairwise]
-        self._sync = [check for check in self.row_checks if not check.is_async]
-        self._async = [check for check in self.row_checks if check.is_async]
+        row_checks = [check for check in checks if not check.pairwise]
+        self._sync = [check for check in row_checks if not check.is_async]
+        self._async = [check for check in row_checks if check.is_async]
         self.pairwise = [check for check in checks if check.pairwise]
+        self.names = [check.name for check in checks]  # the columns' order: as given
+        self._row_names = [check.name for check in (*self._sync, *self._async)]  # the results' order
         self.models = models
         self.run_id = run_id
         self.verdicts: list[tuple[str, str, Any, str | None]] = []
-        self._results: dict[int, dict[str, CheckResult]] = {}
-        self._call_ids: dict[int, str] = {}
+        self._done: dict[int, tuple] = {}  # id(row) -> (scores, passed, annotation text)
+        self._pending: dict[int, list] = {}  # id(row) -> results, while awaited checks run
+        self._relative: dict[int, dict[str, CheckResult]] = {}  # id(row) -> pairwise checks' results
+        self._call_ids: dict[int, str | None] = {}
         self._groups: dict[tuple, list[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task] = []
         self._limit = asyncio.Semaphore(concurrency)
 
-    @property
-    def names(self) -> list[str]:
-        return [check.name for check in (*self.row_checks, *self.pairwise)]
-
     # -- while the run goes ----------------------------------------------------------------------
     def add(self, row: dict[str, Any]) -> None:
-        # compare()'s rows hold plain values: no need for Answer.of's care with pandas' missing values
-        get = row.get
+        # compare()'s rows hold every field, as plain values: no need for Answer.of's care with pandas
         answer = Answer(
-            get("response"), get("prompt"), get("latency_ms"), get("completion_tokens"), get("status"), get("error")
+            row["response"], row["prompt"], row["latency_ms"], row["completion_tokens"], row["status"], row["error"]
         )
+        key = id(row)
+        self._call_ids[key] = row["call_id"]
         if answer.status != "ok":
             failed = CheckResult(False, None, f"no answer: {answer.error or answer.status}")
-            for check in self.row_checks:
-                self._keep(row, check, failed)
+            self._done[key] = _settled([failed] * len(self._row_names), self._row_names)
         else:
-            for check in self._sync:
-                self._keep(row, check, _safely(check.score, answer))
-            for check in self._async:
-                self._tasks.append(asyncio.ensure_future(self._score_later(row, check, answer)))
+            results = [_score(check, answer) for check in self._sync]
+            if not self._async:
+                self._done[key] = _settled(results, self._row_names)
+            else:
+                results.extend(None for _ in self._async)  # filled in as the tasks finish
+                self._pending[key] = results
+                for position, check in enumerate(self._async, start=len(self._sync)):
+                    self._tasks.append(asyncio.ensure_future(self._score_later(results, position, check, answer)))
         if self.pairwise:
             group = self._groups.setdefault((row["prompt_index"], row["sample"]), [])
             group.append(row)
@@ -101,14 +112,13 @@ class Scorer:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _score_later(self, row: dict[str, Any], check: Check, answer: Answer) -> None:
+    async def _score_later(self, results: list, position: int, check: Check, answer: Answer) -> None:
         async with self._limit:
             with capture(self.run_id):  # the judge's calls are logged under this run too
                 try:
-                    result = await check.ascore(answer)
+                    results[position] = await check.ascore(answer)
                 except Exception as exc:
-                    result = _failure(exc)
-        self._keep(row, check, result)
+                    results[position] = _failure(exc)
 
     async def _judge_group(self, rows: list[dict[str, Any]], check: Any) -> None:
         answered = [row for row in rows if row["status"] == "ok"]
@@ -137,7 +147,7 @@ class Scorer:
             else:
                 score = sum(got) / len(got)
                 result = CheckResult(score >= 0.5, score, "; ".join(reasons[id(row)]))
-            self._keep(row, check, result)
+            self._relative.setdefault(id(row), {})[check.name] = result
 
     def _keep_verdict(self, row_a, row_b, check, verdict, shares, reasons) -> None:
         share_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
@@ -146,38 +156,57 @@ class Scorer:
             reasons[id(row)].append(f"vs {other['model']}: {verdict.rationale}")
         self.verdicts.extend(verdict_annotations(row_a["call_id"], row_b["call_id"], check, verdict))
 
-    def _keep(self, row: dict[str, Any], check: Check, result: CheckResult) -> None:
-        key = id(row)
-        if key not in self._results:
-            self._results[key] = {}
-            self._call_ids[key] = row.get("call_id")
-        self._results[key][check.name] = result
-
     # -- after the run -----------------------------------------------------------------------------
-    def annotations(self) -> list[tuple[str, str, Any, str | None]]:
-        """``(call_id, name, value, group_id)`` to record: each call's row-check results, and the verdicts."""
-        names = {check.name for check in self.row_checks}
-        items = [
-            (self._call_ids[key], CHECKS, {n: r.to_json() for n, r in results.items() if n in names}, self.run_id)
-            for key, results in self._results.items()
-            if self._call_ids[key] and names & results.keys()
-        ]
-        return items + self.verdicts
+    def _entry(self, key: int) -> tuple | None:
+        """(scores, passed, annotation text) of a row; a row whose awaited checks are done settles now."""
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            self._done[key] = _settled(pending, self._row_names)
+        return self._done.get(key)
 
-    def columns(self, row: dict[str, Any]) -> dict[str, Any]:
-        """``check_<name>`` (the score, None when not scored) and ``passed`` (every row check passed)."""
-        results = self._results.get(id(row), {})
-        values: dict[str, Any] = {}
-        for name in self.names:
-            result = results.get(name)
-            values["check_" + name] = None if result is None else result.score
-        row_results = [results.get(check.name) for check in self.row_checks]
-        complete = all(result is not None for result in row_results)
-        values["passed"] = all(result.passed for result in row_results) if complete and row_results else None
-        return values
+    def annotations(self) -> list[tuple[str, str, str, str | None]]:
+        """``(call_id, name, JSON text, group_id)`` to record: each call's row-check results as one
+        ``checks`` annotation, then the pairwise verdicts."""
+        items = []
+        for key in list(self._done) + list(self._pending):
+            entry, call_id = self._entry(key), self._call_ids[key]
+            if call_id and entry is not None and entry[2] is not None:
+                items.append((call_id, CHECKS, entry[2], self.run_id))
+        return items + [(c, n, encode_json(v), g) for c, n, v, g in self.verdicts]
 
-    def result(self, row: dict[str, Any], name: str) -> CheckResult | None:
-        return self._results.get(id(row), {}).get(name)
+    def columns(self, rows: list[dict[str, Any]]) -> dict[str, list]:
+        """For ``rows``, in order: ``check_<name>`` (the score, None when not scored) and ``passed``
+        (every row check passed; None when one has no result, e.g. after Ctrl-C)."""
+        columns: dict[str, list] = {"check_" + name: [] for name in self.names}
+        positions = [(columns["check_" + name], i) for i, name in enumerate(self._row_names)]
+        relative = [(columns["check_" + check.name], check.name) for check in self.pairwise]
+        passed: list[bool | None] = []
+        for row in rows:
+            entry = self._entry(id(row))
+            for column, i in positions:
+                column.append(entry[0][i] if entry is not None else None)
+            for column, name in relative:
+                result = self._relative.get(id(row), {}).get(name)
+                column.append(None if result is None else result.score)
+            passed.append(entry[1] if entry is not None else None)
+        columns["passed"] = passed
+        return columns
+
+
+def _settled(results: list, names: list[str]) -> tuple:
+    """(scores, passed, annotation text) from a row's results; passed is None while one is missing."""
+    scores = tuple(None if result is None else result.score for result in results)
+    done = [(name, result) for name, result in zip(names, results) if result is not None]
+    passed = all(result.passed for _, result in done) if len(done) == len(results) and done else None
+    text = encode_json({name: result.to_json() for name, result in done}) if done else None
+    return scores, passed, text
+
+
+def _score(check: Check, answer: Answer) -> CheckResult:
+    try:
+        return check.score(answer)
+    except Exception as exc:  # a check that raises is a failed check; the row stays
+        return _failure(exc)
 
 
 def verdict_annotations(call_a: str, call_b: str, check: Any, verdict: Any) -> list[tuple[str, str, Any, str]]:
@@ -192,13 +221,6 @@ def verdict_annotations(call_a: str, call_b: str, check: Any, verdict: Any) -> l
         (call_a, PAIRWISE, {"result": result_a, "against": call_b, **common}, group_id),
         (call_b, PAIRWISE, {"result": result_b, "against": call_a, **common}, group_id),
     ]
-
-
-def _safely(score: Any, answer: Answer) -> CheckResult:
-    try:
-        return score(answer)
-    except Exception as exc:  # a check that raises is a failed check; the row stays
-        return _failure(exc)
 
 
 def _failure(exc: BaseException) -> CheckResult:
