@@ -58,7 +58,13 @@ def load_ipython_extension(shell):
 
 
 # Names whose modules load on first use, so that ``import llmkit`` stays fast.
-_LAZY = {"check": "llmkit.checker", "compare": "llmkit.batch", "side_by_side": "llmkit.batch"}
+_LAZY = {
+    "check": "llmkit.checker",
+    "checks": "llmkit.checks",
+    "compare": "llmkit.batch",
+    "export_llm_comparator": "llmkit.evals.comparator",
+    "side_by_side": "llmkit.batch",
+}
 
 
 def __getattr__(name: str):
@@ -67,7 +73,8 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'llmkit' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"llmkit.{name}" else getattr(imported, name)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -102,11 +109,13 @@ __all__ = [
     "aimage_generation",
     "calls",
     "check",
+    "checks",
     "compare",
     "completion",
     "configure_log",
     "custom_provider_map",
     "embedding",
+    "export_llm_comparator",
     "get_llm_provider",
     "image_generation",
     "provider_names",

@@ -1,26 +1,33 @@
-"""``llmkit.compare``: every prompt against every model, concurrently, as one DataFrame.
+"""``llmkit.compare``: every prompt against every model, k samples each, concurrently, as one DataFrame.
 
 Calls stream (so time to first token is measured) through the ordinary dispatcher with
 ``source="batch"``, inside a call-log capture carrying one run id, so each row is built from the
 call's own log record and the whole run can be found again with ``llmkit.calls.to_dataframe(run_id=...)``.
+
+The run is a list of :class:`Job` handed to :func:`run_jobs`, which calls ``on_row`` with each
+finished row: the seam where another backend plugs in. Checks (``llmkit.evals.scoring``) score
+rows as they arrive.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from llmkit import aio
 from llmkit.calllog.recorder import capture
 
-__all__ = ["compare", "side_by_side"]
+__all__ = ["Job", "compare", "run_jobs", "side_by_side"]
 
-#: Columns of compare()'s DataFrame, one row per (prompt, model).
+#: Columns of compare()'s DataFrame, one row per (prompt, model, sample); ``check_<name>`` columns
+#: and ``passed`` follow when checks were given.
 ROW_FIELDS = (
     "prompt_index",
     "prompt",
     "model",
+    "sample",
     "response",
     "status",
     "error",
@@ -37,57 +44,104 @@ ROW_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class Job:
+    """One call of a run: prompt number ``index`` (its ``prompt`` and chat ``messages``), to ``model``,
+    as sample number ``sample``."""
+
+    index: int
+    prompt: Any
+    messages: list
+    model: str
+    sample: int
+
+
 def compare(
     models: str | Iterable[str],
     prompts: Any,
     *,
     system: str | None = None,
+    samples: int = 1,
+    checks: Any = None,
     concurrency: int = 8,
     per_model_concurrency: int | None = None,
     progress: bool = True,
     **params: Any,
 ) -> Any:
-    """Run every prompt against every model and return one DataFrame row per (prompt, model).
+    """Run every prompt against every model, ``samples`` times each, and return one DataFrame row per
+    (prompt, model, sample).
 
     ``prompts`` is a list (or pandas Series) of strings or of chat message lists; ``system`` adds a
-    system message to each. At most ``concurrency`` calls are in flight, and at most
-    ``per_model_concurrency`` per model when given. Other keyword arguments go to every call.
-    A failed call is a row with ``status="error"`` and the error; Ctrl-C (KeyboardInterrupt) stops the
-    run and returns the rows finished so far. The rows are also in ``llmkit.calls`` under one
-    ``run_id``, with ``source="batch"``. :func:`side_by_side` turns the result into a wide table.
+    system message to each. Sample ``i`` is called with ``sample=i`` (each its own cache entry) and
+    shows in the ``sample`` column. ``checks`` (see :mod:`llmkit.checks`) score each answer as it
+    arrives: one ``check_<name>`` column each (the score) and ``passed`` (every check passed), and
+    each result is recorded in the call log as an annotation on the call. At most ``concurrency``
+    calls are in flight, and at most ``per_model_concurrency`` per model when given. Other keyword
+    arguments go to every call. A failed call is a row with ``status="error"`` and the error; Ctrl-C
+    (KeyboardInterrupt) stops the run and returns the rows finished so far. The rows are also in
+    ``llmkit.calls`` under one ``run_id``, with ``source="batch"``. :func:`side_by_side` turns the
+    result into a wide table.
     """
     _require_extras()
     model_list = [models] if isinstance(models, str) else list(models)
     labels, prompt_list = _prompts(prompts)
-    _check(model_list, prompt_list, concurrency, per_model_concurrency)
+    _check(model_list, prompt_list, samples, concurrency, per_model_concurrency)
+    from llmkit.evals.scoring import Scorer, prepare_checks
+
+    check_list = prepare_checks(checks)  # before any call: a judge that does not exist stops the run here
     params.setdefault("source", "batch")
     run_id = uuid.uuid4().hex
-    jobs = [(i, model) for i in range(len(prompt_list)) for model in model_list]
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    jobs = [
+        Job(i, prompt, _messages(prompt, system), model, sample)
+        for i, prompt in enumerate(prompt_list)
+        for model in model_list
+        for sample in range(samples)
+    ]
+    rows: dict[tuple[int, str, int], dict[str, Any]] = {}
     bar = _progress_bar(len(jobs), progress)
-    run = _run(jobs, prompt_list, system, model_list, concurrency, per_model_concurrency, params, run_id, rows, bar)
+    scorer = Scorer(check_list, model_list, run_id, concurrency) if check_list else None
+
+    def on_row(job: Job, row: dict[str, Any]) -> None:
+        rows[(job.index, job.model, job.sample)] = row
+        if scorer is not None:
+            scorer.add(row)
+        if bar is not None:
+            bar.update(1)
+
+    async def run() -> None:
+        try:
+            await run_jobs(
+                jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, params=params, run_id=run_id
+            )
+        finally:
+            if scorer is not None:
+                await scorer.finish()
+
     stopped = threading.Event()
     try:
-        aio.run_sync(_signal_when_done(run, stopped))
+        aio.run_sync(_signal_when_done(run(), stopped))
     except KeyboardInterrupt:
         stopped.wait(timeout=5)  # let cancelled calls be recorded before the rows are read
     finally:
         if bar is not None:
             bar.close()
-    ordered = [rows[job] for job in jobs if job in rows]
+    ordered = [rows[key] for key in ((j.index, j.model, j.sample) for j in jobs) if key in rows]
+    _record(scorer, ordered, samples, run_id)
     for row in ordered:
         row["prompt_index"] = labels[row["prompt_index"]]
-    return _frame(ordered)
+    return _frame(ordered, {} if scorer is None else scorer.columns(ordered))
 
 
 def side_by_side(results: Any, value: str = "response") -> Any:
-    """compare()'s rows as a wide table: one row per prompt, one column per model, cells ``value``."""
+    """compare()'s rows as a wide table: one row per prompt (and sample), one column per model."""
     import pandas as pd
 
     if value not in results.columns:
         raise ValueError(f"value must be one of compare()'s columns ({', '.join(results.columns)}), got {value!r}")
     models = list(dict.fromkeys(results["model"]))
-    wide = results.pivot(index=["prompt_index", "prompt"], columns="model", values=value)
+    several = "sample" in results.columns and results["sample"].nunique() > 1
+    index = ["prompt_index", "sample", "prompt"] if several else ["prompt_index", "prompt"]
+    wide = results.pivot(index=index, columns="model", values=value)
     wide = wide.reindex(columns=models)
     wide.columns = pd.Index(models, name=None)
     return wide.reset_index(level="prompt")
@@ -101,39 +155,48 @@ async def _signal_when_done(run: Any, stopped: threading.Event) -> None:
         stopped.set()
 
 
-async def _run(jobs, prompts, system, models, concurrency, per_model, params, run_id, rows, bar) -> None:
+async def run_jobs(
+    jobs: list[Job],
+    on_row: Callable[[Job, dict[str, Any]], None],
+    *,
+    concurrency: int,
+    per_model: int | None,
+    params: dict[str, Any],
+    run_id: str,
+) -> None:
+    """Call every job through the dispatcher (streamed, ``sample=job.sample``), at most
+    ``concurrency`` at once (``per_model`` per model), and hand each finished row to ``on_row``."""
     import asyncio
 
-    limit = asyncio.Semaphore(concurrency)
-    per_model_limits = {model: asyncio.Semaphore(per_model) for model in models} if per_model else {}
+    from llmkit.dispatch import acompletion
 
-    async def one(index: int, model: str) -> None:
-        model_limit = per_model_limits.get(model)
+    limit = asyncio.Semaphore(concurrency)
+    per_model_limits = {job.model: asyncio.Semaphore(per_model) for job in jobs} if per_model else {}
+
+    async def one(job: Job) -> None:
+        model_limit = per_model_limits.get(job.model)
         if model_limit is not None:
             async with model_limit, limit:
-                await _call(index, model)
+                await call(job)
         else:
             async with limit:
-                await _call(index, model)
+                await call(job)
 
-    async def _call(index: int, model: str) -> None:
-        messages = _messages(prompts[index], system)
+    async def call(job: Job) -> None:
         with capture(run_id) as captured:
             try:
-                from llmkit.dispatch import acompletion
-
-                stream = await acompletion(model=model, messages=messages, stream=True, **params)
+                stream = await acompletion(
+                    model=job.model, messages=job.messages, stream=True, sample=job.sample, **params
+                )
                 async for _ in stream:
                     pass
             except Exception:
                 pass  # the failure is in the record, and becomes the row
         records = captured.records
         if records:
-            rows[(index, model)] = _row(index, prompts[index], model, records[-1])
-        if bar is not None:
-            bar.update(1)
+            on_row(job, _row(job, records[-1]))
 
-    tasks = [asyncio.ensure_future(one(index, model)) for index, model in jobs]
+    tasks = [asyncio.ensure_future(one(job)) for job in jobs]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -142,9 +205,27 @@ async def _run(jobs, prompts, system, models, concurrency, per_model, params, ru
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _row(index: int, prompt: Any, model: str, record: dict[str, Any]) -> dict[str, Any]:
+def _record(scorer: Any, rows: list[dict[str, Any]], samples: int, run_id: str) -> None:
+    """Write the run's check results (and sample numbers) to the call log as annotations, at once."""
+    from llmkit.calllog import config
+
+    if config.log_mode() == "off" or (scorer is None and samples == 1):
+        return  # the DataFrame has the results; there is no log to put them in, or nothing to put
+    import llmkit
+
+    if samples > 1:
+        from llmkit.evals.scoring import SAMPLE
+
+        items = [(row["call_id"], SAMPLE, row["sample"], run_id) for row in rows if row.get("call_id")]
+        llmkit.calls.annotate_many(items, source="compare")
+    if scorer is not None:
+        llmkit.calls.annotate_many(scorer.annotations(), source="check", encoded=True)
+
+
+def _row(job: Job, record: dict[str, Any]) -> dict[str, Any]:
     row = {name: record.get(name) for name in ROW_FIELDS}
-    row.update(prompt_index=index, prompt=prompt if isinstance(prompt, str) else record.get("prompt"), model=model)
+    prompt = job.prompt if isinstance(job.prompt, str) else record.get("prompt")
+    row.update(prompt_index=job.index, prompt=prompt, model=job.model, sample=job.sample)
     if record["status"] != "ok":
         parts = [record.get("error_type"), record.get("error_message")]
         row["error"] = ": ".join(str(part) for part in parts if part) or record["status"]
@@ -169,7 +250,7 @@ def _prompts(prompts: Any) -> tuple[list[Any], list[Any]]:
     return list(range(len(prompt_list))), prompt_list
 
 
-def _check(models: list, prompts: list, concurrency: Any, per_model: Any) -> None:
+def _check(models: list, prompts: list, samples: Any, concurrency: Any, per_model: Any) -> None:
     if not models or not all(isinstance(m, str) and m for m in models):
         raise ValueError(f"models must be a non-empty list of 'provider/model' strings, got {models!r}")
     if len(set(models)) != len(models):
@@ -179,7 +260,7 @@ def _check(models: list, prompts: list, concurrency: Any, per_model: Any) -> Non
             raise TypeError(
                 f"each prompt must be a string or a list of chat messages, got {type(prompt).__name__}: {prompt!r:.80}"
             )
-    for name, value in (("concurrency", concurrency), ("per_model_concurrency", per_model)):
+    for name, value in (("samples", samples), ("concurrency", concurrency), ("per_model_concurrency", per_model)):
         if value is None and name == "per_model_concurrency":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -202,14 +283,18 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="llmkit.compare", unit="call")
 
 
-def _frame(rows: list[dict[str, Any]]) -> Any:
+def _frame(rows: list[dict[str, Any]], checked: dict[str, list]) -> Any:
+    """The DataFrame of ``rows``, typed, with the checks' columns (``check_<name>``, ``passed``) last."""
     import pandas as pd
 
     df = pd.DataFrame(rows, columns=list(ROW_FIELDS))
+    df["sample"] = df["sample"].astype(int)
     for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
         df[name] = df[name].astype("Int64")
     df["tokens_estimated"] = df["tokens_estimated"].astype("boolean")
     df["status"] = df["status"].astype("category")
     for name in ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd"):
         df[name] = df[name].astype(float)
+    for name, values in checked.items():
+        df[name] = pd.array(values, dtype="boolean") if name == "passed" else pd.array(values, dtype=float)
     return df

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["content_text", "last_user_text", "message_field"]
+__all__ = ["content_text", "last_user_text", "message_field", "prompt_text"]
 
 
 def message_field(message: Any, name: str) -> Any:
@@ -24,3 +24,14 @@ def last_user_text(messages: Any) -> str:
         if (message_field(message, "role") or "user") == "user":
             return content_text(message_field(message, "content"))
     return ""
+
+
+def prompt_text(prompt: Any) -> str:
+    """A prompt (a text, or chat messages) as one text: messages as ``role: content`` lines."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(
+        f"{message_field(m, 'role') or 'user'}: {content_text(message_field(m, 'content'))}" for m in prompt
+    )

@@ -65,10 +65,13 @@ class CallLog:
         return df if last is None else df.tail(last)
 
     def summary(self, **filters: Any) -> Any:
-        """One row per model: calls, error rate, latency and time-to-first-token percentiles, ..."""
+        """One row per model: calls, error rate, latency and time-to-first-token percentiles, ...;
+        pass rates and the spread across samples when compare() checked or sampled (``llmkit.evals``)."""
         from llmkit.calllog import frame
+        from llmkit.evals.stats import evaluation_columns
 
-        return frame.summary(self.to_dataframe(**filters))
+        df = self.to_dataframe(**filters)
+        return frame.summary(df).join(evaluation_columns(df))
 
     def export(self, path: str | Path, **filters: Any) -> Path:
         """Write matching calls to ``path``: ``.csv``, ``.jsonl`` or ``.parquet``, by its extension."""
@@ -120,6 +123,20 @@ class CallLog:
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
         now = time.time()
         store.annotate([(call_id, name, encode_json(value), group_id, source, now) for call_id in ids])
+
+    def annotate_many(
+        self, items: Iterable[tuple[str, str, Any, str | None]], *, source: str = "python", encoded: bool = False
+    ) -> None:
+        """Many labels in one write: ``(call_id, name, value, group_id)`` items (check results, ...);
+        ``encoded=True`` when the values are JSON text already."""
+        store = self._store()
+        if store is None:
+            raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
+        now = time.time()
+        encode = str if encoded else encode_json
+        store.annotate(
+            [(call_id, name, encode(value), group_id, source, now) for call_id, name, value, group_id in items]
+        )
 
     def annotations(self) -> Any:
         """Every annotation as a DataFrame: call_id, name, value, group_id, source, created_at."""

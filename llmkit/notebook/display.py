@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import sys
 import time
 from typing import Any, Sequence
 
+from llmkit.answers import extract_code, parse_json_answer
 from llmkit.notebook.runs import ModelRun
 
 __all__ = ["FORMATS", "RichView", "TerminalView", "extract_code", "footer", "parse_json_answer", "run_html"]
@@ -23,7 +23,6 @@ __all__ = ["FORMATS", "RichView", "TerminalView", "extract_code", "footer", "par
 FORMATS = ("markdown", "text", "code", "html", "json")
 UPDATE_INTERVAL = 0.05  # seconds: at most 20 display updates a second per output
 _CURSOR = "\u258c"
-_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
 
 # -- pure pieces ------------------------------------------------------------------------------------
@@ -50,18 +49,6 @@ def _duration(seconds: float) -> str:
 
 def error_text(run: ModelRun) -> str:
     return f"{type(run.error).__name__}: {run.error}"
-
-
-def extract_code(text: str) -> str:
-    """The code in an answer: its fenced blocks joined, or the whole answer when it has none."""
-    blocks = _FENCE.findall(text)
-    return "\n\n".join(block.rstrip("\n") for block in blocks) if blocks else text.strip()
-
-
-def parse_json_answer(text: str) -> Any:
-    """The JSON value in an answer, which may be wrapped in a ```json fence; ValueError if none."""
-    blocks = _FENCE.findall(text)
-    return json.loads(blocks[0] if blocks else text)
 
 
 def markdown_html(text: str) -> str:

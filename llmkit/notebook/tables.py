@@ -13,11 +13,24 @@ from typing import Any
 import llmkit
 from llmkit.calllog import config
 
-__all__ = ["LOG_COLUMNS", "VOTE", "VOTE_COUNTS", "leaderboard", "log_is_off", "recent_calls", "vote_of"]
+__all__ = [
+    "BLIND",
+    "LOG_COLUMNS",
+    "VOTE",
+    "VOTE_COUNTS",
+    "leaderboard",
+    "log_is_off",
+    "recent_calls",
+    "record_vote",
+    "vote_of",
+]
 
 VOTE = "vote"  # the annotation's name
+BLIND = "blind_mapping"  # annotation on a blind comparison's calls: {"A": model, ...}, set at the vote
 #: Leaderboard columns, and the vote value each one counts.
 VOTE_COUNTS = {"wins": "best", "losses": "not_best", "ties": "tie", "all_bad": "all_bad"}
+#: Leaderboard columns from the ratings (llmkit.evals.ratings).
+RATING_COLUMNS = ("rating", "rating_low", "rating_high", "comparisons")
 
 #: What ``%llm log`` shows of each call; ``llmkit.calls.to_dataframe()`` has every column.
 LOG_COLUMNS = (
@@ -56,14 +69,40 @@ def vote_of(annotations: Any) -> str | None:
     return annotations.get(VOTE) if isinstance(annotations, dict) else None
 
 
+def record_vote(
+    records: list[dict[str, Any]], kind: str, chosen: str | None, group_id: str, mapping: Any, source: str
+) -> None:
+    """Put a comparison's vote on its calls (``records``): the ``chosen`` model's call ``best`` and the
+    others ``not_best``, or all of them ``kind``; a blind comparison's ``mapping`` goes with it."""
+    labels: dict[str, list[str]] = {}
+    for record in records:
+        label = kind if kind != "best" else ("best" if record["model"] == chosen else "not_best")
+        labels.setdefault(label, []).append(record["call_id"])
+    for label, call_ids in labels.items():
+        llmkit.calls.annotate(call_ids, VOTE, label, group_id=group_id, source=source)
+    if mapping is not None:
+        llmkit.calls.annotate([r["call_id"] for r in records], BLIND, mapping, group_id=group_id, source=source)
+    from llmkit.notebook.leaderboard import refresh_leaderboards  # a vote makes no call: tell the boards
+
+    refresh_leaderboards()
+
+
 def leaderboard(**filters: Any) -> Any:
-    """``calls.summary(**filters)`` with the votes counted per model (wins, losses, ties, all_bad),
-    best first: most wins, then fewest losses, then by name."""
+    """``calls.summary(**filters)`` with the votes counted per model (wins, losses, ties, all_bad), a
+    rating from votes and pairwise verdicts (``rating``, ``rating_low``, ``rating_high``, see
+    :mod:`llmkit.evals.ratings`) and the pass rate of checked calls; best first: highest rating,
+    then most wins, then fewest losses, then by name."""
     from llmkit.calllog import frame
+    from llmkit.evals.ratings import ratings_table
+    from llmkit.evals.stats import evaluation_columns
 
     df = llmkit.calls.to_dataframe(**filters)
-    table = frame.summary(df)
+    table = frame.summary(df).join(evaluation_columns(df))
     votes, models = df["annotations"].map(vote_of), df["model"].astype(str)
     for column, value in VOTE_COUNTS.items():
         table[column] = (votes == value).groupby(models).sum().reindex(table.index, fill_value=0).astype(int)
-    return table.sort_values(["wins", "losses"], ascending=[False, True], kind="stable")
+    ratings = ratings_table(df, llmkit.calls.annotations())
+    for column in RATING_COLUMNS:
+        table[column] = ratings[column].reindex(table.index)
+    table["comparisons"] = table["comparisons"].fillna(0).astype(int)
+    return table.sort_values(["rating", "wins", "losses"], ascending=[False, False, True], kind="stable")

@@ -19,6 +19,9 @@ EXPECTED = {
     "quickstart-26": "shouty/v1",  # %llm summary
     "compare-models-16": "Describe the sea in one line.",  # side_by_side
     "compare-models-21": "background: linear-gradient",  # the summary's bars
+    "evaluate-4": "check_pairwise",  # compare with samples and checks
+    "evaluate-6": "pass_rate_high",  # the pass-rate summary
+    "evaluate-11": "rating_low",  # the ratings
 }
 
 
@@ -40,4 +43,4 @@ def test_notebook_runs(path):
 
 
 def test_the_notebooks_are_there():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "compare-models.ipynb", "custom-provider.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "compare-models.ipynb", "custom-provider.ipynb", "evaluate.ipynb"}
