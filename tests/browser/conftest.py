@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_support import CHROMIUM, CHROMIUM_ARGS, LabServer, copy_notebooks
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
+from lab_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LabServer, copy_notebooks
 
 
 def _missing() -> str | None:
@@ -38,7 +35,9 @@ def browser_parts() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is open it keeps an event loop running
+# in the main thread, and later tests that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def lab(browser_parts):
     home = Path(tempfile.mkdtemp(prefix="llmkit-lab-"))
     names = copy_notebooks(ROOT / "notebooks", home / "notebooks")
@@ -53,7 +52,7 @@ def lab(browser_parts):
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(browser_parts):
     from playwright.sync_api import sync_playwright
 

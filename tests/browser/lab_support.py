@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"  # screenshots, for a person to look at
 CHROMIUM = os.environ.get("LLMKIT_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts, which this
 # machine's closed network refuses many times a second.

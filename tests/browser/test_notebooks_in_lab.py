@@ -12,7 +12,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import ARTIFACTS
+from lab_support import ARTIFACTS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -177,8 +177,21 @@ def test_custom_provider_notebook_runs(page, lab):
     assert "RateLimitError" in busy or "429" in busy
 
 
+def test_evaluate_notebook_scores_and_reveals_the_blind_comparison(page, lab):
+    run_notebook(page, lab, "evaluate.ipynb")
+    table = code_cell(page, "samples=3").locator(".jp-OutputArea").inner_text()
+    assert "check_judge" in table and "passed" in table
+    # The blind widget was voted on by the next cell: its panes now name the models behind the letters.
+    blind = code_cell(page, "blind=True").locator(".jp-OutputArea .widget-vbox").first
+    blind.wait_for(timeout=30_000)
+    titles = " ".join(blind.locator("b").all_inner_texts())
+    assert "house/careful" in titles and "house/hasty" in titles, titles
+    snap(blind, "evaluate-blind-widget-after-vote")
+
+
 NOTEBOOK_CHECKS = {
     "quickstart.ipynb": test_quickstart_streams_renders_and_draws,
     "compare-models.ipynb": test_compare_models_widget_runs_on_click_and_records_votes,
     "custom-provider.ipynb": test_custom_provider_notebook_runs,
+    "evaluate.ipynb": test_evaluate_notebook_scores_and_reveals_the_blind_comparison,
 }
