@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from llmkit.messages import content_text, message_field
 
-__all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding"]
+__all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding", "estimated_usage"]
 
 _tiktoken_encoding: Any = None
 _tiktoken_checked = False
@@ -43,6 +43,18 @@ def count_tokens(text: str) -> int:
 def count_message_tokens(messages: Iterable[Any]) -> int:
     """Prompt tokens of chat messages: their text plus a few tokens of framing per message."""
     return sum(4 + count_tokens(content_text(message_field(message, "content"))) for message in messages or ())
+
+
+def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Any:
+    """A Usage of llmkit's own counts, flagged ``estimated``, for an answer whose handler reported none."""
+    from llmkit.types.utils import Usage
+
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        estimated=True,
+    )
 
 
 class Encoding:
