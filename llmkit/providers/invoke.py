@@ -87,10 +87,11 @@ def require_methods(handler: Any, methods: tuple[str, ...], what: str, model: st
     if any(implements(handler, method) for method in methods):
         return
     from llmkit.errors import NotFoundError
+    from llmkit.providers.registry import _HANDLER_METHODS as HANDLER_METHODS  # every method there is
 
     names = [f"{method}()" for method in methods]
     listed = f"neither {names[0]} nor {names[1]}" if len(names) == 2 else "none of " + ", ".join(names)
-    has = [f"{name}()" for name in _ALL_METHODS if implements(handler, name)]
+    has = [f"{name}()" for name in HANDLER_METHODS if implements(handler, name)]
     fix = "implement one of them, or call a model whose handler does"
     if "completion" in methods and any(name in has for name in ("streaming()", "astreaming()")):
         fix = "call it with stream=True, or " + fix
@@ -100,15 +101,3 @@ def require_methods(handler: Any, methods: tuple[str, ...], what: str, model: st
         llm_provider=provider,
         model=model,
     )
-
-
-_ALL_METHODS = (
-    "completion",
-    "acompletion",
-    "streaming",
-    "astreaming",
-    "image_generation",
-    "aimage_generation",
-    "embedding",
-    "aembedding",
-)
