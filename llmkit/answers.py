@@ -76,6 +76,9 @@ def _complete_chat(response: ModelResponse, model: str, messages: Any) -> None:
 
 
 def _answer_text(response: ModelResponse) -> str:
+    choices = response.choices
+    if len(choices) == 1 and not choices[0].message.tool_calls:  # the usual answer: one text
+        return choices[0].message.content or ""
     parts = []
     for choice in response.choices:
         message = choice.message

@@ -81,6 +81,8 @@ def _short(value: Any) -> str:
 
 def checked_limits(control: dict[str, Any]) -> tuple[Any, int]:
     """``(timeout, num_retries)`` from a call's control parameters, each under either of its names."""
+    if not control:  # most calls: nothing to check
+        return None, 0
     timeout = checked_timeout(control.get("timeout"))
     if timeout is None:
         timeout = checked_timeout(control.get("request_timeout"), "request_timeout")

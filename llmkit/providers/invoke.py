@@ -84,8 +84,9 @@ def require_methods(handler: Any, methods: tuple[str, ...], what: str, model: st
     404, as OpenAI answers a model asked for an endpoint it does not serve: the request names
     something this model does not have, and asking again will not change that.
     """
-    if any(implements(handler, method) for method in methods):
-        return
+    for method in methods:
+        if implements(handler, method):
+            return
     from llmkit.errors import NotFoundError
     from llmkit.providers.registry import _HANDLER_METHODS as HANDLER_METHODS  # every method there is
 
