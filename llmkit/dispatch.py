@@ -21,7 +21,7 @@ from llmkit import mock, retries
 from llmkit.answers import normalized
 from llmkit.arguments import checked_limits, checked_messages
 from llmkit.calllog.recorder import Entry, begin
-from llmkit.errors import BadRequestError, map_exception, timeout_error
+from llmkit.errors import BadRequestError, Timeout, map_exception, timeout_error
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
 from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose, require_methods
 from llmkit.providers.registry import get_handler
@@ -170,7 +170,7 @@ class _Call:
         except asyncio.TimeoutError:
             raise self._timeout_error() from None
 
-    def _timeout_error(self) -> Exception:
+    def _timeout_error(self) -> Timeout:
         return timeout_error(self.timeout, self.provider, self.model)
 
     def _normalize(self, result: Any) -> Any:
