@@ -18,10 +18,12 @@ import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from llmkit import mock, retries
+from llmkit.normalize import normalized
+from llmkit.arguments import checked_limits, checked_messages
 from llmkit.calllog.recorder import Entry, begin
-from llmkit.errors import BadRequestError, Timeout, map_exception
+from llmkit.errors import BadRequestError, Timeout, map_exception, timeout_error
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
-from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose
+from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose, require_methods
 from llmkit.providers.registry import get_handler
 from llmkit.streaming import ChunkConverter, CustomStreamWrapper, replay, response_as_chunks
 from llmkit.tokens import encoding
@@ -49,10 +51,11 @@ class _Call:
 
     def __init__(
         self,
-        kind: tuple[str, str, type],
+        kind: tuple[str, str, type, str],
         model: str,
         control: dict[str, Any],
         optional_params: dict[str, Any],
+        methods: tuple[str, ...] | None = None,
     ) -> None:
         handler_model, provider = split_model(model, control.get("custom_llm_provider"))
         if provider is None:
@@ -61,13 +64,13 @@ class _Call:
                 " the registered providers (see llmkit.provider_names()), e.g. 'demo/echo'",
                 model=model,
             )
-        self.handler = get_handler(provider)
+        self.handler = _handler(provider, model)
         self.provider = provider
         self.model = handler_model
-        self.sync_method, self.async_method, self.result_type = kind
-        timeout = control.get("timeout") or control.get("request_timeout")
+        self.sync_method, self.async_method, self.result_type, what = kind
+        require_methods(self.handler, methods or kind[:2], what, handler_model, provider)
+        timeout, self.num_retries = checked_limits(control)
         self.timeout = float(timeout) if isinstance(timeout, (int, float)) else None
-        self.num_retries = int(control.get("num_retries") or control.get("max_retries") or 0)
         # The arguments every kind of handler method gets; each kind adds its own below.
         self.kwargs: dict[str, Any] = {
             "model": handler_model,
@@ -88,16 +91,10 @@ class _Call:
 
     # -- the two mirrored paths ---------------------------------------------------------------
     def run_sync(self) -> Any:
-        return self.retry_sync(self._once_sync)
+        return self._normalize(self.retry_sync(self._invoke_sync))
 
     async def run_async(self) -> Any:
-        return await self.retry_async(self._once_async)
-
-    def _once_sync(self) -> Any:
-        return self._normalize(self._invoke_sync())
-
-    async def _once_async(self) -> Any:
-        return self._normalize(await self._invoke_async())
+        return self._normalize(await self.retry_async(self._invoke_async))
 
     def retry_sync(self, operation: Callable[[], Any]) -> Any:
         """``operation()``, retried on retryable failures; errors leave as llmkit exceptions."""
@@ -174,30 +171,25 @@ class _Call:
             raise self._timeout_error() from None
 
     def _timeout_error(self) -> Timeout:
-        return Timeout(
-            f"no answer within timeout={self.timeout:g} s; pass a larger timeout= if the model is slow",
-            llm_provider=self.provider,
-            model=self.model,
-        )
+        return timeout_error(self.timeout, self.provider, self.model)
 
     def _normalize(self, result: Any) -> Any:
-        cls = self.result_type
-        if isinstance(result, cls):
-            return result
-        if isinstance(result, dict):
-            return cls.model_validate(result)
-        dump = getattr(result, "model_dump", None)
-        if callable(dump):  # another library's pydantic response object of the same shape
-            return cls.model_validate(dump())
-        raise TypeError(
-            f"{type(self.handler).__name__}.{self.sync_method}() returned {type(result).__name__};"
-            f" return a {cls.__name__} or a dict of the same shape"
-        )
+        # Outside the retries: a handler that returns the wrong shape will return it again.
+        return normalized(result, self.result_type, self, self.kwargs.get("messages", self.kwargs.get("input")))
 
 
-_CHAT = ("completion", "acompletion", ModelResponse)
-_IMAGE = ("image_generation", "aimage_generation", ImageResponse)
-_EMBEDDING = ("embedding", "aembedding", EmbeddingResponse)
+_CHAT = ("completion", "acompletion", ModelResponse, "chat completions")
+_IMAGE = ("image_generation", "aimage_generation", ImageResponse, "image generation")
+_EMBEDDING = ("embedding", "aembedding", EmbeddingResponse, "embeddings")
+_STREAM_METHODS = ("completion", "acompletion", "streaming", "astreaming")
+
+
+def _handler(provider: str, model: str) -> Any:
+    try:
+        return get_handler(provider)
+    except BadRequestError as exc:  # say which model string named the unknown provider
+        raise BadRequestError(f"model {model!r}: {exc.message}", llm_provider=provider) from None
+
 
 def _aio() -> Any:
     from llmkit import aio  # loads asyncio: only handlers of the other colour need the bridge
@@ -216,7 +208,7 @@ def _chat_call(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], 
     control, optional_params = split_params(kwargs)
     if stream:
         optional_params["stream"] = True
-    call = _Call(_CHAT, model, control, optional_params)
+    call = _Call(_CHAT, model, control, optional_params, _STREAM_METHODS if stream else None)
     call.kwargs.update(
         messages=messages,
         model_response=ModelResponse(),
@@ -254,6 +246,7 @@ def completion(
 
 
 def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+    messages = checked_messages(messages)
     mocked = kwargs.get("mock_response")
     if mocked is not None:
         return _mocked(model, messages, stream, kwargs, mocked, is_async=False, entry=entry)
@@ -267,6 +260,7 @@ def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any]
         llm_provider=call.provider,
         reopen=lambda: _open_stream_sync(call),
         num_retries=call.num_retries,
+        chunk_timeout=call.timeout,
         entry=entry,
     )
 
@@ -281,6 +275,7 @@ async def acompletion(
 
 
 async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+    messages = checked_messages(messages)
     mocked = kwargs.get("mock_response")
     if mocked is not None:
         return _mocked(model, messages, stream, kwargs, mocked, is_async=True, entry=entry)
@@ -361,6 +356,7 @@ def _mocked(
     model: str, messages: Any, stream: bool, kwargs: dict[str, Any], value: Any, is_async: bool, entry: Entry | None
 ) -> Any:
     handler_model, provider = split_model(model, kwargs.get("custom_llm_provider"))
+    checked_limits(kwargs)  # a mock stands in for a call: the same arguments are wrong
     if not stream:
         return mock.mock_model_response(value, provider=provider, model=handler_model)
     chunks = mock.mock_chunks(value, provider=provider, model=handler_model)

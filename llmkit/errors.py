@@ -40,6 +40,7 @@ __all__ = [
     "Timeout",
     "UnprocessableEntityError",
     "map_exception",
+    "timeout_error",
 ]
 
 
@@ -169,6 +170,15 @@ def _status_of(exc: BaseException) -> int | None:
         return int(status) if status is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def timeout_error(seconds: float, llm_provider: str | None, model: str | None) -> Timeout:
+    """The one wording of a call, or a stream's wait for its next chunk, running past ``timeout=``."""
+    return Timeout(
+        f"no answer within timeout={seconds:g} s; pass a larger timeout= if the model is slow",
+        llm_provider=llm_provider,
+        model=model,
+    )
 
 
 def map_exception(exc: BaseException, llm_provider: str | None, model: str | None) -> APIError:

@@ -19,8 +19,16 @@ def content_text(content: Any) -> str:
 
 
 def last_user_text(messages: Any) -> str:
-    """The text of the last user message ("" if there is none): what a single-prompt API wants."""
-    for message in reversed(messages or ()):
+    """The text of the last user message ("" if there is none): what a single-prompt API wants.
+
+    Lenient, since the call log reads the messages of refused calls too: a string is its own text,
+    anything else that is not a list of messages has none.
+    """
+    if isinstance(messages, str):
+        return messages
+    if not isinstance(messages, (list, tuple)):
+        return ""
+    for message in reversed(messages):
         if (message_field(message, "role") or "user") == "user":
             return content_text(message_field(message, "content"))
     return ""

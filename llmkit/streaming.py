@@ -2,35 +2,35 @@
 
 :class:`ChunkConverter` is the pure part (one per stream): it turns what a handler yields
 (GenericStreamingChunk dicts, ModelResponseStream objects, OpenAI chunk dicts or bare strings) into
-ModelResponseStream chunks sharing one id, the first with role "assistant", then a final chunk with
-the finish_reason and, when asked for, a usage chunk. :class:`CustomStreamWrapper` drives it over a
-sync or an async source with no buffering in between; the two iteration paths mirror each other.
+ModelResponseStream chunks sharing one id and one model, the first with role "assistant", then a
+final chunk with the finish_reason and, when asked for, a usage chunk; what they say is gathered in a
+:class:`~llmkit.stream_answer.StreamAnswer`. :class:`CustomStreamWrapper` drives it over a sync or an
+async source with no buffering in between; the two iteration paths mirror each other.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from llmkit import retries
-from llmkit.errors import APIError, map_exception
-from llmkit.tokens import count_message_tokens, count_tokens
-from llmkit.types.utils import (
-    ChatCompletionDeltaToolCall,
-    ChatCompletionMessageToolCall,
-    Choices,
-    Delta,
-    Function,
-    Message,
-    ModelResponse,
-    ModelResponseStream,
-    StreamingChoices,
-    Usage,
-    new_completion_id,
-)
+from llmkit.errors import APIError, LLMKitError, map_exception, timeout_error
+from llmkit.stream_answer import StreamAnswer, response_as_chunks, stream_chunk_builder, text_chunks
+from llmkit.tokens import count_message_tokens, count_tokens, estimated_usage
+from llmkit.types.utils import Delta, ModelResponse, ModelResponseStream, StreamingChoices, Usage, new_completion_id
 
-__all__ = ["ChunkConverter", "CustomStreamWrapper", "replay", "response_as_chunks", "stream_chunk_builder", "text_chunks"]
+__all__ = [
+    "ChunkConverter",
+    "CustomStreamWrapper",
+    "replay",
+    "response_as_chunks",
+    "stream_chunk_builder",
+    "text_chunks",
+]
+
+#: How many chunks a stream keeps so that it can be iterated again once finished (about 2 KB each).
+#: A longer stream lets them go as they are delivered; its text() and response() are kept in full.
+REPLAY_LIMIT = 10_000
 
 _FINISH_REASONS = {
     "eos": "stop",
@@ -56,7 +56,8 @@ class ChunkConverter:
         self.model = model
         self.include_usage = include_usage
         self.messages = messages
-        self.texts: list[str] = []
+        self.answer = StreamAnswer()
+        self.texts = self.answer.texts  # the text so far, in pieces (read by the call log)
         self.usage: Any = None
         self.finish_reason: str | None = None
         self._role_sent = False
@@ -88,7 +89,7 @@ class ChunkConverter:
         if not text and not tool_use:
             return None
         if text:
-            self.texts.append(text)
+            self.answer.add_text(text)
         delta = {"content": text or None}
         if not self._role_sent:
             delta["role"] = "assistant"
@@ -96,7 +97,7 @@ class ChunkConverter:
         if tool_use:
             delta["tool_calls"] = [tool_use]
         # Validating one nested dict is about twice as fast as building the three models one by one.
-        return ModelResponseStream.model_validate(
+        chunk = ModelResponseStream.model_validate(
             {
                 "id": self.id,
                 "created": self.created,
@@ -104,8 +105,13 @@ class ChunkConverter:
                 "choices": [{"index": raw.get("index") or 0, "delta": delta}],
             }
         )
+        if tool_use:
+            self.answer.add_tool_calls(chunk.choices[0].delta.tool_calls)
+        return chunk
 
     def _pass_through(self, chunk: ModelResponseStream) -> ModelResponseStream | None:
+        if not self._role_sent and chunk.model:
+            self.model = chunk.model  # the model the server says answered, as its whole answers say
         chunk.id = self.id  # one id and one model name for the whole stream, whoever built the chunk
         chunk.model = self.model
         if chunk.usage:
@@ -117,11 +123,10 @@ class ChunkConverter:
             if choice.delta.role is None:
                 choice.delta.role = "assistant"
             self._role_sent = True
-        if choice.delta.content:
-            self.texts.append(choice.delta.content)
         if choice.finish_reason:
             choice.finish_reason = self.finish_reason = map_finish_reason(choice.finish_reason)
             self._finish_sent = True
+        self.answer.add(chunk)
         return chunk
 
     def finish(self) -> list[ModelResponseStream]:
@@ -139,29 +144,40 @@ class ChunkConverter:
 
     @property
     def usage_estimated(self) -> bool:
-        return not self.usage
+        usage = self.usage
+        if not usage:
+            return True
+        return bool(usage.get("estimated") if isinstance(usage, dict) else getattr(usage, "estimated", False))
 
-    def final_usage(self) -> Usage:
-        """The usage the handler reported last, or an estimate from the text when it reported none."""
+    def final_usage(self, messages: Any = None) -> Usage:
+        """The usage the handler reported last, or an estimate (flagged ``estimated``) when it reported none."""
         if isinstance(self.usage, Usage):
             return self.usage
         if self.usage:
             return Usage.model_validate(self.usage if isinstance(self.usage, dict) else dict(self.usage))
-        return Usage(
-            prompt_tokens=count_message_tokens(self.messages or ()),
-            completion_tokens=count_tokens("".join(self.texts)),
-        )
+        prompt = count_message_tokens(messages or self.messages or ())
+        return estimated_usage(prompt, count_tokens(self.answer.text))
+
+    def response(self, messages: Any = None) -> ModelResponse | None:
+        """The answer so far as one ModelResponse (None before the first chunk), with the usage above."""
+        if not self._role_sent:
+            return None
+        return self.answer.response(self, self.final_usage(messages), self.finish_reason)
 
 
 class CustomStreamWrapper:
     """The stream ``completion(stream=True)`` and ``acompletion(stream=True)`` return.
 
     Iterate it (``for`` for completion, ``async for`` for acompletion) to get chunks as they arrive.
-    Once finished it can be iterated again to replay the chunks; :meth:`text` and :meth:`response`
-    drain it and return the whole answer. Closing it (or leaving a ``with`` block) stops the handler.
-    The call log records the stream once, when it ends: exhausted, failed, closed early, interrupted,
-    cancelled, or dropped unfinished, with what had arrived by then.
+    Once finished it can be iterated again to replay the chunks, if there were no more than
+    ``replay_limit`` of them (set it before iterating; 0 keeps none); :meth:`text` and :meth:`response`
+    drain it and return the whole answer, however long. Closing it (or leaving a ``with`` block) stops
+    the handler. With a timeout, each chunk must arrive within it. The call log records the stream
+    once, when it ends: exhausted, failed, closed early, interrupted, cancelled, or dropped unfinished,
+    with what had arrived by then.
     """
+
+    replay_limit = REPLAY_LIMIT
 
     def __init__(
         self,
@@ -180,22 +196,27 @@ class CustomStreamWrapper:
         self._source: Any = source
         self._is_async = hasattr(source, "__anext__")
         self.converter = converter
-        self.model = converter.model
         self.llm_provider = llm_provider
-        self.chunks: list[ModelResponseStream] = []
+        self.chunks: list[ModelResponseStream] = []  # kept for replay, up to replay_limit
+        self.chunk_count = 0  # delivered so far
         self._pending: list[ModelResponseStream] = []
+        self._late: Any = None  # a timed-out next() still running in a worker thread
         self._finished = False
         self._reopen = reopen
         self._num_retries = num_retries
         self._attempt = 0
         self._chunk_timeout = chunk_timeout
 
+    @property
+    def model(self) -> str | None:
+        return self.converter.model
+
     # -- sync --------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[ModelResponseStream]:
         if self._is_async:
             raise TypeError("this stream came from acompletion(); iterate it with 'async for'")
         if self._finished and not self._pending:
-            return iter(list(self.chunks))  # replay
+            return iter(self._replayed())
         return self
 
     def __next__(self) -> ModelResponseStream:
@@ -203,15 +224,17 @@ class CustomStreamWrapper:
             return self._deliver(self._pending.pop(0))
         while not self._finished:
             try:
-                chunk = self.converter.convert(next(self._source))
+                chunk = self.converter.convert(self._next_raw())
             except StopIteration:
                 self._end()
                 return self.__next__()
             except Exception as exc:
+                self._close_source()  # a generator left mid-chunk by a timeout is closed when it yields
                 delay = self._retry_delay(exc)
                 if delay is None:
                     raise self._fail(exc) from exc
                 time.sleep(delay)
+                self._late = None
                 self._source = self._reopen()
                 continue
             except BaseException as exc:  # KeyboardInterrupt
@@ -221,12 +244,32 @@ class CustomStreamWrapper:
                 return self._deliver(chunk)
         raise StopIteration
 
+    def _next_raw(self) -> Any:
+        if self._chunk_timeout is None or isinstance(self._source, _IN_HAND):
+            return next(self._source)
+        # A blocked next() cannot be interrupted: wait for it in a worker thread, on time.
+        from concurrent.futures import TimeoutError as FutureTimeout  # not builtin TimeoutError on 3.10
+
+        future = _aio().handler_pool().submit(next, self._source)
+        try:
+            return future.result(timeout=self._chunk_timeout)
+        except FutureTimeout:
+            self._late = future
+            raise timeout_error(self._chunk_timeout, self.llm_provider, self.model) from None
+
     def close(self) -> None:
         """Stop the stream and let the handler's generator clean up."""
         self._finished = True
         self._abandoned("closed by the caller")
+        self._close_source()
+
+    def _close_source(self) -> None:
         close = getattr(self._source, "close", None)
-        if close is not None:
+        if close is None:
+            return
+        if self._late is not None:  # the generator is still running in a thread: close it when it yields
+            self._late.add_done_callback(lambda _: _quietly(close))
+        else:
             close()
 
     def __enter__(self) -> CustomStreamWrapper:
@@ -237,22 +280,23 @@ class CustomStreamWrapper:
 
     def text(self) -> str:
         """Drain the stream and return its whole text."""
-        for _ in self:
-            pass
-        return "".join(self.converter.texts)
+        if self._is_async:
+            raise TypeError("this stream came from acompletion(); use 'await stream.atext()'")
+        while not self._finished or self._pending:
+            next(self, None)
+        return self.converter.answer.text
 
-    def response(self, messages: Any = None) -> ModelResponse:
+    def response(self, messages: Any = None) -> ModelResponse | None:
         """Drain the stream and return the whole answer as a ModelResponse."""
-        for _ in self:
-            pass
-        return stream_chunk_builder(self.chunks, messages=messages or self.converter.messages)
+        self.text()
+        return self.converter.response(messages)
 
     # -- async -------------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[ModelResponseStream]:
         if not self._is_async:
             raise TypeError("this stream came from completion(); iterate it with 'for'")
         if self._finished and not self._pending:
-            return replay(list(self.chunks))
+            return replay(self._replayed())
         return self
 
     async def __anext__(self) -> ModelResponseStream:
@@ -260,11 +304,7 @@ class CustomStreamWrapper:
             return self._deliver(self._pending.pop(0))
         while not self._finished:
             try:
-                if self._chunk_timeout is None:
-                    raw = await self._source.__anext__()
-                else:
-                    raw = await _asyncio().wait_for(self._source.__anext__(), self._chunk_timeout)
-                chunk = self.converter.convert(raw)
+                chunk = self.converter.convert(await self._anext_raw())
             except StopAsyncIteration:
                 self._end()
                 return await self.__anext__()
@@ -282,6 +322,15 @@ class CustomStreamWrapper:
                 return self._deliver(chunk)
         raise StopAsyncIteration
 
+    async def _anext_raw(self) -> Any:
+        if self._chunk_timeout is None:
+            return await self._source.__anext__()
+        asyncio = _asyncio()
+        try:
+            return await asyncio.wait_for(self._source.__anext__(), self._chunk_timeout)
+        except asyncio.TimeoutError:
+            raise timeout_error(self._chunk_timeout, self.llm_provider, self.model) from None
+
     async def aclose(self) -> None:
         self._finished = True
         self._abandoned("closed by the caller")
@@ -296,21 +345,38 @@ class CustomStreamWrapper:
         await self.aclose()
 
     async def atext(self) -> str:
-        async for _ in self:
-            pass
-        return "".join(self.converter.texts)
+        if not self._is_async:
+            raise TypeError("this stream came from completion(); use 'stream.text()'")
+        while not self._finished or self._pending:
+            try:
+                await self.__anext__()
+            except StopAsyncIteration:
+                break
+        return self.converter.answer.text
 
-    async def aresponse(self, messages: Any = None) -> ModelResponse:
-        async for _ in self:
-            pass
-        return stream_chunk_builder(self.chunks, messages=messages or self.converter.messages)
+    async def aresponse(self, messages: Any = None) -> ModelResponse | None:
+        await self.atext()
+        return self.converter.response(messages)
 
     # -- shared ------------------------------------------------------------------------------
     def _deliver(self, chunk: ModelResponseStream) -> ModelResponseStream:
-        if not self.chunks and self._entry is not None:
+        count = self.chunk_count = self.chunk_count + 1
+        if count == 1 and self._entry is not None:
             self._entry.t_first = time.perf_counter()  # time to first token, taken once
-        self.chunks.append(chunk)
+        if count <= self.replay_limit:
+            self.chunks.append(chunk)
+        elif self.chunks:
+            self.chunks = []  # past the limit: a replay could not be whole, so keep none
         return chunk
+
+    def _replayed(self) -> list[ModelResponseStream]:
+        if self.chunk_count > self.replay_limit:
+            raise LLMKitError(
+                f"this stream delivered {self.chunk_count} chunks, more than its replay_limit of"
+                f" {self.replay_limit}, so they were not kept for a replay; use stream.text() or"
+                " stream.response() for the whole answer, or set stream.replay_limit higher before iterating"
+            )
+        return list(self.chunks)
 
     def _end(self) -> None:
         self._finished = True
@@ -332,7 +398,7 @@ class CustomStreamWrapper:
     def _abandoned(self, reason: str) -> None:
         entry = self._entry
         if entry is not None and entry.status is None:
-            entry.abandoned(self.converter, f"{reason} after {len(self.chunks)} chunk(s)")
+            entry.abandoned(self.converter, f"{reason} after {self.chunk_count} chunk(s)")
 
     def __del__(self) -> None:
         if getattr(self, "_entry", None) is not None:
@@ -343,7 +409,7 @@ class CustomStreamWrapper:
 
         Only a stream that has delivered nothing yet is retried, so no chunk is ever repeated.
         """
-        if self.chunks or self._reopen is None:
+        if self.chunk_count or self._reopen is None:
             return None
         error = map_exception(exc, self.llm_provider, self.model)
         delay = retries.delay_before_retry(error, self._attempt, self._num_retries)
@@ -357,88 +423,24 @@ def _asyncio() -> Any:
     return asyncio
 
 
+def _aio() -> Any:
+    from llmkit import aio  # loads asyncio: only sync streams with a timeout need its threads
+
+    return aio
+
+
+def _quietly(close: Callable[[], Any]) -> None:
+    try:
+        close()
+    except Exception:  # the stream already failed with a Timeout; a late cleanup error adds nothing
+        pass
+
+
+# Sources already in hand (a mock, a whole answer as chunks): nothing there can block.
+_IN_HAND = (type(iter([])), type(iter(())))
+
+
 async def replay(items: Iterable[Any]) -> AsyncIterator[Any]:
     """An async iterator over items already in hand (a finished stream, a mock, a single chunk)."""
     for item in items:
         yield item
-
-
-def text_chunks(text: str, usage: dict | None = None) -> list[dict]:
-    """GenericStreamingChunk dicts that stream ``text`` a word at a time, the last one finishing."""
-    pieces = re.findall(r"\s*\S+\s*|\s+", text) or [text]
-    chunks = [{"text": piece, "is_finished": False, "finish_reason": None, "usage": None} for piece in pieces]
-    chunks[-1].update(is_finished=True, finish_reason="stop", usage=usage)
-    return chunks
-
-
-def response_as_chunks(response: ModelResponse) -> list[ModelResponseStream]:
-    """A whole ModelResponse as stream chunks, for handlers that cannot stream."""
-    chunks = []
-    for choice in response.choices:
-        message = choice.message
-        tool_calls = None
-        if message.tool_calls:
-            tool_calls = [
-                ChatCompletionDeltaToolCall(index=i, id=call.id, type=call.type, function=call.function)
-                for i, call in enumerate(message.tool_calls)
-            ]
-        delta = Delta(content=message.content, role=message.role, tool_calls=tool_calls)
-        stream_choice = StreamingChoices(index=choice.index, delta=delta, finish_reason=choice.finish_reason)
-        chunks.append(ModelResponseStream(model=response.model, choices=[stream_choice]))
-    if response.usage and response.usage.total_tokens:
-        chunks.append(ModelResponseStream(model=response.model, choices=[], usage=response.usage))
-    return chunks
-
-
-def stream_chunk_builder(chunks: Iterable[Any], messages: Any = None) -> ModelResponse | None:
-    """Rebuild the whole ModelResponse from a stream's chunks (None for no chunks)."""
-    chunks = [c if isinstance(c, ModelResponseStream) else ModelResponseStream.model_validate(c) for c in chunks]
-    if not chunks:
-        return None
-    texts: list[str] = []
-    tool_calls: dict[int, dict[str, Any]] = {}
-    finish_reason = None
-    usage = None
-    role = "assistant"
-    for chunk in chunks:
-        if chunk.usage:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            delta = choice.delta
-            role = delta.role or role
-            if delta.content:
-                texts.append(delta.content)
-            for call in delta.tool_calls or ():
-                _merge_tool_call(tool_calls.setdefault(call.index, {"id": None, "name": None, "arguments": []}), call)
-            finish_reason = choice.finish_reason or finish_reason
-    content = "".join(texts) if texts or not tool_calls else None
-    message = Message(
-        content=content,
-        role=role,
-        tool_calls=[
-            ChatCompletionMessageToolCall(id=call["id"], function=Function(name=call["name"], arguments="".join(call["arguments"])))
-            for _, call in sorted(tool_calls.items())
-        ]
-        or None,
-    )
-    if usage is None:
-        usage = Usage(
-            prompt_tokens=count_message_tokens(messages or ()),
-            completion_tokens=count_tokens(content or ""),
-        )
-    first = chunks[0]
-    return ModelResponse(
-        id=first.id,
-        created=first.created,
-        model=first.model,
-        system_fingerprint=first.system_fingerprint,
-        choices=[Choices(finish_reason=finish_reason or "stop", index=0, message=message)],
-        usage=usage,
-    )
-
-
-def _merge_tool_call(into: dict[str, Any], call: ChatCompletionDeltaToolCall) -> None:
-    into["id"] = into["id"] or call.id
-    into["name"] = into["name"] or call.function.name
-    if call.function.arguments:
-        into["arguments"].append(call.function.arguments)

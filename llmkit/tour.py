@@ -47,7 +47,7 @@ def run_tour(fast: bool = False) -> int:
         if chunk.usage:
             usage = chunk.usage
     elapsed = time.perf_counter() - started
-    print(f"\n[{len(stream.chunks)} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
+    print(f"\n[{stream.chunk_count} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
           f" {elapsed * 1000:.0f} ms in all, usage {usage.prompt_tokens}+{usage.completion_tokens} tokens]")
 
     _heading("an image from demo/image")

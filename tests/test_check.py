@@ -59,6 +59,57 @@ def test_the_demo_provider_passes_by_name():
     assert set(statuses(report).values()) == {"pass"}
 
 
+@pytest.mark.parametrize("target", ["demo/echo", "demo", "demo/image", "demo/lorem"])
+def test_the_built_ins_pass_with_the_models_they_list(target):
+    # Each method is asked of a model of its kind: no images from a chat model, no chat from "default".
+    report = llmkit.check(target, tokens_per_second=0)
+    assert report.ok, str(report)
+    assert set(statuses(report).values()) == {"pass"}, str(report)
+    assert report.title.endswith("image model 'image', embedding model 'embed'")
+
+
+class Listed(CustomLLM):
+    models = ("chat-a",)
+    embedding_models = ("vec",)
+    image_models = ()
+
+    def completion(self, model, messages, **kwargs):
+        assert model == "chat-a", model
+        return ModelResponse(model=model, choices=[{"message": {"content": "hi"}}])
+
+    def embedding(self, model, input, **kwargs):
+        assert model == "vec", model
+        return llmkit.EmbeddingResponse(model=model, data=[{"embedding": [1.0], "index": i} for i in range(len(input))])
+
+    def image_generation(self, model, prompt, **kwargs):
+        raise AssertionError("the handler lists no image models: none should be asked for")
+
+
+def test_a_handler_that_lists_its_models_is_checked_with_them():
+    report = llmkit.check(Listed())
+    assert report["completion"].status == "pass" and report["embedding"].status == "pass", str(report)
+    assert report["image_generation"].status == "skip"
+    assert "lists no image models; pass image_model=" in report["image_generation"].detail
+    assert llmkit.check(Listed(), image_model="pic")["image_generation"].status == "fail"  # asked, as told
+
+
+class CompletionOnly(CustomLLM):
+    def completion(self, model, messages, **kwargs):
+        return ModelResponse(model=model, choices=[{"message": {"content": "whole"}}])
+
+
+def test_a_completion_only_handler_is_told_that_streaming_works_and_the_rest_is_a_404():
+    report = llmkit.check(CompletionOnly(), "m")
+    assert report.ok, str(report)
+    for method in ("streaming", "astreaming"):
+        assert report[method].status == "skip"
+        assert "stream=True works all the same: llmkit streams completion()'s whole answer" in report[method].detail
+    for method in ("image_generation", "aimage_generation", "embedding", "aembedding"):
+        assert "NotFoundError (404) naming the method" in report[method].detail
+    llmkit.register_provider("whole", CompletionOnly())
+    assert llmkit.completion("whole/m", [{"role": "user", "content": "x"}], stream=True).text() == "whole"
+
+
 def test_the_openai_provider_passes_against_a_loopback_server():
     with FakeServer(openai_app()) as srv:
         report = llmkit.check("openai/echo", api_base=srv.url + "/v1")

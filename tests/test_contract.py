@@ -1,6 +1,7 @@
 """The handler contract: routing, the keyword arguments handlers get, optional_params, results."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -152,7 +153,7 @@ def test_a_handler_returning_something_else_gets_a_clear_error():
             return "just a string"
 
     register(Wrong())
-    with pytest.raises(llmkit.APIConnectionError, match=r"Wrong.completion\(\) returned str; return a ModelResponse"):
+    with pytest.raises(llmkit.APIConnectionError, match=r"Wrong.completion\(\) \(provider .p.\) returned str: .just a string.; return a ModelResponse"):
         llmkit.completion(model="p/m", messages=[])
 
 
@@ -165,7 +166,7 @@ def test_narrow_signatures_get_only_the_arguments_they_name():
             return ImageResponse(data=[{"url": f"https://img/{prompt}"}])
 
     register(Narrow())
-    assert llmkit.completion(model="p/m", messages=[{}], k=1).choices[0].message.content == "m:1:{'k': 1}"
+    assert llmkit.completion(model="p/m", messages=[{"role": "user"}], k=1).choices[0].message.content == "m:1:{'k': 1}"
     assert llmkit.image_generation(model="p/m", prompt="otter").data[0].url == "https://img/otter"
 
 
@@ -235,17 +236,18 @@ def test_only_the_async_method_serves_sync_calls():
     assert llmkit.completion(model="p/m", messages=[]).choices[0].message.content == "from async"
 
 
-def test_a_handler_implementing_nothing_fails_with_litellms_500():
+def test_a_handler_implementing_nothing_fails_with_a_404_naming_the_method():
     register(llmkit.CustomLLM())
-    for call in (
-        lambda: llmkit.completion(model="p/m", messages=[]),
-        lambda: asyncio.run(llmkit.acompletion(model="p/m", messages=[])),
-        lambda: llmkit.image_generation(model="p/m", prompt="x"),
-        lambda: llmkit.embedding(model="p/m", input="x"),
-        lambda: list(llmkit.completion(model="p/m", messages=[], stream=True)),
+    for call, method in (
+        (lambda: llmkit.completion(model="p/m", messages=[]), "completion()"),
+        (lambda: asyncio.run(llmkit.acompletion(model="p/m", messages=[])), "acompletion()"),
+        (lambda: llmkit.image_generation(model="p/m", prompt="x"), "image_generation()"),
+        (lambda: llmkit.embedding(model="p/m", input="x"), "aembedding()"),
+        (lambda: list(llmkit.completion(model="p/m", messages=[], stream=True)), "streaming()"),
     ):
-        with pytest.raises(llmkit.InternalServerError, match="Not implemented yet!"):
+        with pytest.raises(llmkit.NotFoundError, match=r"p/m: CustomLLM.*" + re.escape(method)) as error:
             call()
+        assert error.value.status_code == 404
 
 
 def test_embeddings_sync_and_async():

@@ -97,8 +97,8 @@ def test_methods_without_hooks_stay_unimplemented():
         assert implements(handler, method)
     for method in ("embedding", "aembedding", "image_generation", "aimage_generation"):
         assert not implements(handler, method)
-    with pytest.raises(llmkit.InternalServerError, match="Not implemented yet"):
-        llmkit.custom_provider_map = [{"provider": "ts", "custom_handler": handler}]
+    llmkit.custom_provider_map = [{"provider": "ts", "custom_handler": handler}]
+    with pytest.raises(llmkit.NotFoundError, match=r"ts/gpt-tiny: TorchServe.*does not do embeddings"):
         llmkit.embedding("ts/gpt-tiny", "x")
 
 

@@ -212,15 +212,21 @@ def test_completion_timeout_is_a_timeout_error(base):
     with pytest.raises(llmkit.Timeout) as info:
         llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1)
     assert info.value.status_code == 408
-    with pytest.raises(llmkit.Timeout, match="did not answer in time"):
-        llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1, stream=True)
+    # Streams: llmkit's wait for each chunk and the HTTP read timeout run out together; either says so.
+    with pytest.raises(llmkit.Timeout):
+        llmkit.completion("openai/slow", MESSAGES, api_base=base, timeout=0.2, delay=1, stream=True).text()
 
 
 def test_a_stream_that_stalls_past_the_timeout_is_a_timeout(base):
     stream = llmkit.completion("openai/stall-stream", MESSAGES, api_base=base, stream=True, timeout=0.2, delay=1)
-    with pytest.raises(llmkit.Timeout, match="the stream broke before it finished: the server did not answer in time"):
+    with pytest.raises(llmkit.Timeout):
         list(stream)
-    assert stream.chunks  # what arrived before the stall was delivered
+    assert stream.chunk_count  # what arrived before the stall was delivered
+    chunks = OpenAICompatLLM().streaming(
+        model="stall-stream", messages=MESSAGES, api_base=base, timeout=0.2, optional_params={"delay": 1}
+    )
+    with pytest.raises(llmkit.Timeout, match="the stream broke before it finished: the server did not answer in time"):
+        list(chunks)
 
 
 def test_retry_after_forms():

@@ -139,7 +139,21 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
             "model_list:\n  - {model_name: a, litellm_params: {model: gpt-4}}",
             ["model_list[0].litellm_params.model", "'gpt-4' names no provider", "provider/gpt-4"],
         ),
-        ("model_lst: []", ["model_lst: unknown key", "check its spelling"]),
+        ("model_lst: []", ["model_lst: unknown key; did you mean model_list?"]),
+        (
+            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nlitelm_settings: {num_retries: 1}",
+            ["litelm_settings: unknown key; did you mean litellm_settings?"],
+        ),
+        (
+            "model_list:\n  - {model_name: a, litelm_params: {model: demo/echo}}",
+            ["model_list[0].litelm_params: unknown key; did you mean litellm_params?"],
+        ),
+        (
+            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
+            "litellm_settings: {custom_provider_map: [{provider: p, custom_handlr: m.h}]}",
+            ["litellm_settings.custom_provider_map[0].custom_handlr: unknown key; did you mean custom_handler?"],
+        ),
+        ("zzz_unrelated: 1\nmodel_list: []", ["zzz_unrelated: unknown key; remove it, or check its spelling"]),
         (
             "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nrouter_settings: {routing_strategy: fastest}",
             ["router_settings.routing_strategy", "'round-robin', 'simple-shuffle' or 'least-busy'"],
@@ -181,6 +195,10 @@ def test_handler_import_errors(tmp_path):
     base = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
     message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: missing_mod.h}]}")
     assert "cannot import 'missing_mod'" in message and "next to the config file" in message
+    (tmp_path / "needs_dep.py").write_text("import llmkit_test_no_such_dependency\n" + HANDLER)
+    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: needs_dep.h}]}")
+    assert "'needs_dep' was found but cannot be imported: it needs 'llmkit_test_no_such_dependency'" in message
+    assert "No module named 'llmkit_test_no_such_dependency'" in message and "next to the config file" not in message
     (tmp_path / "handlers.py").write_text(HANDLER)
     message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: handlers.nope}]}")
     assert "has no attribute 'nope'" in message
@@ -224,3 +242,10 @@ def test_risk_warnings_for_exposed_servers(tmp_path):
     assert "no master_key" in risk_warnings(open_, "0.0.0.0")[0]
     assert risk_warnings(weak, "127.0.0.1") == risk_warnings(open_, "localhost") == []
     assert risk_warnings(strong, "0.0.0.0") == []
+
+
+def test_ignored_keys_that_look_like_known_ones_are_named(tmp_path, caplog):
+    base = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
+    with caplog.at_level("WARNING", logger="llmkit.proxy"):
+        load_config(write_config(tmp_path, base + "litellm_settings: {num_retires: 2, drop_params: true}"))
+    assert "llmkit ignores litellm_settings: drop_params, num_retires (did you mean num_retries?)" in caplog.text

@@ -1,6 +1,7 @@
 """timeout= and num_retries=: only retryable failures are retried."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -47,7 +48,11 @@ def test_retryable_failures_are_retried(status):
     response = llmkit.completion(model="p/m", messages=[], num_retries=2)
     assert response.choices[0].message.content == "answer after 3 calls"
     handler.calls = 0
-    assert asyncio.run(llmkit.acompletion(model="p/m", messages=[], num_retries=3)).choices[0].message.content.endswith("3 calls")
+    assert (
+        asyncio.run(llmkit.acompletion(model="p/m", messages=[], num_retries=3))
+        .choices[0]
+        .message.content.endswith("3 calls")
+    )
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
@@ -108,9 +113,51 @@ def test_timeout_bounds_the_wait_for_each_async_chunk():
             received.append(item.choices[0].delta.content)
 
     received = []
-    with pytest.raises(llmkit.Timeout):
+    with pytest.raises(llmkit.Timeout, match=r"^no answer within timeout=0.05 s; pass a larger timeout="):
         asyncio.run(consume(received))
     assert received == ["first"]
+
+
+class Ticker(llmkit.CustomLLM):
+    """A sync stream at 4 chunks a second, 10 s in all; says when its generator was closed."""
+
+    def __init__(self, first_delay=0.25):
+        self.first_delay = first_delay
+        self.opened = 0
+        self.closed = threading.Event()
+
+    def streaming(self, **kwargs):
+        self.opened += 1
+        try:
+            time.sleep(self.first_delay if self.opened == 1 else 0)
+            yield chunk("first ")
+            for i in range(40):
+                time.sleep(0.25)
+                yield chunk(f"t{i} ")
+        finally:
+            self.closed.set()
+
+
+def test_timeout_bounds_the_wait_for_each_sync_chunk(log):
+    handler = register(Ticker(first_delay=0))
+    stream = llmkit.completion(model="p/m", messages=[], stream=True, timeout=0.1)
+    received = []
+    with pytest.raises(llmkit.Timeout, match=r"^no answer within timeout=0.1 s; pass a larger timeout=") as error:
+        for item in stream:
+            received.append(item.choices[0].delta.content)
+    assert error.value.status_code == 408
+    assert received == ["first "]  # the stream ended at the first late chunk, not after 10 s
+    assert handler.closed.wait(5)  # the generator was closed once its late chunk came
+    record = log.records()[0]
+    assert (record["status"], record["error_type"], record["response"]) == ("error", "Timeout", "first ")
+
+
+def test_a_sync_stream_late_with_its_first_chunk_is_retried_when_asked():
+    handler = register(Ticker(first_delay=1))
+    stream = llmkit.completion(model="p/m", messages=[], stream=True, timeout=0.1, num_retries=1)
+    assert next(iter(stream)).choices[0].delta.content == "first "
+    assert handler.opened == 2
+    stream.close()
 
 
 def test_timeouts_are_retried_when_asked():

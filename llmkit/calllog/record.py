@@ -152,8 +152,8 @@ def _chat_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
     choice = result.choices[0] if result.choices else None
     record["response"] = _message_text(choice.message) if choice is not None else None
     record["finish_reason"] = choice.finish_reason if choice is not None else None
-    if result.usage and result.usage.total_tokens:
-        return result.usage, False
+    if result.usage and result.usage.total_tokens:  # the dispatcher's estimate, when the handler gave none
+        return result.usage, result.usage.estimated
     return _estimate(count_message_tokens(entry.payload or ()), count_tokens(record["response"] or "")), True
 
 
@@ -167,7 +167,7 @@ def _embedding_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:
     width = len(data[0].embedding) if data else 0
     record["response"] = f"{len(data)} embedding(s) of {width} dimensions"
     if entry.result.usage and entry.result.usage.total_tokens:
-        return entry.result.usage, False
+        return entry.result.usage, entry.result.usage.estimated
     return _estimate(count_tokens(record["prompt"] or ""), 0), True
 
 

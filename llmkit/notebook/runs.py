@@ -146,7 +146,7 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
         run._build_response = lambda: _whole_response(stream, messages)  # few callers need it: build on demand
         run.end("done")
     except asyncio.CancelledError:
-        if stream is not None and stream.chunks:  # keep what arrived, for -o
+        if stream is not None and stream.chunk_count:  # keep what arrived, for -o
             run._build_response = lambda: _whole_response(stream, messages)
         run.end("cancelled")
         raise
@@ -158,10 +158,7 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
 
 
 def _whole_response(stream: Any, messages: list) -> Any:
-    response = llmkit.stream_chunk_builder(stream.chunks, messages=messages)
-    if response is not None:
-        response.usage = stream.converter.final_usage()
-    return response
+    return stream.converter.response(messages)  # the answer so far, with the usage the log has
 
 
 async def complete_chat(run: ModelRun, messages: list, params: dict, source: str) -> None:

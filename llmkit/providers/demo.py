@@ -59,6 +59,7 @@ class DemoLLM(CustomLLM):
     # What the notebook's model pickers offer; image models switch the surfaces to image mode.
     models = ("echo", "lorem")
     image_models = ("image",)
+    embedding_models = ("embed",)  # llmkit.check asks these for embeddings, not the chat models
 
     # -- chat -----------------------------------------------------------------------------------
     def completion(self, model: str, messages: list, optional_params: dict, **_: Any) -> ModelResponse:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from llmkit.providers.base import CustomLLM
 
-__all__ = ["LoggingObject", "call_handler", "implements", "print_verbose"]
+__all__ = ["LoggingObject", "call_handler", "implements", "print_verbose", "require_methods"]
 
 _ACCEPTS_ALL = None
 _accepted_names: dict[Any, frozenset[str] | None] = {}
@@ -77,3 +77,28 @@ class LoggingObject:
     def post_call(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+
+def require_methods(handler: Any, methods: tuple[str, ...], what: str, model: str, provider: str) -> None:
+    """NotFoundError (404, never retried) unless ``handler`` implements one of ``methods``.
+
+    404, as OpenAI answers a model asked for an endpoint it does not serve: the request names
+    something this model does not have, and asking again will not change that.
+    """
+    for method in methods:
+        if implements(handler, method):
+            return
+    from llmkit.errors import NotFoundError
+    from llmkit.providers.registry import _HANDLER_METHODS as HANDLER_METHODS  # every method there is
+
+    names = [f"{method}()" for method in methods]
+    listed = f"neither {names[0]} nor {names[1]}" if len(names) == 2 else "none of " + ", ".join(names)
+    has = [f"{name}()" for name in HANDLER_METHODS if implements(handler, name)]
+    fix = "implement one of them, or call a model whose handler does"
+    if "completion" in methods and any(name in has for name in ("streaming()", "astreaming()")):
+        fix = "call it with stream=True, or " + fix
+    raise NotFoundError(
+        f"{provider}/{model}: {type(handler).__name__}, the handler for provider {provider!r}, does not do {what}:"
+        f" it implements {listed} ({'only ' + ', '.join(has) if has else 'no handler method at all'}); {fix}",
+        llm_provider=provider,
+        model=model,
+    )

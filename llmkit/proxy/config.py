@@ -24,6 +24,7 @@ wrong and how to fix it. Loading registers the config's handlers with llmkit's p
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -277,8 +278,38 @@ def _describe(path: Path, exc: ValidationError) -> str:
         hint = _HINTS.get(error["type"])
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+            hint = _did_you_mean(error["loc"][-1], _known_keys(error["loc"][:-1])) or hint
         lines.append(f"  {where}: {message}" + (f"; {hint}" if hint else ""))
     return "\n".join(lines)
+
+
+def _did_you_mean(key: Any, known: Any) -> str | None:
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else None
+
+
+def _known_keys(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """The keys the config's schema has at ``loc`` (list indexes skipped)."""
+    model: Any = RawConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return ()
+    return tuple(model.model_fields)
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside a field's type (``Optional[X]``, ``list[X]``), if there is one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -298,11 +329,17 @@ def _warn_ignored(raw: RawConfig) -> None:
     for section, model in (("litellm_settings", settings), ("router_settings", raw.router_settings),
                            ("general_settings", raw.general_settings)):
         if model.model_extra:
-            logger.warning("llmkit ignores %s: %s", section, ", ".join(sorted(model.model_extra)))
+            keys = [_with_guess(key, type(model).model_fields) for key in sorted(model.model_extra)]
+            logger.warning("llmkit ignores %s: %s", section, ", ".join(keys))
     for index, entry in enumerate(raw.model_list):
         ignored = sorted(IGNORED_PARAMS & set(entry.litellm_params.model_extra or {}))
         if ignored:
             logger.warning("llmkit ignores model_list[%d].litellm_params: %s", index, ", ".join(ignored))
+
+
+def _with_guess(key: str, known: Any) -> str:
+    guess = _did_you_mean(key, known)
+    return f"{key} ({guess})" if guess else key
 
 
 def _resolve(path: Path, where: str, value: Any, environ: Any) -> Any:
@@ -337,6 +374,12 @@ def _import_reference(path: Path, where: str, reference: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name and exc.name != module_name and not module_name.startswith(exc.name + "."):
+            raise ConfigError(  # the module is there; something it imports is not
+                f"config file {path}: {where}: {module_name!r} was found but cannot be imported: it needs"
+                f" {exc.name!r}, which is not installed ({type(exc).__name__}: {exc}); install the package"
+                f" that provides {exc.name} in this environment"
+            ) from exc
         raise ConfigError(
             f"config file {path}: {where}: cannot import {module_name!r} ({exc}); put {module_name}.py"
             f" in {folder}, next to the config file, or make it importable"

@@ -82,6 +82,14 @@ class Usage(OpenAIObject):
             self.total_tokens = self.prompt_tokens + self.completion_tokens
         return self
 
+    @property
+    def estimated(self) -> bool:
+        """True when llmkit counted these tokens itself, the handler having reported none.
+
+        Set by building the usage with ``estimated=True``, which also goes out with it on the wire.
+        """
+        return bool(self.__pydantic_extra__ and self.__pydantic_extra__.get("estimated"))
+
 
 class Function(OpenAIObject):
     name: Optional[str] = None
