@@ -1,6 +1,6 @@
 """A handler for your own HTTP API in a dozen lines: subclass :class:`HTTPLLM`, map the shapes.
 
-The base class owns the HTTP side (a pooled httpx client per base URL and key, timeouts, status codes
+The base class owns the HTTP side (pooled connections: httpx for sync calls, aiohttp for async ones; timeouts, status codes
 mapped to llmkit's errors with the server's message, Retry-After, streamed bodies parsed as bytes
 arrive); your class only says what to send and how to read the answer::
 
@@ -134,7 +134,7 @@ class HTTPLLM(CustomLLM):
         body = data.get("error")
         if body is None and event != "error" and data.get("object") != "error":
             return None
-        from llmkit._transport import message_from_body
+        from llmkit._http_errors import message_from_body
 
         details = body if isinstance(body, dict) else data
         code = details.get("code", details.get("status_code"))
@@ -151,7 +151,7 @@ class HTTPLLM(CustomLLM):
     async def acompletion(self, model: str, messages: list, **kwargs: Any) -> ModelResponse:
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, False)
-        return self._chat_response(_transport().read_json(await call.send_async(request)), model)
+        return self._chat_response(await call.json_async(request), model)
 
     def streaming(self, model: str, messages: list, **kwargs: Any) -> Iterator[dict]:
         call = _Call(self, model, kwargs)
@@ -162,7 +162,7 @@ class HTTPLLM(CustomLLM):
     async def astreaming(self, model: str, messages: list, **kwargs: Any) -> AsyncIterator[dict]:
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, True)
-        events = _transport().AsyncEventStream(await call.send_async(request, stream=True), self.stream_format)
+        events = await call.stream_async(request, self.stream_format)
         return _AsyncChunkStream(_ChunkReader(self, model), events)
 
     # -- embeddings and images ----------------------------------------------------------------------
@@ -173,7 +173,7 @@ class HTTPLLM(CustomLLM):
 
     async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
         call = _Call(self, model, kwargs)
-        data = _transport().read_json(await call.send_async(self.build_embedding_request(model, input, call.params)))
+        data = await call.json_async(self.build_embedding_request(model, input, call.params))
         return _validated(EmbeddingResponse, _parse(self.parse_embedding_response, data, model))
 
     def image_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
@@ -183,7 +183,7 @@ class HTTPLLM(CustomLLM):
 
     async def aimage_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
         call = _Call(self, model, kwargs)
-        data = _transport().read_json(await call.send_async(self.build_image_request(model, prompt, call.params)))
+        data = await call.json_async(self.build_image_request(model, prompt, call.params))
         return _validated(ImageResponse, _parse(self.parse_image_response, data, model))
 
     # -- shared pieces --------------------------------------------------------------------------
@@ -215,9 +215,15 @@ def _first_env(names: tuple[str, ...]) -> str | None:
 
 
 def _transport() -> Any:
-    from llmkit import _transport  # imports httpx: only when an HTTP handler makes a call
+    from llmkit import _transport  # imports httpx: only when an HTTP handler makes a sync call
 
     return _transport
+
+
+def _aiotransport() -> Any:
+    from llmkit import _aiotransport  # imports aiohttp: only when an HTTP handler makes an async call
+
+    return _aiotransport
 
 
 def _parse(hook: Any, data: Any, model: str) -> Any:
@@ -258,8 +264,13 @@ class _Call:
     def send(self, request: Request, stream: bool = False) -> Any:
         return _transport().send(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
 
-    async def send_async(self, request: Request, stream: bool = False) -> Any:
-        return await _transport().send_async(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
+    async def json_async(self, request: Request) -> Any:
+        return await _aiotransport().request_json(self.base, self.key, request, self._headers(request), self.timeout, self.key_env)
+
+    async def stream_async(self, request: Request, stream_format: str) -> Any:
+        return await _aiotransport().open_stream(
+            self.base, self.key, request, self._headers(request), self.timeout, stream_format, self.key_env
+        )
 
 
 class _ChunkReader:
@@ -345,7 +356,7 @@ class _ChunkStream:
         if self._ended:
             raise StopIteration
         self._ended = True
-        last = reader.end(self._events.response.headers.get("content-type", ""))
+        last = reader.end(self._events.content_type)
         if last is None:
             raise StopIteration
         return last
@@ -385,7 +396,7 @@ class _AsyncChunkStream:
         if self._ended:
             raise StopAsyncIteration
         self._ended = True
-        last = reader.end(self._events.response.headers.get("content-type", ""))
+        last = reader.end(self._events.content_type)
         if last is None:
             raise StopAsyncIteration
         return last
