@@ -115,6 +115,18 @@ def test_async_stream(base):
     assert stream.converter.usage["total_tokens"] == 8
 
 
+@pytest.mark.parametrize("model", ["crlf-lines", "cr-lines"])
+def test_streams_with_crlf_or_cr_line_ends(base, model):
+    assert llmkit.completion(f"openai/{model}", MESSAGES, api_base=base, stream=True).text() == "hello from the test"
+
+    async def run():
+        stream = await llmkit.acompletion(f"openai/{model}", MESSAGES, api_base=base, stream=True)
+        return await stream.atext(), stream.converter.usage
+
+    text, usage = asyncio.run(run())
+    assert text == "hello from the test" and usage["total_tokens"] == 8  # every event, the last one too
+
+
 def test_closing_a_stream_early_frees_the_connection(server, base):
     handler = OpenAICompatLLM()
     stream = handler.streaming(model="echo", messages=MESSAGES, api_base=base, optional_params={"max_tokens": 50})
