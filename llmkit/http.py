@@ -81,6 +81,8 @@ class HTTPLLM(CustomLLM):
     headers: dict[str, str] = {}
     _api_base: str | None = None
     _api_key: str | None = None
+    #: A fast path a built-in subclass may set: ``(event, data) -> chunk``, or None for the general path.
+    _chunk_from_event: Any = None
 
     def __init__(self, api_base: str | None = None, api_key: str | None = None, headers: dict | None = None) -> None:
         self._api_base = api_base
@@ -276,22 +278,29 @@ class _Call:
 class _ChunkReader:
     """Pure per-stream logic shared by the sync and async streams: events in, chunks out."""
 
-    __slots__ = ("handler", "model", "sse", "done", "finished", "events")
+    __slots__ = ("handler", "model", "sse", "direct", "done", "finished", "events")
 
     def __init__(self, handler: HTTPLLM, model: str) -> None:
         self.handler = handler
         self.model = model
         self.sse = handler.stream_format == "sse"
+        self.direct = handler._chunk_from_event
         self.done = False
         self.finished = False
         self.events = 0
 
-    def read(self, event: str, data: str) -> dict | None:
+    def read(self, event: str, data: str) -> Any:
         """The chunk for one event, None to skip it; sets ``done`` at the end marker."""
         self.events += 1
         if self.sse and data == self.handler.done_marker:
             self.done = True
             return None
+        if self.direct is not None:
+            chunk = self.direct(event, data)
+            if chunk is not None:
+                if any(choice.finish_reason for choice in chunk.choices):
+                    self.finished = True
+                return chunk
         try:
             decoded = json.loads(data)
         except ValueError:
