@@ -298,8 +298,9 @@ class _ChunkReader:
         if self.direct is not None:
             chunk = self.direct(event, data)
             if chunk is not None:
-                if any(choice.finish_reason for choice in chunk.choices):
-                    self.finished = True
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        self.finished = True
                 return chunk
         try:
             decoded = json.loads(data)

@@ -36,9 +36,13 @@ class SSEDecoder:
         lines = data.split(b"\n")
         self._buffer = lines.pop()  # the unfinished last line ("" when the read ended a line)
         events: list[tuple[str, str]] = []
-        for line in lines:
-            if line[:6] == b"data: ":  # the common case, without the general parsing below
+        for line in lines:  # the two common lines inline, the rest through the general parsing
+            if line[:6] == b"data: ":
                 self._data.append(line[6:].decode("utf-8", "replace"))
+            elif not line and self._event == "message":
+                if self._data:
+                    events.append(("message", "\n".join(self._data)))
+                    self._data = []
             else:
                 self._line(line, events)
         return events

@@ -107,8 +107,12 @@ class ChunkConverter:
         )
 
     def _pass_through(self, chunk: ModelResponseStream) -> ModelResponseStream | None:
-        chunk.id = self.id  # one id and one model name for the whole stream, whoever built the chunk
-        chunk.model = self.model
+        # One id and one model name for the whole stream, whoever built the chunk. Written to the
+        # fields directly: pydantic's __setattr__ costs more than the rest of this method, per chunk.
+        fields = chunk.__dict__
+        fields["id"] = self.id
+        fields["model"] = self.model
+        chunk.__pydantic_fields_set__.update(("id", "model"))
         if chunk.usage:
             self.usage = chunk.usage
         if not chunk.choices:

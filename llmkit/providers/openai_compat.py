@@ -38,11 +38,11 @@ class OpenAICompatLLM(HTTPLLM):
         if event != "message":
             return None
         try:
-            chunk = ModelResponseStream.model_validate_json(data)
+            chunk = ModelResponseStream.__pydantic_validator__.validate_json(data)  # model_validate_json, minus a layer
         except ValueError:
             return None
         extra = chunk.__pydantic_extra__
-        if chunk.object == "error" or (extra and extra.get("error") is not None) or "choices" not in chunk.model_fields_set:
+        if chunk.object == "error" or (extra and extra.get("error") is not None) or "choices" not in chunk.__pydantic_fields_set__:
             return None
         return chunk
 
