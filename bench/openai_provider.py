@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--calls", type=int, default=600, help="calls per client per round (at least 10 waves)")
+    parser.add_argument("--server", choices=("light", "proxy"), default="light",
+                        help="bench/stream_server.py, or llmkit serve with its log off and a delayed handler")
     parser.add_argument("--delay", type=float, default=0.05, help="the server's seconds before each answer")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks in each streamed answer")
     parser.add_argument("--requests", type=int, default=300, help="official: requests per client per round")
@@ -96,11 +99,60 @@ def main() -> None:
             process.wait(timeout=5)
 
 
-# -- concurrency: raw clients and llmkit, streamed, against bench/stream_server.py ------------------
+# -- concurrency: raw clients and llmkit, streamed, against a local server ---------------------------
 def start_stream_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    if args.server == "proxy":
+        return start_proxy(args)
     command = [sys.executable, str(ROOT / "bench" / "stream_server.py"), "--delay", str(args.delay), "--chunks", str(args.chunks)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return process, process.stdout.readline().strip() + "/v1"
+
+
+PROXY_HANDLER = """
+import asyncio
+from llmkit import CustomLLM
+
+class Delayed(CustomLLM):
+    async def astreaming(self, *args, **kwargs):
+        await asyncio.sleep({delay})
+        for i in range({chunks}):
+            last = i == {chunks} - 1
+            usage = {{"prompt_tokens": 5, "completion_tokens": {chunks}, "total_tokens": 5 + {chunks}}} if last else None
+            yield {{"text": f"w{{i}} ", "is_finished": last, "finish_reason": "stop" if last else None, "usage": usage}}
+
+handler = Delayed()
+"""
+
+
+def start_proxy(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    """``llmkit serve`` with its call log off and a handler that streams after ``--delay``, as issue 16 measured."""
+    import socket
+    import urllib.request
+
+    folder = Path(tempfile.mkdtemp(prefix="llmkit-bench-proxy-"))
+    (folder / "bench_delayed.py").write_text(PROXY_HANDLER.format(delay=args.delay, chunks=args.chunks))
+    models = "".join(f"  - {{model_name: {name}, litellm_params: {{model: delayed/x}}}}\n" for name in MODEL_NAMES)
+    (folder / "config.yaml").write_text(
+        f"model_list:\n{models}litellm_settings:\n  custom_provider_map:\n"
+        "    - {provider: delayed, custom_handler: bench_delayed.handler}\n"
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "LLMKIT_LOG": "off", "PYTHONPATH": str(folder)}
+    process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("llmkit serve did not start within 30 s")
+
+
+MODEL_NAMES = ("bench", "bench-a", "bench-b", "bench-c")
 
 
 def _decode(line: bytes) -> None:
@@ -237,7 +289,8 @@ def concurrency(args: argparse.Namespace) -> None:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         process.stdin.close()
-        process.wait(timeout=5)
+        process.terminate()  # the light server also ends with its stdin; llmkit serve needs this
+        process.wait(timeout=15)
         configure_log()
         import shutil
 
