@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -234,57 +235,11 @@ def concurrency(args: argparse.Namespace) -> None:
     from llmkit.calllog import configure_log
 
     log_dir = tempfile.mkdtemp(prefix="llmkit-bench-")
-    log_path = Path(log_dir) / "calls.db"
     process, base = start_stream_server(args)
     loop = asyncio.new_event_loop()
     try:
         for level in args.concurrency:
-            calls = max(args.calls, 10 * level)
-            clients = loop.run_until_complete(_on_loop(Clients, base, level))  # aiohttp wants a running loop
-
-            def on_loop(fn, log: str = "sqlite"):
-                def run() -> None:
-                    loop.run_until_complete(_drive(fn, calls, level))
-                return run, log
-
-            configs = {
-                "aiohttp, raw": on_loop(clients.raw_aiohttp),
-                "httpx, raw": on_loop(clients.raw_httpx),
-                "httpx + aiohttp transport": on_loop(clients.raw_httpx_aiohttp),
-                "llmkit, log in SQLite": on_loop(clients.llmkit),
-                "llmkit, log off": on_loop(clients.llmkit, "off"),
-            }
-            if level == 32:
-                models = ["openai/bench-a", "openai/bench-b", "openai/bench-c"]
-                prompts = [f"prompt {i}" for i in range(calls // len(models))]
-
-                def compare() -> None:
-                    llmkit.compare(models, prompts, concurrency=level, progress=False, api_base=base, api_key="sk-bench")
-
-                configs["llmkit.compare(), log in SQLite"] = (compare, "sqlite")
-            results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
-            for round_ in range(args.rounds + 1):  # round 0 warms up: connections, imports, schemas
-                names = list(configs)
-                names = names[round_ % len(names):] + names[: round_ % len(names)]  # rotate the order
-                figures = {}
-                for name in names:
-                    run, log = configs[name]
-                    configure_log(log, path=log_path if log == "sqlite" else None)
-                    figures[name] = _timed(run)
-                if round_:
-                    reference = figures["aiohttp, raw"][0]
-                    for name, (wall, cpu) in figures.items():
-                        results[name].append((wall, cpu / calls, wall / reference))
-            loop.run_until_complete(clients.aclose())
-            ideal = calls * args.delay / level
-            print(f"\nconcurrency {level}: {calls} streamed calls of {args.chunks} content chunks, {args.delay * 1000:g} ms"
-                  f" server delay; ideal wall {ideal:.3f} s; medians over {args.rounds} rounds")
-            print(f"{'client':34}{'wall s':>9}{'x ideal':>9}{'x aiohttp':>11}{'CPU ms/call':>13}")
-            for name, rows in results.items():
-                wall = statistics.median(r[0] for r in rows)
-                cpu = statistics.median(r[1] for r in rows)
-                ratio = statistics.median(r[2] for r in rows)
-                print(f"{name:34}{wall:>9.3f}{wall / ideal:>9.2f}{ratio:>11.2f}{cpu * 1000:>13.3f}")
+            one_level(loop, base, level, args, Path(log_dir) / "calls.db")
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -292,9 +247,59 @@ def concurrency(args: argparse.Namespace) -> None:
         process.terminate()  # the light server also ends with its stdin; llmkit serve needs this
         process.wait(timeout=15)
         configure_log()
-        import shutil
-
         shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def one_level(loop: asyncio.AbstractEventLoop, base: str, level: int, args: argparse.Namespace, log_path: Path) -> None:
+    """Every client at concurrency ``level``, in interleaved rounds; prints the table."""
+    from llmkit.calllog import configure_log
+
+    calls = max(args.calls, 10 * level)
+    clients = loop.run_until_complete(_on_loop(Clients, base, level))  # aiohttp wants a running loop
+
+    def on_loop(fn, log: str = "sqlite"):
+        return (lambda: loop.run_until_complete(_drive(fn, calls, level))), log
+
+    configs = {
+        "aiohttp, raw": on_loop(clients.raw_aiohttp),
+        "httpx, raw": on_loop(clients.raw_httpx),
+        "httpx + aiohttp transport": on_loop(clients.raw_httpx_aiohttp),
+        "llmkit, log in SQLite": on_loop(clients.llmkit),
+        "llmkit, log off": on_loop(clients.llmkit, "off"),
+    }
+    if level == 32:
+        models = ["openai/bench-a", "openai/bench-b", "openai/bench-c"]
+        prompts = [f"prompt {i}" for i in range(calls // len(models))]
+
+        def compare() -> None:
+            llmkit.compare(models, prompts, concurrency=level, progress=False, api_base=base, api_key="sk-bench")
+
+        configs["llmkit.compare(), log in SQLite"] = (compare, "sqlite")
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
+    for round_ in range(args.rounds + 1):  # round 0 warms up: connections, imports, schemas
+        names = list(configs)
+        names = names[round_ % len(names) :] + names[: round_ % len(names)]  # rotate the order
+        figures = {}
+        for name in names:
+            run, log = configs[name]
+            configure_log(log, path=log_path if log == "sqlite" else None)
+            figures[name] = _timed(run)
+        if round_:
+            reference = figures["aiohttp, raw"][0]
+            for name, (wall, cpu) in figures.items():
+                results[name].append((wall, cpu / calls, wall / reference))
+    loop.run_until_complete(clients.aclose())
+    ideal = calls * args.delay / level
+    print(
+        f"\nconcurrency {level}: {calls} streamed calls of {args.chunks} content chunks, {args.delay * 1000:g} ms"
+        f" server delay ({args.server} server); ideal wall {ideal:.3f} s; medians over {args.rounds} rounds"
+    )
+    print(f"{'client':34}{'wall s':>9}{'x ideal':>9}{'x aiohttp':>11}{'CPU ms/call':>13}")
+    for name, rows in results.items():
+        wall = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        ratio = statistics.median(r[2] for r in rows)
+        print(f"{name:34}{wall:>9.3f}{wall / ideal:>9.2f}{ratio:>11.2f}{cpu * 1000:>13.3f}")
 
 
 # -- official: the provider against the official openai client -------------------------------------

@@ -37,7 +37,13 @@ def canned_stream(chunks: int) -> list[bytes]:
 
     def chunk(delta: dict, finish: str | None = None) -> dict:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench", "choices": [choice]}
+        return {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "bench",
+            "choices": [choice],
+        }
 
     usage = chunk({})
     usage.update(choices=[], usage={"prompt_tokens": 5, "completion_tokens": chunks, "total_tokens": 5 + chunks})

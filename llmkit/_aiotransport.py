@@ -41,7 +41,7 @@ _lock = threading.Lock()
 class _Pool:
     """One event loop's session, and the proxy each base URL goes through on it."""
 
-    __slots__ = ("loop", "session", "proxies", "closer")
+    __slots__ = ("closer", "loop", "proxies", "session")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = weakref.ref(loop)
@@ -215,7 +215,9 @@ def _body(request: Any, headers: dict[str, str]) -> tuple[bytes | None, dict[str
 
 
 # -- sending ----------------------------------------------------------------------------------------
-async def _send(base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, key_env: tuple) -> tuple[aiohttp.ClientResponse, str]:
+async def _send(
+    base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, key_env: tuple
+) -> tuple[aiohttp.ClientResponse, str]:
     """Send ``request`` (an llmkit.http.Request) on the loop's session; raise llmkit errors on failure."""
     pool = await _pool()
     url = _url(base_url, request.path)
@@ -240,11 +242,15 @@ async def _send(base_url: str, api_key: str | None, request: Any, headers: dict,
             content = b""  # the status is what matters; the message falls back to the reason phrase
         finally:
             response.release()
-        raise _http_errors.status_error(response.status, response.reason, content, response.headers, where, api_key, key_env)
+        raise _http_errors.status_error(
+            response.status, response.reason, content, response.headers, where, api_key, key_env
+        )
     return response, where
 
 
-async def request_json(base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, key_env: tuple = ()) -> Any:
+async def request_json(
+    base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, key_env: tuple = ()
+) -> Any:
     """Send ``request`` and return its answer's JSON."""
     response, where = await _send(base_url, api_key, request, headers, timeout, key_env)
     try:
@@ -257,7 +263,13 @@ async def request_json(base_url: str, api_key: str | None, request: Any, headers
 
 
 async def open_stream(
-    base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, stream_format: str, key_env: tuple = ()
+    base_url: str,
+    api_key: str | None,
+    request: Any,
+    headers: dict,
+    timeout: Any,
+    stream_format: str,
+    key_env: tuple = (),
 ) -> AsyncEventStream:
     """Send ``request`` and return its answer's events as they arrive."""
     response, where = await _send(base_url, api_key, request, headers, timeout, key_env)
@@ -282,7 +294,7 @@ class AsyncEventStream:
     connection early.
     """
 
-    __slots__ = ("response", "content_type", "_where", "_read", "_decoder", "_events", "_done")
+    __slots__ = ("_decoder", "_done", "_events", "_read", "_where", "content_type", "response")
 
     def __init__(self, response: aiohttp.ClientResponse, stream_format: str, where: str) -> None:
         self.response = response

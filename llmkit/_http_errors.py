@@ -14,8 +14,9 @@ the same way whichever library raised.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 from llmkit.errors import APIConnectionError, APIError, BadGatewayError, Timeout, error_class_for_status
 

@@ -1,8 +1,9 @@
 """A handler for your own HTTP API in a dozen lines: subclass :class:`HTTPLLM`, map the shapes.
 
-The base class owns the HTTP side (pooled connections: httpx for sync calls, aiohttp for async ones; timeouts, status codes
-mapped to llmkit's errors with the server's message, Retry-After, streamed bodies parsed as bytes
-arrive); your class only says what to send and how to read the answer::
+The base class owns the HTTP side (pooled connections, httpx for sync calls and aiohttp for async
+ones; timeouts, status codes mapped to llmkit's errors with the server's message, Retry-After,
+streamed bodies parsed as bytes arrive); your class only says what to send and how to read the
+answer::
 
     class TorchServe(HTTPLLM):
         api_base = "http://127.0.0.1:8080"

@@ -57,7 +57,11 @@ def test_sync_and_async_send_the_same_body_and_headers(server, base):
 
 def test_a_content_type_of_the_callers_wins(server, base):
     handler = OpenAICompatLLM()
-    asyncio.run(handler.acompletion(model="echo", messages=MESSAGES, api_base=base, headers={"content-type": "application/json; charset=utf-8"}))
+    asyncio.run(
+        handler.acompletion(
+            model="echo", messages=MESSAGES, api_base=base, headers={"content-type": "application/json; charset=utf-8"}
+        )
+    )
     assert server.requests[-1].headers["content-type"] == "application/json; charset=utf-8"
 
 
@@ -115,7 +119,9 @@ def test_an_async_stream_that_stalls_past_the_timeout_is_a_timeout(base):
     received = []
 
     async def run():
-        stream = await llmkit.acompletion("openai/stall-stream", MESSAGES, api_base=base, stream=True, timeout=0.2, delay=1)
+        stream = await llmkit.acompletion(
+            "openai/stall-stream", MESSAGES, api_base=base, stream=True, timeout=0.2, delay=1
+        )
         async for chunk in stream:
             received.append(chunk)
 
@@ -131,7 +137,7 @@ def test_ttft_is_taken_at_the_first_content_not_at_the_end(base, log):
 
     assert asyncio.run(run()) == "héllo from the test"
     (record,) = log.records()
-    assert record["ttft_ms"] < 300 <= 400 <= record["latency_ms"]
+    assert record["ttft_ms"] < 300 and record["latency_ms"] >= 400
 
 
 def test_a_cancelled_stream_is_recorded_and_its_connection_closed(server, base, log):
@@ -157,14 +163,16 @@ def test_a_cancelled_stream_is_recorded_and_its_connection_closed(server, base, 
 
     in_use, text = asyncio.run(main())
     assert (in_use, text) == (0, "héllo from the test")
-    record = [r for r in log.records() if r["kind"] == "stream"][0]
+    record = next(r for r in log.records() if r["kind"] == "stream")
     assert (record["status"], record["error_type"]) == ("cancelled", "CancelledError")
 
 
 def test_many_concurrent_streams_on_one_loop_share_its_session(server, base):
     async def many():
         async def one(i):
-            stream = await llmkit.acompletion("openai/echo", [{"role": "user", "content": f"s{i}"}], api_base=base, stream=True)
+            stream = await llmkit.acompletion(
+                "openai/echo", [{"role": "user", "content": f"s{i}"}], api_base=base, stream=True
+            )
             return await stream.atext()
 
         texts = await asyncio.gather(*(one(i) for i in range(40)))

@@ -42,7 +42,11 @@ class OpenAICompatLLM(HTTPLLM):
         except ValueError:
             return None
         extra = chunk.__pydantic_extra__
-        if chunk.object == "error" or (extra and extra.get("error") is not None) or "choices" not in chunk.__pydantic_fields_set__:
+        if (
+            chunk.object == "error"
+            or (extra and extra.get("error") is not None)
+            or "choices" not in chunk.__pydantic_fields_set__
+        ):
             return None
         return chunk
 
