@@ -2,12 +2,14 @@
 
     python bench/openai_provider.py [--part concurrency|official|all] [--rounds 5]
 
-``concurrency`` (issue 16): streamed chat calls at concurrency 32 and 128 against a light local server
-(bench/stream_server.py, in a subprocess: it waits ``--delay`` = 50 ms, then streams a role chunk,
-``--chunks`` content chunks, a finish chunk, a usage chunk and [DONE]). In the same run, in
-interleaved rounds, each client makes the same calls, reading every event and decoding its JSON:
+``concurrency`` (issue 16): streamed chat calls at concurrency 32 and 128 against a local server in a
+subprocess that answers after ``--delay`` = 50 ms: by default bench/stream_server.py, light enough
+that the clients, not the server, use the CPU (a role chunk, ``--chunks`` content chunks, a finish
+chunk, a usage chunk, [DONE]); with ``--server proxy``, ``llmkit serve`` with its call log off and a
+handler that streams ``--chunks`` chunks, the setup issue 16 measured. In the same run, in interleaved
+rounds (the order rotates), each client makes the same calls, reading every event and decoding it:
 
-- raw aiohttp, raw httpx, and httpx over the aiohttp transport (``httpx-aiohttp``), as peers;
+- raw aiohttp, raw httpx, and httpx over the aiohttp transport (``pip install httpx-aiohttp``), as peers;
 - ``llmkit.acompletion("openai/...", stream=True)``, with the call log in a temporary SQLite file (as
   users have it) and with the log off;
 - ``llmkit.compare()`` of 200 prompts x 3 models at concurrency 32 (wall time inside the call).
@@ -167,13 +169,18 @@ class Clients:
     def __init__(self, base: str, concurrency: int) -> None:
         import aiohttp
         import httpx
-        import httpx_aiohttp
 
         self.url = base + "/chat/completions"
         self.aiohttp = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=concurrency)
         self.httpx = httpx.AsyncClient(limits=limits, timeout=600)
-        self.httpx_aiohttp = httpx_aiohttp.HttpxAiohttpClient(limits=limits, timeout=600)
+        try:
+            import httpx_aiohttp
+        except ImportError:
+            print("httpx + aiohttp transport: skipped, pip install httpx-aiohttp to run it", file=sys.stderr)
+            self.httpx_aiohttp = None
+        else:
+            self.httpx_aiohttp = httpx_aiohttp.HttpxAiohttpClient(limits=limits, timeout=600)
         self.base = base
 
     def body(self, i: int) -> dict:
@@ -207,7 +214,8 @@ class Clients:
     async def aclose(self) -> None:
         await self.aiohttp.close()
         await self.httpx.aclose()
-        await self.httpx_aiohttp.aclose()
+        if self.httpx_aiohttp is not None:
+            await self.httpx_aiohttp.aclose()
 
 
 async def _on_loop(fn, *args):
@@ -267,6 +275,8 @@ def one_level(loop: asyncio.AbstractEventLoop, base: str, level: int, args: argp
         "llmkit, log in SQLite": on_loop(clients.llmkit),
         "llmkit, log off": on_loop(clients.llmkit, "off"),
     }
+    if clients.httpx_aiohttp is None:
+        del configs["httpx + aiohttp transport"]
     if level == 32:
         models = ["openai/bench-a", "openai/bench-b", "openai/bench-c"]
         prompts = [f"prompt {i}" for i in range(calls // len(models))]
