@@ -1,8 +1,9 @@
 """A handler for your own HTTP API in a dozen lines: subclass :class:`HTTPLLM`, map the shapes.
 
-The base class owns the HTTP side (a pooled httpx client per base URL and key, timeouts, status codes
-mapped to llmkit's errors with the server's message, Retry-After, streamed bodies parsed as bytes
-arrive); your class only says what to send and how to read the answer::
+The base class owns the HTTP side (pooled connections, httpx for sync calls and aiohttp for async
+ones; timeouts, status codes mapped to llmkit's errors with the server's message, Retry-After,
+streamed bodies parsed as bytes arrive); your class only says what to send and how to read the
+answer::
 
     class TorchServe(HTTPLLM):
         api_base = "http://127.0.0.1:8080"
@@ -81,6 +82,8 @@ class HTTPLLM(CustomLLM):
     headers: dict[str, str] = {}
     _api_base: str | None = None
     _api_key: str | None = None
+    #: A fast path a built-in subclass may set: ``(event, data) -> chunk``, or None for the general path.
+    _chunk_from_event: Any = None
 
     def __init__(self, api_base: str | None = None, api_key: str | None = None, headers: dict | None = None) -> None:
         self._api_base = api_base
@@ -134,7 +137,7 @@ class HTTPLLM(CustomLLM):
         body = data.get("error")
         if body is None and event != "error" and data.get("object") != "error":
             return None
-        from llmkit._transport import message_from_body
+        from llmkit._http_errors import message_from_body
 
         details = body if isinstance(body, dict) else data
         code = details.get("code", details.get("status_code"))
@@ -151,7 +154,7 @@ class HTTPLLM(CustomLLM):
     async def acompletion(self, model: str, messages: list, **kwargs: Any) -> ModelResponse:
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, False)
-        return self._chat_response(_transport().read_json(await call.send_async(request)), model)
+        return self._chat_response(await call.json_async(request), model)
 
     def streaming(self, model: str, messages: list, **kwargs: Any) -> Iterator[dict]:
         call = _Call(self, model, kwargs)
@@ -162,7 +165,7 @@ class HTTPLLM(CustomLLM):
     async def astreaming(self, model: str, messages: list, **kwargs: Any) -> AsyncIterator[dict]:
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, True)
-        events = _transport().AsyncEventStream(await call.send_async(request, stream=True), self.stream_format)
+        events = await call.stream_async(request, self.stream_format)
         return _AsyncChunkStream(_ChunkReader(self, model), events)
 
     # -- embeddings and images ----------------------------------------------------------------------
@@ -173,7 +176,7 @@ class HTTPLLM(CustomLLM):
 
     async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
         call = _Call(self, model, kwargs)
-        data = _transport().read_json(await call.send_async(self.build_embedding_request(model, input, call.params)))
+        data = await call.json_async(self.build_embedding_request(model, input, call.params))
         return _validated(EmbeddingResponse, _parse(self.parse_embedding_response, data, model))
 
     def image_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
@@ -183,7 +186,7 @@ class HTTPLLM(CustomLLM):
 
     async def aimage_generation(self, model: str, prompt: str, **kwargs: Any) -> ImageResponse:
         call = _Call(self, model, kwargs)
-        data = _transport().read_json(await call.send_async(self.build_image_request(model, prompt, call.params)))
+        data = await call.json_async(self.build_image_request(model, prompt, call.params))
         return _validated(ImageResponse, _parse(self.parse_image_response, data, model))
 
     # -- shared pieces --------------------------------------------------------------------------
@@ -215,9 +218,15 @@ def _first_env(names: tuple[str, ...]) -> str | None:
 
 
 def _transport() -> Any:
-    from llmkit import _transport  # imports httpx: only when an HTTP handler makes a call
+    from llmkit import _transport  # imports httpx: only when an HTTP handler makes a sync call
 
     return _transport
+
+
+def _aiotransport() -> Any:
+    from llmkit import _aiotransport  # imports aiohttp: only when an HTTP handler makes an async call
+
+    return _aiotransport
 
 
 def _parse(hook: Any, data: Any, model: str) -> Any:
@@ -258,29 +267,42 @@ class _Call:
     def send(self, request: Request, stream: bool = False) -> Any:
         return _transport().send(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
 
-    async def send_async(self, request: Request, stream: bool = False) -> Any:
-        return await _transport().send_async(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
+    async def json_async(self, request: Request) -> Any:
+        return await _aiotransport().request_json(self.base, self.key, request, self._headers(request), self.timeout, self.key_env)
+
+    async def stream_async(self, request: Request, stream_format: str) -> Any:
+        return await _aiotransport().open_stream(
+            self.base, self.key, request, self._headers(request), self.timeout, stream_format, self.key_env
+        )
 
 
 class _ChunkReader:
     """Pure per-stream logic shared by the sync and async streams: events in, chunks out."""
 
-    __slots__ = ("handler", "model", "sse", "done", "finished", "events")
+    __slots__ = ("handler", "model", "sse", "direct", "done", "finished", "events")
 
     def __init__(self, handler: HTTPLLM, model: str) -> None:
         self.handler = handler
         self.model = model
         self.sse = handler.stream_format == "sse"
+        self.direct = handler._chunk_from_event
         self.done = False
         self.finished = False
         self.events = 0
 
-    def read(self, event: str, data: str) -> dict | None:
+    def read(self, event: str, data: str) -> Any:
         """The chunk for one event, None to skip it; sets ``done`` at the end marker."""
         self.events += 1
         if self.sse and data == self.handler.done_marker:
             self.done = True
             return None
+        if self.direct is not None:
+            chunk = self.direct(event, data)
+            if chunk is not None:
+                for choice in chunk.choices:
+                    if choice.finish_reason:
+                        self.finished = True
+                return chunk
         try:
             decoded = json.loads(data)
         except ValueError:
@@ -345,7 +367,7 @@ class _ChunkStream:
         if self._ended:
             raise StopIteration
         self._ended = True
-        last = reader.end(self._events.response.headers.get("content-type", ""))
+        last = reader.end(self._events.content_type)
         if last is None:
             raise StopIteration
         return last
@@ -385,7 +407,7 @@ class _AsyncChunkStream:
         if self._ended:
             raise StopAsyncIteration
         self._ended = True
-        last = reader.end(self._events.response.headers.get("content-type", ""))
+        last = reader.end(self._events.content_type)
         if last is None:
             raise StopAsyncIteration
         return last

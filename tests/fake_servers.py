@@ -9,7 +9,8 @@ with keep-alive and chunked streaming, and records every request. Two apps:
   ``Retry-After: 0``; ``slow`` sleeps ``delay`` seconds first; ``bad-json`` answers 200 with a body
   that is not JSON; in streams, ``broken-stream`` drops the connection after two chunks,
   ``bad-sse`` sends an event that is not JSON, ``no-done`` ends the body early, ``stall-stream`` pauses ``delay``
-  seconds after two chunks, and ``stream-error`` sends an error event mid-stream. ``burst=True`` writes a whole stream at once (for the benchmark).
+  seconds after two chunks, and ``stream-error`` sends an error event mid-stream, ``crlf-lines`` / ``cr-lines`` end
+  lines with ``\r\n`` / ``\r``. ``burst=True`` writes a whole stream at once (for the benchmark).
 - :func:`torchserve_app`: a torch-serve style ``POST /predictions/{model}`` answering
   ``{"generated_text": ...}`` or, with ``"stream": true``, JSON lines ``{"token": ...}``.
 """
@@ -211,6 +212,9 @@ def openai_app(api_key: str | None = None) -> dict[tuple[str, str], Route]:
             usage_chunk.update(choices=[], usage=_usage(prompt, answer))
             events.append(_sse(usage_chunk))
         events.append(_sse(b"[DONE]"))
+        ending = {"crlf-lines": b"\r\n", "cr-lines": b"\r"}.get(model)
+        if ending:  # the other line ends server-sent events allow
+            events = [event.replace(b"\n", ending) for event in events]
         ex.start_stream()
         if model == "broken-stream":
             for event in events[:3]:

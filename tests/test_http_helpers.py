@@ -185,6 +185,26 @@ def test_sse_decoder_gives_the_same_events_however_the_bytes_are_split(size):
     assert events == SSE_EVENTS
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+@pytest.mark.parametrize("size", [1, 2, 5, 1000])
+def test_sse_decoder_accepts_every_line_ending_the_specification_allows(ending, size):
+    body = SSE_BODY.replace(b"\r\n", b"\n").replace(b"\n", ending)
+    decoder = SSEDecoder()
+    events = []
+    for start in range(0, len(body), size):  # size 1 splits every \r\n between two reads
+        events += decoder.feed(body[start : start + size])
+    assert events == SSE_EVENTS  # each event as soon as its blank line arrived, nothing left for close()
+    assert decoder.close() == []
+
+
+def test_sse_decoder_mixed_endings_and_a_cr_at_the_end_of_a_read():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r\r") == [("message", "a\nb")]  # \r then \n: one line end, not two
+    assert decoder.feed(b"\n\ndata: c\n\r") == [("message", "c")]  # that \n was the \r's; \n\r ends c
+    assert decoder.close() == []
+
+
 def test_sse_decoder_flushes_a_last_event_without_its_blank_line():
     decoder = SSEDecoder()
     assert decoder.feed(b"data: x\n\ndata: tail") == [("message", "x")]

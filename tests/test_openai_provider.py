@@ -8,7 +8,7 @@ import pytest
 from fake_servers import FakeServer, openai_app
 
 import llmkit
-from llmkit import _transport
+from llmkit import _aiotransport, _http_errors, _transport
 from llmkit.providers.openai_compat import OpenAICompatLLM
 
 MESSAGES = [{"role": "user", "content": "hello from the test"}]
@@ -113,6 +113,18 @@ def test_async_stream(base):
     chunks, stream = asyncio.run(run())
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello from the test"
     assert stream.converter.usage["total_tokens"] == 8
+
+
+@pytest.mark.parametrize("model", ["crlf-lines", "cr-lines"])
+def test_streams_with_crlf_or_cr_line_ends(base, model):
+    assert llmkit.completion(f"openai/{model}", MESSAGES, api_base=base, stream=True).text() == "hello from the test"
+
+    async def run():
+        stream = await llmkit.acompletion(f"openai/{model}", MESSAGES, api_base=base, stream=True)
+        return await stream.atext(), stream.converter.usage
+
+    text, usage = asyncio.run(run())
+    assert text == "hello from the test" and usage["total_tokens"] == 8  # every event, the last one too
 
 
 def test_closing_a_stream_early_frees_the_connection(server, base):
@@ -229,14 +241,17 @@ def test_a_stream_that_stalls_past_the_timeout_is_a_timeout(base):
         list(chunks)
 
 
-def test_retry_after_forms():
+@pytest.mark.parametrize("headers", ["httpx", "aiohttp"])
+def test_retry_after_forms(headers):
     import httpx
+    from multidict import CIMultiDict  # aiohttp's headers
 
-    assert _transport.retry_after_seconds(httpx.Headers({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5
-    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "2.5"})) == 2.5
-    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
-    assert _transport.retry_after_seconds(httpx.Headers({"retry-after": "soon"})) is None
-    assert _transport.retry_after_seconds(httpx.Headers({})) is None
+    make = httpx.Headers if headers == "httpx" else CIMultiDict
+    assert _http_errors.retry_after_seconds(make({"Retry-After-Ms": "1500", "retry-after": "9"})) == 1.5
+    assert _http_errors.retry_after_seconds(make({"Retry-After": "2.5"})) == 2.5
+    assert _http_errors.retry_after_seconds(make({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert _http_errors.retry_after_seconds(make({"retry-after": "soon"})) is None
+    assert _http_errors.retry_after_seconds(make({})) is None
 
 
 def test_nothing_listening_is_a_connection_error():
@@ -301,17 +316,35 @@ def test_calls_reuse_one_pooled_connection(server, base):
     assert _transport.sync_client(base, "other-key") is not _transport.sync_client(base, None)
 
 
-def test_async_clients_are_per_event_loop(server, base):
+def test_async_sessions_are_per_event_loop_and_close_with_it(server, base):
     async def two_calls():
         await llmkit.acompletion("openai/echo", MESSAGES, api_base=base)
-        await llmkit.acompletion("openai/echo", MESSAGES, api_base=base)
-        return _transport.async_client(base, None)
+        await llmkit.acompletion("openai/echo", MESSAGES, api_base=base, api_key="another-key")
+        return await _aiotransport.session()
 
     first = asyncio.run(two_calls())
-    second = asyncio.run(two_calls())  # a new loop: the old loop's client cannot serve it
+    second = asyncio.run(two_calls())  # a new loop: the old loop's session cannot serve it
     assert first is not second
+    assert first.closed and second.closed  # asyncio.run closed each session with its loop
     ports = [r.client_port for r in server.requests]
     assert ports[0] == ports[1] and ports[2] == ports[3] and ports[1] != ports[2]
+
+
+def test_no_session_is_left_unclosed_whatever_the_loop_did(server, base):
+    """asyncio.run, a loop closed by hand without shutting down, llmkit's bridge loop: exit is silent."""
+    code = f"""
+import asyncio, llmkit
+from llmkit import aio
+m = [{{"role": "user", "content": "hi"}}]
+asyncio.run(llmkit.acompletion("openai/echo", m, api_base="{base}"))
+loop = asyncio.new_event_loop()
+loop.run_until_complete(llmkit.acompletion("openai/echo", m, api_base="{base}"))
+loop.close()
+asyncio.run(llmkit.acompletion("openai/echo", m, api_base="{base}"))  # forgets the closed loop's session
+print(aio.run_sync(llmkit.acompletion("openai/echo", m, api_base="{base}")).choices[0].message.content)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hi\n", "")
 
 
 def test_close_clients_closes_every_pooled_client(base):
@@ -322,7 +355,7 @@ def test_close_clients_closes_every_pooled_client(base):
     assert llmkit.completion("openai/echo", MESSAGES, api_base=base).choices[0].message.content
 
 
-def test_import_llmkit_does_not_load_httpx():
-    code = "import sys, llmkit; llmkit.provider_names(); print('httpx' in sys.modules)"
+def test_import_llmkit_loads_no_http_library():
+    code = "import sys, llmkit; llmkit.provider_names(); print(sorted({'httpx', 'aiohttp'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "[]"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmkit.http import HTTPLLM, Request
+from llmkit.types.utils import ModelResponseStream
 
 __all__ = ["OpenAICompatLLM"]
 
@@ -22,6 +23,32 @@ class OpenAICompatLLM(HTTPLLM):
     api_base = "https://api.openai.com/v1"
     api_base_env = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
     api_key_env = ("OPENAI_API_KEY",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.parse_chunk is not OpenAICompatLLM.parse_chunk or cls.stream_error is not HTTPLLM.stream_error:
+            cls._chunk_from_event = None  # a subclass that reads chunks its own way gets its hooks called
+
+    def _chunk_from_event(self, event: str, data: str) -> ModelResponseStream | None:
+        """An event's chat.completion.chunk, validated straight from its JSON text in one pass.
+
+        None sends the event down the general path (json.loads, stream_error, parse_chunk): anything
+        but a plain chunk, such as an error event or a body that does not validate.
+        """
+        if event != "message":
+            return None
+        try:
+            chunk = ModelResponseStream.__pydantic_validator__.validate_json(data)  # model_validate_json, minus a layer
+        except ValueError:
+            return None
+        extra = chunk.__pydantic_extra__
+        if (
+            chunk.object == "error"
+            or (extra and extra.get("error") is not None)
+            or "choices" not in chunk.__pydantic_fields_set__
+        ):
+            return None
+        return chunk
 
     def build_request(self, model: str, messages: list, params: dict, stream: bool) -> Request:
         body = _body(params, model=model, messages=messages)
