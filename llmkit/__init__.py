@@ -58,7 +58,13 @@ def load_ipython_extension(shell):
 
 
 # Names whose modules load on first use, so that ``import llmkit`` stays fast.
-_LAZY = {"check": "llmkit.checker", "compare": "llmkit.batch", "side_by_side": "llmkit.batch"}
+_LAZY = {
+    "check": "llmkit.checker",
+    "compare": "llmkit.batch",
+    "load_prices": "llmkit.prices",
+    "model_info": "llmkit.prices",
+    "side_by_side": "llmkit.batch",
+}
 
 
 def __getattr__(name: str):
@@ -109,6 +115,8 @@ __all__ = [
     "embedding",
     "get_llm_provider",
     "image_generation",
+    "load_prices",
+    "model_info",
     "provider_names",
     "register_model_cost",
     "register_provider",
