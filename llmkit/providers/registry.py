@@ -23,6 +23,7 @@ __all__ = ["get_handler", "provider_names", "register_provider", "unregister_pro
 BUILTIN_PROVIDERS: dict[str, str] = {
     "demo": "llmkit.providers.demo:DemoLLM",
     "openai": "llmkit.providers.openai_compat:OpenAICompatLLM",
+    "litellm": "llmkit.providers.litellm_bridge:LiteLLMBridge",
 }
 
 _registered: dict[str, Any] = {}
