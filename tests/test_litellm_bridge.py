@@ -59,16 +59,22 @@ def test_without_litellm_the_error_names_the_extra_to_install(monkeypatch):
         llmkit.embedding("litellm/openai/e", "x")
 
 
+def test_an_unknown_provider_points_at_litellms_providers():
+    with pytest.raises(llmkit.BadRequestError, match="for one of LiteLLM's providers, write litellm/anthropic/<model>"):
+        llmkit.completion("anthropic/claude-x", MESSAGES)
+
+
 # -- chat, streams, embeddings, images ---------------------------------------------------------------
 @needs_litellm
 def test_chat_goes_through_litellm_and_comes_back_as_llmkits_types(server, base, log):
-    response = call(api_base=base, temperature=0.2, max_tokens=2, seed=7)
+    response = call(api_base=base, temperature=0.2, max_tokens=2, seed=7, extra_headers={"X-Team": "research"})
     assert type(response) is llmkit.ModelResponse
     assert response.choices[0].message.content == "word word"  # the fake server's answer to max_tokens=2
     assert response.usage.prompt_tokens == 3 and response.usage.completion_tokens == 2
     body = server.requests[-1].json
     assert body["model"] == "echo" and body["messages"] == MESSAGES
     assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.2, 2, 7)
+    assert server.requests[-1].headers["x-team"] == "research"
     row = log.to_dataframe(last=1).iloc[0]
     assert (row["model"], row["provider"], row["handler_model"]) == ("litellm/openai/echo", "litellm", "openai/echo")
     assert (row["status"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 3, 2)

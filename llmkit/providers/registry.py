@@ -128,7 +128,7 @@ def get_handler(provider: str) -> Any:
             " Register it with llmkit.custom_provider_map = "
             f'[{{"provider": "{provider}", "custom_handler": MyHandler()}}]'
             f" or llmkit.register_provider({provider!r}, MyHandler()), or install a package that provides it"
-            " as a plugin (docs/plugins.md)",
+            f" as a plugin (docs/plugins.md); for one of LiteLLM's providers, write litellm/{provider}/<model>",
             llm_provider=provider,
         )
     return handler
