@@ -46,7 +46,8 @@ def _import() -> Any:
     except ImportError as exc:
         if exc.name != "litellm":
             raise BadRequestError(
-                f"LiteLLM is installed but failed to import ({exc}); reinstall it: {INSTALL_HINT}"
+                f"LiteLLM is installed but failed to import ({exc}); reinstall it: {INSTALL_HINT}",
+                llm_provider="litellm",
             ) from exc
         raise BadRequestError(
             f"litellm/<model> calls go through LiteLLM, which is not installed: {INSTALL_HINT}", llm_provider="litellm"
