@@ -244,15 +244,15 @@ def test_other_processes_find_the_plugin_and_import_llmkit_reads_no_entry_points
         "entry points read after a built-in call: False",
         "FROM AFAR!",
     ]
-    listing = subprocess.run(
-        [sys.executable, "-m", "llmkit.cli", "providers"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    rows = {line.split()[0]: line for line in listing.stdout.splitlines()}
-    assert rows["shout"].split(None, 1)[1] == "plugin from package llmkit-shout 0.1.0"
+
+
+def test_the_llmkit_providers_command_lists_plugins_with_their_package(installed, capsys):
+    from llmkit.cli import main
+
+    assert main(["providers"]) == 0
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()}
+    assert rows["shout"] == "plugin from package llmkit-shout 0.1.0"
+    assert rows["torchserve"] == "plugin from package llmkit-torchserve 0.1.0"
     assert "not usable: names str 'just a string', not a handler" in rows["shout-string"]
-    assert rows["demo"].split(None, 1)[1] == "built-in (wins over the plugin from package llmkit-shout 0.1.0)"
+    assert rows["demo"] == "built-in (wins over the plugin from package llmkit-shout 0.1.0)"
+    assert rows["openai"] == "built-in"
