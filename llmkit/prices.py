@@ -78,10 +78,11 @@ def load_prices(path: str | os.PathLike[str]) -> int:
     Prices registered with ``llmkit.register_model_cost`` still come first. PriceFileError names the
     file and the first entry that is not in the expected format.
     """
+    global _found
     table = _read(Path(path), strict=True)
     with _lock:
         _loaded[:] = [table] + [t for t in _loaded if t.source != table.source]
-        _found.clear()
+        _found = {}  # a new memo: a lookup still running on the old tables writes to the old one
     return len(table.entries)
 
 
@@ -182,15 +183,15 @@ def find_entry(
     """``(key, entry, table)`` for a model, or None; ``variants`` are prefixes tried first (image sizes)."""
     if not handler_model or (provider is not None and provider not in TABLE_PROVIDERS):
         return None
-    cache_key = (provider, handler_model, variants)
+    memo, cache_key = _found, (provider, handler_model, variants)
     try:
-        return _found[cache_key]
+        return memo[cache_key]
     except KeyError:
         pass
     found = _search(_candidates(provider, handler_model, variants))
-    if len(_found) >= _MAX_FOUND:  # a proxy can be asked for any model name: keep the memo bounded
-        _found.clear()
-    _found[cache_key] = found
+    if len(memo) >= _MAX_FOUND:  # a proxy can be asked for any model name: keep the memo bounded
+        memo.clear()
+    memo[cache_key] = found
     return found
 
 
@@ -262,9 +263,9 @@ def _unknown(model: str, provider: str | None) -> str:
 
 def reset() -> None:
     """Forget loaded tables and lookups (tests; after changing LLMKIT_PRICES)."""
-    global _defaults
+    global _defaults, _found
     with _lock:
         _loaded.clear()
         _defaults = None
-        _found.clear()
+        _found = {}
         _warned.clear()

@@ -55,7 +55,7 @@ def prices_env(monkeypatch):
 
 def forget_loaded():
     prices._loaded.clear()
-    prices._found.clear()
+    prices._found = {}
 
 
 def sources():
