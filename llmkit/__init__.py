@@ -63,6 +63,8 @@ _LAZY = {
     "checks": "llmkit.checks",
     "compare": "llmkit.batch",
     "export_llm_comparator": "llmkit.evals.comparator",
+    "load_prices": "llmkit.prices",
+    "model_info": "llmkit.prices",
     "side_by_side": "llmkit.batch",
 }
 
@@ -118,6 +120,8 @@ __all__ = [
     "export_llm_comparator",
     "get_llm_provider",
     "image_generation",
+    "load_prices",
+    "model_info",
     "provider_names",
     "register_model_cost",
     "register_provider",

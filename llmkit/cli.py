@@ -45,6 +45,19 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _providers() -> int:
+    import warnings
+
+    from llmkit.providers.registry import describe_providers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a plugin that fails to load: the listing says why, once
+        rows = describe_providers()
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {origin}" for name, origin in rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -53,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_tour(fast=args.fast)
     if args.command == "providers":
-        from llmkit import provider_names
-
-        print("\n".join(provider_names()))
-        return 0
+        return _providers()
     if args.command == "serve" or args.config:
         return _serve(args)
     parser.print_help()

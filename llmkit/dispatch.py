@@ -86,6 +86,7 @@ class _Call:
             "custom_llm_provider": self.provider,
             "api_key": self.kwargs["api_key"],
             "api_base": self.kwargs["api_base"],
+            "api_version": control.get("api_version"),  # Azure's, for handlers that need it (litellm/azure/...)
             "metadata": control.get("metadata") or {},
         }
 

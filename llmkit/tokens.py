@@ -23,7 +23,6 @@ __all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding", "esti
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 
-_validate_usage = Usage.__pydantic_validator__.validate_python
 _tiktoken_encoding: Any = None
 _tiktoken_checked = False
 
@@ -99,8 +98,10 @@ def count_message_tokens(messages: Iterable[Any]) -> int:
 
 def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
     """A Usage of llmkit's own counts, flagged ``estimated``, for an answer whose handler reported none."""
-    # The validator with a dict: half the cost of Usage(...) with keywords, on the calling path.
-    return _validate_usage(
+    # The validator with a dict: half the cost of Usage(...) with keywords, on the calling path. Read
+    # here, not at import: reading it builds the model, and pydantic then scans its plugins' entry
+    # points (importlib.metadata), which `import llmkit` must not pay for.
+    return Usage.__pydantic_validator__.validate_python(
         {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

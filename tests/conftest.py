@@ -9,6 +9,7 @@ import pytest
 _LOG_DIR = tempfile.mkdtemp(prefix="llmkit-tests-")
 os.environ["LLMKIT_LOG_PATH"] = os.path.join(_LOG_DIR, "calls.db")
 os.environ.pop("LLMKIT_LOG", None)
+os.environ.pop("LLMKIT_PRICES", None)  # a developer's own price table would change the tests' costs
 
 import llmkit  # noqa: E402 - after the environment is set
 from llmkit.providers import registry  # noqa: E402

@@ -129,15 +129,23 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
     if entry.result is None:
         return
     usage, estimated = _RESULT_READERS[entry.kind](record, entry)
-    if usage is None:
-        return
-    prompt_tokens = _tokens(usage, "prompt_tokens")
-    completion_tokens = _tokens(usage, "completion_tokens")
-    record["prompt_tokens"] = prompt_tokens
-    record["completion_tokens"] = completion_tokens
-    record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
-    record["tokens_estimated"] = estimated
-    record["cost_usd"] = cost_of(record["model"], record["handler_model"], prompt_tokens, completion_tokens)
+    if usage is not None:
+        prompt_tokens = _tokens(usage, "prompt_tokens")
+        completion_tokens = _tokens(usage, "completion_tokens")
+        record["prompt_tokens"] = prompt_tokens
+        record["completion_tokens"] = completion_tokens
+        record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
+        record["tokens_estimated"] = estimated
+    record["cost_usd"] = cost_of(
+        record["model"],
+        record["handler_model"],
+        record.get("prompt_tokens"),
+        record.get("completion_tokens"),
+        provider=record["provider"],
+        kind=entry.kind,
+        images=len(entry.result.data) if entry.kind == "image" else None,
+        params=record["params"],
+    )
 
 
 def _stream_result(record: dict[str, Any], entry: Any) -> tuple[Any, bool]:

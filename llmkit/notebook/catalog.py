@@ -1,7 +1,8 @@
 """The models the notebook surfaces can offer: every registered provider's listed models, and aliases.
 
 A handler lists its models in optional ``models`` (chat) and ``image_models`` attributes; a provider
-that lists none is still callable as ``provider/<any model>``, just not offered in pickers.
+that lists none is still callable as ``provider/<any model>``, just not offered in pickers. A plugin
+that fails to load lists nothing (``describe_providers`` says why).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ def provider_models() -> dict[str, tuple[list[str], list[str]]]:
     """``{provider: ([chat models], [image models])}`` as ``provider/model`` strings."""
     listing = {}
     for provider in llmkit.provider_names():
-        handler = get_handler(provider)
+        try:
+            handler = get_handler(provider)
+        except llmkit.LLMKitError:  # a plugin that fails to load, reported once by the registry
+            listing[provider] = ([], [])
+            continue
         chat = [f"{provider}/{name}" for name in getattr(handler, "models", ())]
         image = [f"{provider}/{name}" for name in getattr(handler, "image_models", ())]
         listing[provider] = (chat, image)

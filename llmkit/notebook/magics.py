@@ -27,6 +27,7 @@ from llmkit.notebook.display import FORMATS, RichView, TerminalView, extract_cod
 from llmkit.notebook.driver import drive
 from llmkit.notebook.interpolate import interpolate
 from llmkit.notebook.runs import ModelRun, complete_chat, generate_images, is_image_model, stream_chat
+from llmkit.providers.registry import describe_providers
 
 __all__ = ["LLMMagics"]
 
@@ -254,11 +255,13 @@ def _split(line: str) -> list[str]:
 
 def _models_text() -> str:
     lines = []
+    origins = dict(describe_providers())
     for provider, (chat, image) in provider_models().items():
         names = ", ".join(chat) or f"any model: {provider}/<model>"
         if image:
             names += "; images: " + ", ".join(image)
-        lines.append(f"{provider:<16} {names}")
+        origin = origins.get(provider, "built-in")
+        lines.append(f"{provider:<16} {names}" + ("" if origin == "built-in" else f"  [{origin}]"))
     known = alias_store.aliases()
     if known:
         lines.append("aliases:")

@@ -13,7 +13,19 @@ from typing import Any, AsyncIterator, Iterator
 from llmkit.errors import CustomLLMError
 from llmkit.types.utils import EmbeddingResponse, GenericStreamingChunk, ImageResponse, ModelResponse
 
-__all__ = ["BaseLLM", "CustomLLM", "CustomLLMError"]
+__all__ = ["HANDLER_METHODS", "BaseLLM", "CustomLLM", "CustomLLMError", "has_handler_methods"]
+
+#: The methods of the handler contract; a handler implements at least one.
+HANDLER_METHODS = (
+    "completion",
+    "acompletion",
+    "streaming",
+    "astreaming",
+    "image_generation",
+    "aimage_generation",
+    "embedding",
+    "aembedding",
+)
 
 
 class BaseLLM:
@@ -49,3 +61,8 @@ class CustomLLM(BaseLLM):
 
     async def aembedding(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
         raise _not_implemented()
+
+
+def has_handler_methods(obj: object) -> bool:
+    """Whether ``obj`` (a handler instance or class) has at least one method of the contract."""
+    return any(callable(getattr(obj, name, None)) for name in HANDLER_METHODS)

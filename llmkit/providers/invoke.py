@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from llmkit.providers.base import CustomLLM
+from llmkit.providers.base import HANDLER_METHODS, CustomLLM
 
 __all__ = ["LoggingObject", "call_handler", "implements", "print_verbose", "require_methods"]
 
@@ -88,7 +88,6 @@ def require_methods(handler: Any, methods: tuple[str, ...], what: str, model: st
         if implements(handler, method):
             return
     from llmkit.errors import NotFoundError
-    from llmkit.providers.registry import _HANDLER_METHODS as HANDLER_METHODS  # every method there is
 
     names = [f"{method}()" for method in methods]
     listed = f"neither {names[0]} nor {names[1]}" if len(names) == 2 else "none of " + ", ".join(names)
