@@ -17,7 +17,7 @@ import inspect
 import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from llmkit import mock, retries
+from llmkit import cache, mock, retries
 from llmkit.calllog.recorder import Entry, begin
 from llmkit.errors import BadRequestError, Timeout, map_exception
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
@@ -249,6 +249,9 @@ def completion(
     Every call is recorded in ``llmkit.calls``; a stream when it ends.
     """
     messages = [] if messages is None else messages
+    if cache.settings.on or "cache" in kwargs:  # the response cache answers it, or keeps its answer
+        run = lambda entry: _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)  # noqa: E731
+        return cache.serve("stream" if stream else "chat", model, messages, kwargs, run)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
     return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
@@ -276,6 +279,9 @@ async def acompletion(
 ) -> ModelResponse | CustomStreamWrapper:
     """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
     messages = [] if messages is None else messages
+    if cache.settings.on or "cache" in kwargs:
+        run = lambda entry: _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)  # noqa: E731
+        return await cache.aserve("stream" if stream else "chat", model, messages, kwargs, run)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
@@ -381,14 +387,18 @@ def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call
 
 def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """Generate images for ``prompt`` with the provider named by ``model``."""
-    entry = begin("image", model, prompt, kwargs)
-    return _recorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_sync())
+    run = lambda: _image_call(prompt, model, kwargs).run_sync()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return cache.serve("image", model, prompt, kwargs, lambda entry: _recorded(entry, False, run))
+    return _recorded(begin("image", model, prompt, kwargs), False, run)
 
 
 async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """The async twin of :func:`image_generation`."""
-    entry = begin("image", model, prompt, kwargs)
-    return await _arecorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_async())
+    run = lambda: _image_call(prompt, model, kwargs).run_async()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return await cache.aserve("image", model, prompt, kwargs, lambda entry: _arecorded(entry, False, run))
+    return await _arecorded(begin("image", model, prompt, kwargs), False, run)
 
 
 def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
@@ -406,15 +416,19 @@ def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
 def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
     input = [] if input is None else input
-    entry = begin("embedding", model, input, kwargs)
-    return _recorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_sync())
+    run = lambda: _embedding_call(model, input, kwargs).run_sync()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return cache.serve("embedding", model, input, kwargs, lambda entry: _recorded(entry, False, run))
+    return _recorded(begin("embedding", model, input, kwargs), False, run)
 
 
 async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The async twin of :func:`embedding`."""
     input = [] if input is None else input
-    entry = begin("embedding", model, input, kwargs)
-    return await _arecorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_async())
+    run = lambda: _embedding_call(model, input, kwargs).run_async()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return await cache.aserve("embedding", model, input, kwargs, lambda entry: _arecorded(entry, False, run))
+    return await _arecorded(begin("embedding", model, input, kwargs), False, run)
 
 
 # -- recording ---------------------------------------------------------------------------------------
