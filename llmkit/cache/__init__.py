@@ -45,16 +45,23 @@ def mode() -> str:
 
 
 def serve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Any) -> Any:
-    """Answer a call through the cache; ``live(entry)`` makes it the ordinary way (for the dispatcher)."""
-    from llmkit.cache.serving import serve
+    """Answer a call through the cache; ``live(entry)`` makes it the ordinary way (for the dispatcher).
 
-    return serve(kind, model, payload, kwargs, live)
+    The first call loads ``serving`` and puts its functions here, so later calls go straight to them.
+    """
+    return _load().serve(kind, model, payload, kwargs, live)
 
 
 async def aserve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Any) -> Any:
-    from llmkit.cache.serving import aserve
+    return await _load().aserve(kind, model, payload, kwargs, live)
 
-    return await aserve(kind, model, payload, kwargs, live)
+
+def _load() -> Any:
+    global serve, aserve
+    from llmkit.cache import serving
+
+    serve, aserve = serving.serve, serving.aserve
+    return serving
 
 
 def clear(model: str | None = None) -> int:

@@ -22,38 +22,44 @@ __all__ = ["close", "counts", "current_store"]
 
 _lock = threading.Lock()
 _store: Any = None
-_where: Any = None  # what _store was opened for: a Path, or ("memory", the log store it sits beside)
+_where: Any = None  # what _store was opened for: (the cache's own path or None, the log's store)
 #: Since the store was opened: calls answered from it (or by an identical call in flight), and calls
 #: that found nothing (and were made, or failed in replay mode).
 counts = {"hits": 0, "misses": 0}
 
 
-def _wanted() -> Any:
-    # A memory cache belongs to the log it sits beside: a new memory log starts with an empty one.
-    return settings.cache_path or log_config.sqlite_path() or ("memory", log_config.current_store())
-
-
 def current_store() -> Any:
-    """The store for the cache as configured now (opening it, or reopening it where the log moved)."""
+    """The store for the cache as configured now: opened on first use, and again where the log moved.
+
+    Called on every call through the cache, so the usual case is two identity checks.
+    """
     global _store, _where
-    where = _wanted()
-    if where != _where:
+    log_store = log_config.current_store()
+    where = _where
+    if where is None or where[0] is not settings.cache_path or where[1] is not log_store:
         with _lock:
-            if where != _where:
+            if _where is None or _where[0] is not settings.cache_path or _where[1] is not log_store:
                 _close()
-                _store = _open(where)
-                _where = where
+                _store = _open(settings.cache_path or _log_file(log_store))
+                _where = (settings.cache_path, log_store)
                 counts.update(hits=0, misses=0)  # figures of this store, from now on
     return _store
 
 
-def _open(where: Any) -> Any:
-    if isinstance(where, tuple):
+def _log_file(log_store: Any) -> Path | None:
+    from llmkit.calllog.sqlite import SQLiteStore
+
+    return log_store.path if isinstance(log_store, SQLiteStore) else None
+
+
+def _open(where: Path | None) -> Any:
+    """A SQLite store at ``where`` (the cache's own file, or the SQLite log's), else a memory one."""
+    if where is None:
         return MemoryCacheStore()
     from llmkit.cache.sqlite import SQLiteCacheStore
 
     try:
-        return SQLiteCacheStore(Path(where))
+        return SQLiteCacheStore(where)
     except Exception as exc:  # unwritable, corrupt or foreign: calls go on, answers kept in memory
         recorder.warn_once(
             ("cache", str(where)),

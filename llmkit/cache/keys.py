@@ -4,7 +4,7 @@ The key is a SHA-256 of the canonical JSON of what decides the answer: the kind 
 image, embedding), the resolved ``provider/model``, the messages (or prompt, or input), the optional
 parameters and the ``sample`` index. Canonical means key order does not matter, ``temperature=0``
 meets ``temperature=0.0``, a message given as a pydantic object meets the same message as a dict,
-and None-valued OpenAI parameters are left out (``params.split_params`` drops them). Control
+and None-valued parameters and message fields count as not given. Control
 parameters (api_key, headers, timeout, metadata, source...) are not in it, and parameters named like
 credentials enter only as ``"<redacted>"``: a key never carries a secret, not even hashed.
 """
@@ -12,8 +12,9 @@ credentials enter only as ``"<redacted>"``: a key never carries a secret, not ev
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
+
+from pydantic_core import to_json
 
 from llmkit.calllog.record import _redacted
 from llmkit.errors import BadRequestError
@@ -52,41 +53,37 @@ def request_of(kind: str, model: Any, payload: Any, kwargs: dict[str, Any]) -> R
     if type(sample) is not int or sample < 0:
         raise BadRequestError(f"sample= is which repeated sample this call is: a whole number >= 0, got {sample!r}")
     _, params = split_params(kwargs)
-    text = json.dumps(
-        [_FORMAT, kind, provider, handler_model, _canonical_payload(kind, payload), _canonical_params(params), sample],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_plain,
-    )
-    return Request(kind, provider, handler_model, hashlib.sha256(text.encode()).hexdigest(), sample)
+    if params:
+        params = _redacted(params)
+    text = to_json([_FORMAT, kind, provider, handler_model, _canonical(payload), _canonical(params), sample], fallback=repr)
+    return Request(kind, provider, handler_model, hashlib.sha256(text).hexdigest(), sample)
 
 
-def _canonical_payload(kind: str, payload: Any) -> Any:
-    if kind in ("chat", "stream") and type(payload) is list:
-        # {"role": "user", "content": "hi", "name": None} is the same message as one without "name".
-        return [
-            {key: value for key, value in message.items() if value is not None} if type(message) is dict else message
-            for message in payload
-        ]
-    return payload
-
-
-def _canonical_params(params: dict[str, Any]) -> dict[str, Any]:
-    for key, value in params.items():
-        if type(value) is float and value.is_integer():
-            params[key] = int(value)  # temperature=0.0 is temperature=0
-    return _redacted(params)
-
-
-def _plain(value: Any) -> Any:
-    """JSON for what json cannot write: pydantic objects as their set fields, anything else by repr.
-
-    A repr with an address in it never meets another call's: such calls are simply not shared.
-    """
+def _canonical(value: Any) -> Any:
+    """``value`` with dict keys in order, None-valued items left out (``{"name": None}`` is no name),
+    whole floats as ints (``temperature=0.0`` is ``temperature=0``) and pydantic objects as their set
+    fields (a Message object is the same message as its dict). Anything else is written by repr: a
+    repr with an address in it never meets another call's, so such calls are simply not shared."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        try:
+            names = sorted(value)
+        except TypeError:  # keys of several types
+            names = sorted(value, key=repr)
+        return {name: _canonical(value[name]) for name in names if value[name] is not None}
+    if kind is list or kind is tuple:
+        return [_canonical(item) for item in value]
+    if kind is float:
+        return int(value) if value.is_integer() else value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
-        return dump(exclude_none=True)
+        return _canonical(dump(exclude_none=True))
+    if isinstance(value, dict):
+        return _canonical(dict(value))
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    return repr(value)
+        return sorted(repr(item) for item in value)
+    return value

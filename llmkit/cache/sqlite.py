@@ -3,6 +3,12 @@
 The table comes from the log's append-only migrations (``calllog.sqlite.MIGRATIONS``), so a file is
 a call log and a cache at once, checked and upgraded the same way. WAL mode lets notebook kernels and
 proxy workers read and write it together; each ``put`` is one statement, atomic on its own.
+
+Answers read or written lately are also remembered in memory for ``MEMO_SECONDS``: a call repeated
+within that time is answered without asking SQLite, whose every statement lets other threads take
+the interpreter (the log's writer, busy building records when calls come fast) and can cost a
+hundred microseconds under load. Another process's ``refresh`` or ``clear`` is seen once that
+time has passed; this process's own are seen at once.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from pathlib import Path
 from llmkit.calllog.sqlite import SQLiteStore
 from llmkit.calllog.store import LogStoreError
 
-__all__ = ["SQLiteCacheStore"]
+__all__ = ["MEMO_SECONDS", "SQLiteCacheStore"]
+
+MEMO_SECONDS = 1.0
+_MEMO_ENTRIES = 4096
 
 
 class SQLiteCacheStore:
@@ -30,14 +39,22 @@ class SQLiteCacheStore:
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.Lock()
+        self._memo: dict[str, tuple[str, float]] = {}  # key -> (value, when to ask SQLite again)
 
     def __str__(self) -> str:
         return str(self.path)
 
     def get(self, key: str) -> str | None:
+        remembered = self._memo.get(key)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
         with self._lock:
             row = self._db.execute("SELECT value FROM response_cache WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        if row is None:
+            self._memo.pop(key, None)
+            return None
+        self._remember(key, row[0])
+        return row[0]
 
     def put(self, key: str, kind: str, model: str, value: str) -> None:
         with self._lock:
@@ -45,8 +62,19 @@ class SQLiteCacheStore:
                 "INSERT OR REPLACE INTO response_cache (key, kind, model, value, created_at) VALUES (?, ?, ?, ?, ?)",
                 (key, kind, model, value, time.time()),
             )
+        self._remember(key, value)
+
+    def _remember(self, key: str, value: str) -> None:
+        memo = self._memo
+        if len(memo) >= _MEMO_ENTRIES:
+            try:
+                del memo[next(iter(memo))]  # the oldest remembered
+            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+                pass
+        memo[key] = (value, time.monotonic() + MEMO_SECONDS)
 
     def clear(self, model: str | None = None) -> int:
+        self._memo.clear()
         with self._lock:
             if model is None:
                 return self._db.execute("DELETE FROM response_cache").rowcount
