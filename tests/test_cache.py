@@ -199,6 +199,7 @@ def test_secrets_and_control_parameters_are_never_stored(use, tmp_path):
     llmkit.completion("count/m", USER, api_key="sk-other", aws_secret_access_key="sk-secret-DDD", source="src-XYZ")
     assert handler.total == 1
     use.flush()
+    llmkit.cache.stats()  # waits for the cache's writer
     database = tmp_path / "calls.db"
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("calls.db"))
     assert b"sk-secret" not in stored and b"sk-other" not in stored
@@ -395,6 +396,18 @@ def test_the_cache_follows_the_log_to_another_file(tmp_path, log):
     llmkit.completion("count/m", USER)
     llmkit.configure_log(path=tmp_path / "elsewhere.db")
     llmkit.completion("count/m", USER)
-    assert handler.total == 2
+    assert handler.total == 2 and llmkit.cache.stats()["store"] == str(tmp_path / "elsewhere.db")
     with sqlite3.connect(tmp_path / "elsewhere.db") as db:
         assert db.execute("SELECT count(*) FROM response_cache").fetchone() == (1,)
+
+
+def test_an_answer_that_cannot_be_read_is_asked_for_again(use, tmp_path):
+    handler = counting()
+    llmkit.completion("count/m", USER)
+    llmkit.cache.stats()  # written
+    with sqlite3.connect(tmp_path / "calls.db") as db:
+        db.execute("UPDATE response_cache SET value = '{\"choices\": [{\"message\": 7}]}'")  # no longer readable
+    llmkit.configure_log(path=tmp_path / "calls.db")  # a fresh start: nothing remembered in memory
+    with pytest.warns(RuntimeWarning, match="holds an answer it cannot read"):
+        assert text(llmkit.completion("count/m", USER)) == "answer 2"
+    assert text(llmkit.completion("count/m", USER)) == "answer 2" and handler.total == 2  # kept again

@@ -119,6 +119,8 @@ def test_a_waiting_call_cancelled_leaves_the_others_their_answer(use):
     first, cancelled, third = asyncio.run(main())
     assert isinstance(cancelled, asyncio.CancelledError)
     assert text(first) == text(third) == "answer 1" and handler.total == 1
+    rows = sorted((r["status"], r["cache_hit"]) for r in use.records())  # the cancelled wait is a row too
+    assert rows == [("cancelled", False), ("ok", False), ("ok", True)]
 
 
 def test_a_stream_failing_midway_fails_every_reader_and_is_not_kept(use):

@@ -55,7 +55,11 @@ def request_of(kind: str, model: Any, payload: Any, kwargs: dict[str, Any]) -> R
     _, params = split_params(kwargs)
     if params:
         params = _redacted(params)
-    text = to_json([_FORMAT, kind, provider, handler_model, _canonical(payload), _canonical(params), sample], fallback=repr)
+    text = to_json(
+        [_FORMAT, kind, provider, handler_model, _canonical(payload), _canonical(params), sample],
+        fallback=repr,
+        bytes_mode="base64",
+    )
     return Request(kind, provider, handler_model, hashlib.sha256(text).hexdigest(), sample)
 
 

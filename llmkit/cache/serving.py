@@ -36,17 +36,21 @@ def serve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Cal
     call = _plan(entry, kind, model, payload, kwargs, is_async=False)
     if call is None:
         return live(entry)
-    if call.mode != "refresh":
-        answer = call.lookup()
-        if answer is not _MISSING:
-            return answer
-    flight = flights.join(call.request.key, "sync")
-    while not flight.leading:
-        answer = call.follow(flight.wait())
-        if answer is not _MISSING:
-            return answer
+    try:
+        if call.mode != "refresh":
+            answer = call.lookup()
+            if answer is not _MISSING:
+                return answer
         flight = flights.join(call.request.key, "sync")
-    return call.lead(flight, live)
+        while not flight.leading:
+            answer = call.follow(flight.wait())
+            if answer is not _MISSING:
+                return answer
+            flight = flights.join(call.request.key, "sync")
+        return call.lead(flight, live)
+    except BaseException as exc:  # Ctrl-C while waiting, say: the call is still recorded, once
+        _record_failure(entry, exc)
+        raise
 
 
 async def aserve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Callable[[Any], Any]) -> Any:
@@ -54,18 +58,27 @@ async def aserve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], li
     call = _plan(entry, kind, model, payload, kwargs, is_async=True)
     if call is None:
         return await live(entry)
-    if call.mode != "refresh":
-        answer = call.lookup()
-        if answer is not _MISSING:
-            return answer
-    loop = _running_loop()  # streams and waits belong to one event loop
-    flight = flights.join(call.request.key, loop)
-    while not flight.leading:
-        answer = call.follow(await flight.await_outcome())
-        if answer is not _MISSING:
-            return answer
+    try:
+        if call.mode != "refresh":
+            answer = call.lookup()
+            if answer is not _MISSING:
+                return answer
+        loop = _running_loop()  # streams and waits belong to one event loop
         flight = flights.join(call.request.key, loop)
-    return await call.alead(flight, live)
+        while not flight.leading:
+            answer = call.follow(await flight.await_outcome())
+            if answer is not _MISSING:
+                return answer
+            flight = flights.join(call.request.key, loop)
+        return await call.alead(flight, live)
+    except BaseException as exc:  # the task cancelled while it waited, say
+        _record_failure(entry, exc)
+        raise
+
+
+def _record_failure(entry: Any, exc: BaseException) -> None:
+    if entry is not None and entry.status is None:  # not recorded yet (a live call records itself)
+        entry.failed(exc)
 
 
 def _plan(entry: Any, kind: str, model: Any, payload: Any, kwargs: dict[str, Any], is_async: bool) -> _Call | None:
@@ -77,12 +90,10 @@ def _plan(entry: Any, kind: str, model: Any, payload: Any, kwargs: dict[str, Any
         request = request_of(kind, model, payload, kwargs)
     except ValueError as exc:
         error = BadRequestError(str(exc))
-        if entry is not None:
-            entry.failed(error)
+        _record_failure(entry, error)
         raise error from None
     except BaseException as exc:
-        if entry is not None:
-            entry.failed(exc)
+        _record_failure(entry, exc)
         raise
     if request is None:
         return None  # no provider to key it by: the dispatcher says what is wrong with the model
@@ -118,29 +129,33 @@ class _Call:
         """The kept answer, or _MISSING (CacheMissError in replay mode)."""
         text = backend.current_store().get(self.request.key)
         if text is not None:
-            return self.answer(text)
+            answer = self.answer(text)
+            if answer is not _MISSING:
+                return answer
         if self.mode == "replay":
             _count("misses")
-            error = _miss_error(self.request, self.payload)
-            if self.entry is not None:
-                self.entry.failed(error)
-            raise error
+            raise _miss_error(self.request, self.payload)
         return _MISSING
 
     def answer(self, text: str) -> Any:
-        """A kept answer (JSON text) as this call's result, recorded as a cache hit."""
+        """A kept answer (JSON text) as this call's result, recorded as a cache hit; _MISSING when
+        the text cannot be read (written by another version of llmkit, say): the call is made again."""
+        kind = self.request.kind
+        try:
+            value = StreamRecording(text) if kind == "stream" else decode_response(kind, text)
+        except Exception as exc:
+            warn_once(("cache-read", type(exc)), f"llmkit's response cache holds an answer it cannot read ({exc})")
+            return _MISSING
         _count("hits")
         entry = self.entry
         if entry is not None:
             entry.cache_hit = True
-        if self.request.kind == "stream":
-            recording = StreamRecording(text)
+        if kind == "stream":
             provider = self.request.provider
-            return replayed(recording, provider, self.kwargs, self.payload, entry, self.is_async, settings.replay_pace)
-        result = decode_response(self.request.kind, text)
+            return replayed(value, provider, self.kwargs, self.payload, entry, self.is_async, settings.replay_pace)
         if entry is not None:
-            entry.ok(result)
-        return result
+            entry.ok(value)
+        return value
 
     def follow(self, outcome: Any) -> Any:
         """The answer of the identical call this one waited for, or _MISSING when that call failed."""
@@ -149,9 +164,11 @@ class _Call:
         if isinstance(outcome, str):
             return self.answer(outcome)
         if self.entry is not None:
-            self.entry.cache_hit = True
+            self.entry.cache_hit = True  # before the stream takes the entry: it is recorded at its end
         stream = outcome.stream(self.entry)  # a live stream, read as it arrives
         if stream is None:
+            if self.entry is not None:
+                self.entry.cache_hit = False
             return _MISSING
         _count("hits")
         return stream
@@ -195,10 +212,10 @@ class _Call:
         if self.mode != "use":
             return _MISSING
         text = backend.current_store().get(self.request.key)
-        if text is None:
-            return _MISSING
-        flight.resolve(text)
-        return self.answer(text)
+        answer = _MISSING if text is None else self.answer(text)
+        if answer is not _MISSING:
+            flight.resolve(text)
+        return answer
 
     def _keep(self, flight: Flight, result: Any) -> Any:
         text = _encoded(encode_response, result)

@@ -87,7 +87,7 @@ class _Shared:
         self.state = OPEN
         self.error: BaseException | None = None
         self._readers = 0
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.RLock()  # re-entrant: a reader's __del__ may run while it is held
         self._on_end = on_end
 
     def stream(self, entry: Any) -> CustomStreamWrapper | None:

@@ -51,3 +51,5 @@ class StreamRecording:
         self.chunks: list[dict[str, Any]] = data["chunks"]
         self.offsets: list[float] = data["offsets"]
         self.usage: Any = data["usage"]
+        if not self.chunks or len(self.offsets) != len(self.chunks):
+            raise ValueError("a kept stream without chunks, or without the time of each")
