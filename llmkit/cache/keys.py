@@ -71,14 +71,17 @@ def _canonical(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value
+    # Texts, the usual values, are kept as they are without a call per item: keys are made on every call.
     if kind is dict:
         try:
             names = sorted(value)
         except TypeError:  # keys of several types
             names = sorted(value, key=repr)
-        return {name: _canonical(value[name]) for name in names if value[name] is not None}
+        return {
+            name: item if type(item) is str else _canonical(item) for name in names if (item := value[name]) is not None
+        }
     if kind is list or kind is tuple:
-        return [_canonical(item) for item in value]
+        return [item if type(item) is str else _canonical(item) for item in value]
     if kind is float:
         return int(value) if value.is_integer() else value
     dump = getattr(value, "model_dump", None)
