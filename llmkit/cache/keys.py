@@ -29,15 +29,14 @@ _FORMAT = "llmkit-cache-1"
 class Request:
     """What the cache needs to know about one call."""
 
-    __slots__ = ("kind", "model", "provider", "handler_model", "key", "sample")
+    __slots__ = ("kind", "model", "provider", "handler_model", "key")
 
-    def __init__(self, kind: str, provider: str, handler_model: str, key: str, sample: int) -> None:
+    def __init__(self, kind: str, provider: str, handler_model: str, key: str) -> None:
         self.kind = kind
         self.provider = provider
         self.handler_model = handler_model
         self.model = f"{provider}/{handler_model}"
         self.key = key
-        self.sample = sample
 
 
 def request_of(kind: str, model: Any, payload: Any, kwargs: dict[str, Any]) -> Request | None:
@@ -60,7 +59,7 @@ def request_of(kind: str, model: Any, payload: Any, kwargs: dict[str, Any]) -> R
         fallback=repr,
         bytes_mode="base64",
     )
-    return Request(kind, provider, handler_model, hashlib.sha256(text).hexdigest(), sample)
+    return Request(kind, provider, handler_model, hashlib.sha256(text).hexdigest())
 
 
 def _canonical(value: Any) -> Any:
