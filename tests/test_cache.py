@@ -126,6 +126,14 @@ def test_a_bad_llmkit_cache_at_import_fails_every_call_with_the_fix(tmp_path):
     assert "LLMKIT_CACHE='yes please' is not a cache mode; set it to one of 'off', 'use', 'replay', 'refresh'" in out
 
 
+def test_a_call_the_cache_cannot_key_gets_the_dispatchers_own_error(use):
+    with pytest.raises(llmkit.BadRequestError, match="image_generation needs model='provider/model'"):
+        llmkit.image_generation("an otter")
+    with pytest.raises(llmkit.BadRequestError, match="names no provider"):
+        llmkit.completion("gpt-4o", USER)
+    assert [r["status"] for r in use.records()] == ["error", "error"]
+
+
 def test_mocked_and_failed_calls_are_never_kept(use):
     handler = counting(fail=[500])
     assert text(llmkit.completion("count/m", USER, mock_response="mocked")) == "mocked"
@@ -297,6 +305,12 @@ def test_replay_pace_keeps_the_recorded_gaps(use):
     paced = replay_seconds()
     assert paced[0] >= 0.09 and paced[-1] >= 0.39
     assert all(later - earlier >= 0.09 for earlier, later in zip(paced[:3], paced[1:4]))
+
+    async def areplay_seconds():
+        started = time.perf_counter()
+        return [time.perf_counter() - started async for _ in await llmkit.acompletion("count/m", USER, stream=True)]
+
+    assert asyncio.run(areplay_seconds())[-1] >= 0.39  # async replays keep the gaps too
 
 
 # -- the call log ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from llmkit.calllog import recorder
 from llmkit.calllog.store import LogStoreError, MemoryStore
 
-__all__ = ["configure_log", "current_store", "default_path", "log_mode", "sqlite_path"]
+__all__ = ["configure_log", "current_store", "default_path", "log_mode"]
 
 MODES = ("sqlite", "memory", "off")
 _ENV_MODES = {
@@ -62,11 +62,6 @@ def log_mode() -> str:
         )
         return "sqlite"
     return mode
-
-
-def sqlite_path() -> Path | None:
-    """The SQLite file the log writes to, or None when it is kept elsewhere (the cache sits beside it)."""
-    return (_path or default_path()) if log_mode() == "sqlite" else None
 
 
 def _open() -> Any:
