@@ -56,3 +56,18 @@ def test_bad_cache_commands_give_one_readable_line(shell, log, capfd, line, says
 def test_help_lists_the_cache_commands(shell, capsys):
     shell.run_cell("%llm help")
     assert "%llm cache MODE" in capsys.readouterr().out
+
+
+def test_the_leaderboard_counts_cache_hits_apart(log):
+    from llmkit.widgets import Leaderboard
+
+    handler = counting()
+    llmkit.configure_cache("use")
+    for _ in range(3):
+        llmkit.completion("count/m", [{"role": "user", "content": "hi"}])
+    board = Leaderboard()
+    try:
+        (row,) = board.rows
+        assert (row["model"], row["calls"], row["cache_hits"]) == ("count/m", 1, 2) and handler.total == 1
+    finally:
+        board.close()
