@@ -419,7 +419,7 @@ def test_an_answer_that_cannot_be_read_is_asked_for_again(use, tmp_path):
     llmkit.completion("count/m", USER)
     llmkit.cache.stats()  # written
     with sqlite3.connect(tmp_path / "calls.db") as db:
-        db.execute("UPDATE response_cache SET value = '{\"choices\": [{\"message\": 7}]}'")  # no longer readable
+        db.execute('UPDATE response_cache SET value = \'{"choices": [{"message": 7}]}\'')  # no longer readable
     llmkit.configure_log(path=tmp_path / "calls.db")  # a fresh start: nothing remembered in memory
     with pytest.warns(RuntimeWarning, match="holds an answer it cannot read"):
         assert text(llmkit.completion("count/m", USER)) == "answer 2"
