@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from functools import partial
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from llmkit import cache, mock, retries
@@ -250,9 +251,13 @@ def completion(
     """
     messages = [] if messages is None else messages
     if cache.settings.on or "cache" in kwargs:  # the response cache answers it, or keeps its answer
-        run = lambda entry: _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)  # noqa: E731
-        return cache.serve("stream" if stream else "chat", model, messages, kwargs, run)
+        live = partial(_live_completion, model, messages, stream, kwargs)  # no closure: free when the cache is off
+        return cache.serve("stream" if stream else "chat", model, messages, kwargs, live)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
+
+
+def _live_completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
 
@@ -280,9 +285,13 @@ async def acompletion(
     """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
     messages = [] if messages is None else messages
     if cache.settings.on or "cache" in kwargs:
-        run = lambda entry: _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)  # noqa: E731
-        return await cache.aserve("stream" if stream else "chat", model, messages, kwargs, run)
+        live = partial(_live_acompletion, model, messages, stream, kwargs)
+        return await cache.aserve("stream" if stream else "chat", model, messages, kwargs, live)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
+
+
+async def _live_acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
