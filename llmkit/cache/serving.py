@@ -7,8 +7,9 @@ answer from the cache, or from an identical call in flight, is recorded as a ``c
 own (tiny) latency and no cost.
 
 Identical calls in flight at the same time are made once (:mod:`llmkit.cache.flights`): the first
-makes it, the others wait for its answer (or read its stream as it arrives). If the first fails, the
-others go on as if it had never been made, and one of them makes the call.
+makes it, the others wait for its answer (or read its stream as it arrives). If the first fails
+before it answers, the others go on as if it had never been made, and one of them makes the call; a
+stream that fails once it has started fails every reader alike.
 """
 
 from __future__ import annotations
