@@ -5,6 +5,7 @@ and call it as ``llmkit.completion(model="provider/model", messages=[...])``. Th
 LiteLLM's ``CustomLLM``, so handlers written for LiteLLM run with only their imports changed.
 """
 
+from llmkit.cache import configure_cache
 from llmkit.calllog import calls, configure_log, register_model_cost
 from llmkit.dispatch import (
     acompletion,
@@ -20,6 +21,7 @@ from llmkit.errors import (
     AuthenticationError,
     BadGatewayError,
     BadRequestError,
+    CacheMissError,
     CustomLLMError,
     InternalServerError,
     LLMKitError,
@@ -87,6 +89,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "CacheMissError",
     "CustomLLM",
     "CustomLLMError",
     "CustomStreamWrapper",
@@ -114,6 +117,7 @@ __all__ = [
     "checks",
     "compare",
     "completion",
+    "configure_cache",
     "configure_log",
     "custom_provider_map",
     "embedding",

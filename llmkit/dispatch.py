@@ -15,17 +15,29 @@ from __future__ import annotations
 
 import inspect
 import time
+from functools import partial
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from llmkit import mock, retries
-from llmkit.normalize import normalized
+from llmkit import cache, mock, retries
 from llmkit.arguments import checked_limits, checked_messages
 from llmkit.calllog.recorder import Entry, begin
 from llmkit.errors import BadRequestError, Timeout, map_exception, timeout_error
+from llmkit.normalize import normalized
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
-from llmkit.providers.invoke import LoggingObject, call_handler, implements, print_verbose, require_methods
+from llmkit.providers.invoke import (
+    LoggingObject,
+    call_handler,
+    implements,
+    print_verbose,
+    require_methods,
+)
 from llmkit.providers.registry import get_handler
-from llmkit.streaming import ChunkConverter, CustomStreamWrapper, replay, response_as_chunks
+from llmkit.streaming import (
+    ChunkConverter,
+    CustomStreamWrapper,
+    replay,
+    response_as_chunks,
+)
 from llmkit.tokens import encoding
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
@@ -154,7 +166,9 @@ class _Call:
             return call_handler(method, self.kwargs)
         # A thread cannot be stopped, so a sync handler past its timeout keeps running in the
         # background; the caller gets Timeout on time all the same.
-        from concurrent.futures import TimeoutError as FutureTimeout  # not builtin TimeoutError on 3.10
+        from concurrent.futures import (
+            TimeoutError as FutureTimeout,  # not builtin TimeoutError on 3.10
+        )
 
         future = _aio().handler_pool().submit(call_handler, method, self.kwargs)
         try:
@@ -193,7 +207,9 @@ def _handler(provider: str, model: str) -> Any:
 
 
 def _aio() -> Any:
-    from llmkit import aio  # loads asyncio: only handlers of the other colour need the bridge
+    from llmkit import (
+        aio,  # loads asyncio: only handlers of the other colour need the bridge
+    )
 
     return aio
 
@@ -242,7 +258,14 @@ def completion(
     Every call is recorded in ``llmkit.calls``; a stream when it ends.
     """
     messages = [] if messages is None else messages
+    if cache.settings.on or "cache" in kwargs:  # the response cache answers it, or keeps its answer
+        live = partial(_live_completion, model, messages, stream, kwargs)  # no closure: free when the cache is off
+        return cache.serve("stream" if stream else "chat", model, messages, kwargs, live)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
+
+
+def _live_completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
 
@@ -271,7 +294,14 @@ async def acompletion(
 ) -> ModelResponse | CustomStreamWrapper:
     """The async twin of :func:`completion`; with ``stream=True`` iterate the result with ``async for``."""
     messages = [] if messages is None else messages
+    if cache.settings.on or "cache" in kwargs:
+        live = partial(_live_acompletion, model, messages, stream, kwargs)
+        return await cache.aserve("stream" if stream else "chat", model, messages, kwargs, live)
     entry = begin("stream" if stream else "chat", model, messages, kwargs)
+    return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
+
+
+async def _live_acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
@@ -378,14 +408,18 @@ def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call
 
 def image_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """Generate images for ``prompt`` with the provider named by ``model``."""
-    entry = begin("image", model, prompt, kwargs)
-    return _recorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_sync())
+    run = lambda: _image_call(prompt, model, kwargs).run_sync()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return cache.serve("image", model, prompt, kwargs, lambda entry: _recorded(entry, False, run))
+    return _recorded(begin("image", model, prompt, kwargs), False, run)
 
 
 async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
     """The async twin of :func:`image_generation`."""
-    entry = begin("image", model, prompt, kwargs)
-    return await _arecorded(entry, False, lambda: _image_call(prompt, model, kwargs).run_async())
+    run = lambda: _image_call(prompt, model, kwargs).run_async()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return await cache.aserve("image", model, prompt, kwargs, lambda entry: _arecorded(entry, False, run))
+    return await _arecorded(begin("image", model, prompt, kwargs), False, run)
 
 
 def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
@@ -403,15 +437,19 @@ def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
 def embedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """Embed ``input`` (a string or a list of strings) with the provider named by ``model``."""
     input = [] if input is None else input
-    entry = begin("embedding", model, input, kwargs)
-    return _recorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_sync())
+    run = lambda: _embedding_call(model, input, kwargs).run_sync()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return cache.serve("embedding", model, input, kwargs, lambda entry: _recorded(entry, False, run))
+    return _recorded(begin("embedding", model, input, kwargs), False, run)
 
 
 async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingResponse:
     """The async twin of :func:`embedding`."""
     input = [] if input is None else input
-    entry = begin("embedding", model, input, kwargs)
-    return await _arecorded(entry, False, lambda: _embedding_call(model, input, kwargs).run_async())
+    run = lambda: _embedding_call(model, input, kwargs).run_async()  # noqa: E731
+    if cache.settings.on or "cache" in kwargs:
+        return await cache.aserve("embedding", model, input, kwargs, lambda entry: _arecorded(entry, False, run))
+    return await _arecorded(begin("embedding", model, input, kwargs), False, run)
 
 
 # -- recording ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
         ├── AuthenticationError         401
         ├── PermissionDeniedError       403
         ├── NotFoundError               404
+        ├── CacheMissError              404 replay mode: no cached answer for this call
         ├── Timeout                     408 (and 504)
         ├── RateLimitError              429
         ├── InternalServerError         500
@@ -30,6 +31,7 @@ __all__ = [
     "AuthenticationError",
     "BadGatewayError",
     "BadRequestError",
+    "CacheMissError",
     "CustomLLMError",
     "InternalServerError",
     "LLMKitError",
@@ -112,6 +114,12 @@ class PermissionDeniedError(APIError):
 
 
 class NotFoundError(APIError):
+    default_status_code = 404
+
+
+class CacheMissError(APIError):
+    """The response cache is in replay mode and holds no answer for this call (llmkit/cache)."""
+
     default_status_code = 404
 
 

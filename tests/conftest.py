@@ -10,6 +10,7 @@ _LOG_DIR = tempfile.mkdtemp(prefix="llmkit-tests-")
 os.environ["LLMKIT_LOG_PATH"] = os.path.join(_LOG_DIR, "calls.db")
 os.environ.pop("LLMKIT_LOG", None)
 os.environ.pop("LLMKIT_PRICES", None)  # a developer's own price table would change the tests' costs
+os.environ.pop("LLMKIT_CACHE", None)  # the response cache is off unless a test turns it on
 
 import llmkit  # noqa: E402 - after the environment is set
 from llmkit.providers import registry  # noqa: E402
@@ -29,6 +30,13 @@ def clean_registry():
     llmkit.custom_provider_map = []
     registry._registered.clear()
     registry._registered.update(registered)
+
+
+@pytest.fixture(autouse=True)
+def cache_off():
+    """Each test ends with the response cache off, as the next one expects."""
+    yield
+    llmkit.configure_cache("off")
 
 
 @pytest.fixture

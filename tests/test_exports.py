@@ -7,11 +7,13 @@ import sys
 import llmkit
 
 EXPECTED = {
-    "APIConnectionError", "APIError", "AuthenticationError", "BadGatewayError", "BadRequestError", "CustomLLM",
+    "APIConnectionError", "APIError", "AuthenticationError", "BadGatewayError", "BadRequestError", "CacheMissError",
+    "CustomLLM",
     "CustomLLMError", "CustomStreamWrapper", "EmbeddingResponse", "GenericStreamingChunk", "ImageObject",
     "ImageResponse", "InternalServerError", "LLMKitError", "ModelResponse", "ModelResponseStream", "NotFoundError",
     "PermissionDeniedError", "RateLimitError", "ServiceUnavailableError", "Timeout", "UnprocessableEntityError",
-    "Usage", "__version__", "acompletion", "aembedding", "aimage_generation", "completion", "custom_provider_map",
+    "Usage", "__version__", "acompletion", "aembedding", "aimage_generation", "completion", "configure_cache",
+    "custom_provider_map",
     "embedding", "get_llm_provider", "image_generation", "provider_names", "register_provider",
     "stream_chunk_builder", "unregister_provider",
 }

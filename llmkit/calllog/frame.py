@@ -20,6 +20,7 @@ __all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_data
 CATEGORIES = ("model", "provider", "kind", "status", "source")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
 FLOATS = ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd")
+BOOLEANS = ("tokens_estimated", "cache_hit")
 TEXTS = ("call_id", "handler_model", "prompt", "response", "finish_reason", "error_type", "error_message", "run_id")
 
 
@@ -43,7 +44,7 @@ def typed(columns: dict[str, Any]) -> pd.DataFrame:
             data[name] = pd.array(np.array(values, dtype=float), dtype="Int64")  # NaN (from None) -> <NA>
         elif name in FLOATS:
             data[name] = np.array(values, dtype=float)
-        elif name == "tokens_estimated":
+        elif name in BOOLEANS:
             data[name] = pd.array([None if v is None or v != v else bool(v) for v in values], dtype="boolean")
         elif name in TEXTS:
             data[name] = _strings(values)
@@ -105,8 +106,13 @@ def rows_where(df: pd.DataFrame, column: str, keep: Callable[[Any], bool]) -> pd
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: calls, error rate, latency and TTFT p50/p95, median tokens/s, tokens, cost."""
-    grouped = df.groupby("model", observed=True, sort=True)
+    """One row per model: calls, error rate, latency and TTFT p50/p95, median tokens/s, tokens, cost.
+
+    The figures are the live calls'; answers from the response cache are counted in ``cache_hits``.
+    """
+    hit = df["cache_hit"].fillna(False).to_numpy(dtype=bool)
+    hits = pd.Series(hit).groupby(df["model"].to_numpy(), sort=True).sum()
+    grouped = df[~hit].groupby("model", observed=True, sort=True)
     out = pd.DataFrame(
         {
             "calls": grouped.size(),
@@ -121,6 +127,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out.index = out.index.astype(str)
+    out = out.reindex(hits.index.astype(str))  # a model answered only from the cache has a row too
+    out["calls"] = out["calls"].fillna(0).astype(int)
+    out["cache_hits"] = hits.to_numpy().astype(int)
     return out
 
 
@@ -195,11 +204,13 @@ def read_export(path: Path) -> pd.DataFrame:
     else:
         raise ValueError(f"cannot tell the format of {path}: name it .csv, .jsonl or .parquet")
     if suffix != ".jsonl":
+        records.setdefault("cache_hit", [None] * len(raw))  # a file exported before the cache existed
         for name in (*JSON_COLUMNS, "annotations"):
             records[name] = [None if v is None else json.loads(v) for v in records[name]]
         for name in (*INTEGERS, *FLOATS):
             records[name] = [None if v is None else float(v) for v in records[name]]
-        records["tokens_estimated"] = [_boolean(v) for v in records["tokens_estimated"]]
+        for name in BOOLEANS:
+            records[name] = [_boolean(v) for v in records[name]]
     df = typed(records)
     df["annotations"] = _objects(records["annotations"])
     return df

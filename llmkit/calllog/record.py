@@ -46,6 +46,7 @@ COLUMNS = (
     "error_message",
     "metadata",
     "run_id",
+    "cache_hit",
 )
 
 #: Columns holding lists or dicts; stores keep them as JSON text.
@@ -80,6 +81,10 @@ def build_record(entry: Any) -> dict[str, Any]:
     _add_result(record, entry)
     _add_error(record, entry)
     _add_rates(record, entry)
+    record["cache_hit"] = entry.cache_hit
+    if entry.cache_hit:  # an answer the cache kept: it cost nothing, and its speed is not the model's
+        record["cost_usd"] = 0.0 if entry.status == "ok" else None
+        record.pop("tokens_per_s", None)
     return record
 
 

@@ -67,6 +67,7 @@ class Entry:
         "error",
         "status",
         "reason",
+        "cache_hit",
         "_record",
     )
 
@@ -82,6 +83,7 @@ class Entry:
         self.error = None
         self.status = None
         self.reason = None
+        self.cache_hit = False  # answered by the response cache (llmkit/cache), not by the handler
         self._record = None
         self.started_at = _time()
         self.t0 = _perf()

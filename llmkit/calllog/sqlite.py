@@ -54,6 +54,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX annotations_call_id ON annotations (call_id);
         """,
     ),
+    # A call answered by the response cache (llmkit/cache) rather than by its handler.
+    ("003_calls_cache_hit", "ALTER TABLE calls ADD COLUMN cache_hit INTEGER"),
+    (
+        "004_create_response_cache",
+        """
+        CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            model TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX response_cache_model ON response_cache (model);
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"

@@ -234,12 +234,13 @@ def decode_columns(columns: list[Sequence[Any]]) -> list[Sequence[Any]]:
                 value = cache[text] = json.loads(text)
             decoded.append(value)
         columns[index] = decoded
-    columns[_ESTIMATED] = [None if v is None else bool(v) for v in columns[_ESTIMATED]]
+    for index in _BOOLEANS:
+        columns[index] = [None if v is None else bool(v) for v in columns[index]]
     return columns
 
 
 _MISSING = object()
-_ESTIMATED = COLUMNS.index("tokens_estimated")
+_BOOLEANS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))  # 0/1 in SQLite
 
 
 class MemoryStore:

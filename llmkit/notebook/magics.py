@@ -38,6 +38,7 @@ LINE_HELP = """\
 %llm alias NAME MODEL    let NAME stand for MODEL ("provider/model") in %%llm and the widgets
 %llm log [N]             the last N calls (default 10) as a DataFrame; all columns: llmkit.calls.to_dataframe()
 %llm summary             per model: calls, error rate, latency, time to first token, tokens/s, tokens, cost
+%llm cache MODE          the response cache: use, replay, refresh or off; %llm cache stats | clear [MODEL]
 %llm help                this help, and the options of %%llm
 """
 
@@ -192,7 +193,7 @@ class LLMMagics(Magics):
     # -- %llm ------------------------------------------------------------------------------------
     @line_magic("llm")
     def llm_line(self, line: str) -> Any:
-        """%llm models | alias NAME MODEL | log [N] | summary | help"""
+        """%llm models | alias NAME MODEL | log [N] | summary | cache MODE|stats|clear [MODEL] | help"""
         words = line.split()
         command, rest = (words[0], words[1:]) if words else ("help", [])
         try:
@@ -204,11 +205,17 @@ class LLMMagics(Magics):
                 return _from_log(lambda: tables.recent_calls(_count(rest[0]) if rest else 10))
             elif command == "summary" and not rest:
                 return _from_log(llmkit.calls.summary)
+            elif command == "cache":
+                try:
+                    print(_cache_command(rest))
+                except ValueError as exc:  # a bad model for clear, or LLMKIT_CACHE holding no mode
+                    raise UsageError(str(exc)) from None
             elif command == "help" and not rest:
                 print(LINE_HELP + "\n" + dedent(self.llm.__doc__ or ""))
             else:
                 raise UsageError(
-                    f"unknown %llm command {line.strip()!r}; use one of: models, alias NAME MODEL, log [N], summary, help"
+                    f"unknown %llm command {line.strip()!r}; use one of: models, alias NAME MODEL, log [N], summary,"
+                    " cache MODE|stats|clear, help"
                 )
         except (UsageError, llmkit.LLMKitError, ImportError) as exc:  # ImportError: pandas missing
             _error(exc)
@@ -229,6 +236,28 @@ class LLMMagics(Magics):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         print(f"{name} -> {model}")
+
+
+_CACHE_USAGE = "usage: %llm cache use|replay|refresh|off, %llm cache stats, or %llm cache clear [provider/model]"
+
+
+def _cache_command(rest: list[str]) -> str:
+    """What ``%llm cache ...`` did, as a line to print; the cache itself lives in llmkit.cache."""
+    word = rest[0] if rest else "stats"
+    if word in llmkit.cache.MODES and len(rest) == 1:
+        llmkit.configure_cache(word)
+        return f"response cache: {word}"
+    if word == "clear" and len(rest) <= 2:
+        removed = llmkit.cache.clear(model=rest[1] if len(rest) == 2 else None)
+        return f"removed {removed} cached answer(s)"
+    if word == "stats" and len(rest) <= 1:
+        s = llmkit.cache.stats()
+        rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.0%}"
+        return (
+            f"response cache: {s['mode']}, kept in {s['store']}\n{s['entries']} answer(s), {s['size_bytes']:,} bytes;"
+            f" this session: {s['hits']} hits, {s['misses']} misses, hit rate {rate}"
+        )
+    raise UsageError(f"unknown %llm cache command {' '.join(rest)!r}; {_CACHE_USAGE}")
 
 
 def _count(word: str) -> int:

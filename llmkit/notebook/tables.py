@@ -39,6 +39,7 @@ LOG_COLUMNS = (
     "source",
     "kind",
     "status",
+    "cache_hit",
     "latency_ms",
     "ttft_ms",
     "total_tokens",

@@ -15,6 +15,8 @@
       custom_provider_map:
         - {provider: my-provider, custom_handler: module.attribute}   # imported next to this file
       num_retries: 2                  # also in router_settings, with timeout, fallbacks, routing_strategy
+      cache: true                     # answer repeated requests from llmkit's response cache ("use");
+                                      # or a mode: use, replay, refresh, off (LLMKIT_CACHE, when set, wins)
     general_settings:
       master_key: os.environ/LLMKIT_MASTER_KEY
 
@@ -128,6 +130,14 @@ class Settings(_Lenient):
     num_retries: Optional[int] = Field(default=None, ge=0)
     request_timeout: Optional[float] = Field(default=None, gt=0)
     fallbacks: Optional[Fallbacks] = None
+    cache: Optional[Union[bool, str]] = None
+
+    @field_validator("cache")
+    @classmethod
+    def _cache_mode(cls, value: Union[bool, str, None]) -> Union[bool, str, None]:
+        from llmkit.cache.settings import check_mode
+
+        return value if isinstance(value, bool) else check_mode(value, "cache")
 
 
 class GeneralSettings(_Lenient):
@@ -223,7 +233,14 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     config = ProxyConfig(path, raw, deployments)
     _check_fallbacks(path, config)
     _register_prices(deployments)
+    _configure_cache(settings.cache, environ)
     return config
+
+
+def _configure_cache(value: Union[bool, str, None], environ: Any) -> None:
+    """``cache: true`` is LiteLLM's switch; here it turns llmkit's response cache on ("use")."""
+    if value is not None and "LLMKIT_CACHE" not in environ:
+        llmkit.configure_cache("use" if value is True else value)
 
 
 def _register_prices(deployments: dict[str, list[Deployment]]) -> None:
