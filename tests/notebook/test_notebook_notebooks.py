@@ -1,5 +1,6 @@
 """Every notebook in notebooks/ runs top to bottom on a real kernel, offline, without errors."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -40,6 +41,36 @@ def test_notebook_runs(path):
     for cell_id, text in EXPECTED.items():
         if cell_id.startswith(path.stem + "-"):
             assert text in html_of(cells[cell_id]), f"cell {cell_id} of {path.name}"
+
+
+def run_notebook(path):
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert not outputs(nb, "error")
+    return {cell.get("id"): cell for cell in nb.cells}
+
+
+def printed(cell):
+    return "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+
+
+def test_evaluate_runs_again_from_the_cache_without_calling_a_model(tmp_path, monkeypatch):
+    """The second run, with LLMKIT_CACHE=replay, answers every call from the cache: the handlers are
+    called zero times (any call the cache lacked would fail the run), and the results are the same."""
+    path = next(p for p in NOTEBOOKS if p.name == "evaluate.ipynb")
+    monkeypatch.setenv("LLMKIT_LOG_PATH", str(tmp_path / "calls.db"))  # the kernels' log, and the cache beside it
+    monkeypatch.delenv("LLMKIT_CACHE", raising=False)
+    first = run_notebook(path)
+    monkeypatch.setenv("LLMKIT_CACHE", "replay")
+    second = run_notebook(path)
+
+    def live_calls(cells):
+        return int(re.search(r"live calls answered by the handlers: (\d+)", printed(cells["evaluate-15"])).group(1))
+
+    assert live_calls(first) > 50  # 30 answers, their judges, the widget's
+    assert live_calls(second) == 0
+    assert "'replay'" in str(second["evaluate-2b"].outputs[0]["data"]["text/plain"])
+    assert html_of(second["evaluate-4"]) == html_of(first["evaluate-4"])  # the same answers and scores
 
 
 def test_the_notebooks_are_there():
