@@ -32,6 +32,8 @@ def _add_serve_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
     parser.add_argument("--workers", type=_workers, default=1, metavar="N",
                         help="server processes on the port (default 1; 'auto': one per core)")
+    parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)")
 
 
 def _workers(text: str) -> int:
@@ -52,7 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"llmkit serve needs the proxy extra ({exc.name} is missing): pip install 'llmkit[proxy]'", file=sys.stderr)
         return 2
     try:
-        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log, workers=args.workers)
+        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log, workers=args.workers,
+                     graceful_seconds=args.timeout_graceful_shutdown)
     except (ConfigError, ServeError) as exc:
         print(f"llmkit serve: {exc}", file=sys.stderr)
         return 2

@@ -34,8 +34,18 @@ class ServeError(Exception):
     """The server cannot start (the port is taken...); the message says how to fix it."""
 
 
-def serve(config_path: str, host: str = "0.0.0.0", port: int = 4000, access_log: bool = False, workers: int = 1) -> int:
-    """Serve ``config_path`` until interrupted; returns the process exit status."""
+def serve(
+    config_path: str,
+    host: str = "0.0.0.0",
+    port: int = 4000,
+    access_log: bool = False,
+    workers: int = 1,
+    graceful_seconds: float = GRACEFUL_SECONDS,
+) -> int:
+    """Serve ``config_path`` until interrupted; returns the process exit status.
+
+    On SIGTERM or SIGINT, requests in flight get ``graceful_seconds`` to finish before they are stopped.
+    """
     log_to_stderr()
     config = load_config(config_path)
     for warning in risk_warnings(config, host):
@@ -47,8 +57,8 @@ def serve(config_path: str, host: str = "0.0.0.0", port: int = 4000, access_log:
     if workers > 1:
         from llmkit.proxy.workers import supervise
 
-        return supervise(config_path, sock, workers, access_log=access_log)
-    run(make_server(config, host, port, access_log=access_log), sock)
+        return supervise(config_path, sock, workers, access_log=access_log, graceful_seconds=graceful_seconds)
+    run(make_server(config, host, port, access_log=access_log, graceful_seconds=graceful_seconds), sock)
     return finish()
 
 
