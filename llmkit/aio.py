@@ -19,7 +19,16 @@ import threading
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterator, TypeVar
 
-__all__ = ["aiter_in_thread", "handler_pool", "iterate_sync", "run_in_thread", "run_sync", "stop_handler_threads", "submit"]
+__all__ = [
+    "aiter_in_thread",
+    "handler_pool",
+    "iterate_sync",
+    "run_in_thread",
+    "run_sync",
+    "stop_handler_threads",
+    "submit",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
@@ -86,6 +95,28 @@ def iterate_sync(aiterable: Any) -> Iterator[Any]:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             run_sync(aclose())
+
+
+async def wait_for(awaitable: Awaitable[T], timeout: float) -> T:
+    """``asyncio.wait_for``, except that a KeyboardInterrupt or SystemExit raised by ``awaitable``
+    reaches the caller as an exception of this call. (Before Python 3.12 wait_for runs the awaitable
+    in a task of its own, and a task raising one of those stops the whole event loop: a server's.)"""
+    try:
+        return await asyncio.wait_for(_contained(awaitable), timeout)
+    except _Escaped as escaped:
+        raise escaped.exception from None
+
+
+class _Escaped(Exception):
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+
+async def _contained(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _Escaped(exc) from None
 
 
 _pools: dict[Hashable, concurrent.futures.ThreadPoolExecutor] = {}

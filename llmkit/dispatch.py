@@ -175,7 +175,7 @@ class _Call:
             return await awaitable
         asyncio = _asyncio()
         try:
-            return await asyncio.wait_for(awaitable, self.timeout)
+            return await _aio().wait_for(awaitable, self.timeout)
         except asyncio.TimeoutError:
             raise self._timeout_error() from None
 

@@ -263,7 +263,9 @@ class CustomStreamWrapper:
                 if self._chunk_timeout is None:
                     raw = await self._source.__anext__()
                 else:
-                    raw = await _asyncio().wait_for(self._source.__anext__(), self._chunk_timeout)
+                    from llmkit.aio import wait_for  # not asyncio's: a handler's KeyboardInterrupt must not stop the loop
+
+                    raw = await wait_for(self._source.__anext__(), self._chunk_timeout)
                 chunk = self.converter.convert(raw)
             except StopAsyncIteration:
                 self._end()
