@@ -170,8 +170,13 @@ class ServerProcess:
         return self._stderr
 
     def rows(self, columns: str = "status") -> list[tuple]:
-        with sqlite3.connect(self.log_path) as db:
-            return db.execute(f"SELECT {columns} FROM calls ORDER BY seq").fetchall()
+        if not self.log_path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.log_path)) as db:
+            try:
+                return db.execute(f"SELECT {columns} FROM calls ORDER BY seq").fetchall()
+            except sqlite3.OperationalError:  # the server has not created its tables yet
+                return []
 
     def children(self) -> list[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")

@@ -79,7 +79,8 @@ def _stop(processes: list[subprocess.Popen], signals: list[int]) -> int:
         if all(process.poll() is not None for process in processes):
             break
         time.sleep(0.02)
-    failed = [process for process in processes if process.returncode != 0]
+    # -SIGTERM: a worker still starting, before it could serve anything (a serving one drains and exits 0)
+    failed = [process for process in processes if process.returncode not in (0, -signal.SIGTERM)]
     for process in failed:
         logger.warning("llmkit proxy: worker pid %d exited with status %s", process.pid, process.returncode)
     return 1 if failed else 0
