@@ -50,6 +50,9 @@ class Router:
 
         async def open_stream(deployment: Deployment, kwargs: dict[str, Any]) -> tuple[Any, Any, Deployment]:
             stream = await llmkit.acompletion(model=deployment.model, messages=messages, stream=True, **kwargs)
+            # Each chunk goes to the client and is let go: the proxy never replays a stream, and the
+            # call log takes the answer from the stream's converter (text, tool calls, usage).
+            stream.replay_limit = 0
             try:
                 first = await stream.__anext__()
             except StopAsyncIteration:
