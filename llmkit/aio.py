@@ -101,10 +101,16 @@ async def wait_for(awaitable: Awaitable[T], timeout: float) -> T:
     """``asyncio.wait_for``, except that a KeyboardInterrupt or SystemExit raised by ``awaitable``
     reaches the caller as an exception of this call. (Before Python 3.12 wait_for runs the awaitable
     in a task of its own, and a task raising one of those stops the whole event loop: a server's.)"""
+    if _timeout is not None:  # Python 3.11+: no task in between, which is also several times cheaper
+        async with _timeout(timeout):
+            return await awaitable
     try:
         return await asyncio.wait_for(_contained(awaitable), timeout)
     except _Escaped as escaped:
         raise escaped.exception from None
+
+
+_timeout = getattr(asyncio, "timeout", None)
 
 
 class _Escaped(Exception):

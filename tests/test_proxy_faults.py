@@ -108,9 +108,25 @@ def test_request_timeout_bounds_a_call_and_each_wait_for_a_chunk(url, waiting):
     assert json.loads(lines[-1].removeprefix("data: "))["error"]["code"] == "408"
 
 
+def test_without_any_timeout_set_a_request_is_stopped_after_request_timeout(tmp_path, waiting, log):
+    config = write_config(tmp_path, CONFIG.replace("litellm_settings: {request_timeout: 1.5}\n", ""))
+    with running_server(config, request_timeout=0.5) as url:  # the config's default is 600 s
+        began = time.monotonic()
+        response = httpx.post(url + "/v1/chat/completions", json={"model": "waiting", **ASK, "wait": 30},
+                              headers=HEADERS, timeout=20)
+        assert response.status_code == 408 and "request_timeout=0.5" in response.json()["error"]["message"]
+        assert time.monotonic() - began < 10 and waiting.finished.wait(5)  # the handler was stopped
+        body = {"model": "waiting", **ASK, "stream": True, "first": 0, "then": 30}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers=HEADERS, timeout=20) as streamed:
+            lines = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert "first" in lines[0] and json.loads(lines[-1].removeprefix("data: "))["error"]["code"] == "408"
+    chat, stream = log.records(source="proxy")
+    assert chat["status"] == stream["status"] == "cancelled" and "request_timeout=0.5" in chat["error_message"]
+
+
 def test_request_timeout_defaults_to_litellms_600_seconds(tmp_path):
     config = load_config(write_config(tmp_path, "model_list:\n  - {model_name: e, litellm_params: {model: demo/echo}}\n"))
-    assert config.timeout == 600
+    assert (config.timeout, config.request_timeout, config.request_limit) == (None, 600, 600)
 
 
 # -- item 8: HTTP edges ---------------------------------------------------------------------------------

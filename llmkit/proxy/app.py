@@ -44,9 +44,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 MASTER = "master"  # the user name calls made with the master key are logged under
 
 
-def build_app(config: ProxyConfig, read_timeout: float = 30.0) -> InFlight:
-    """The ASGI app serving ``config``'s models; a request body must arrive within ``read_timeout`` s."""
-    return InFlight(_Proxy(config).app, read_timeout=read_timeout)
+def build_app(config: ProxyConfig, read_timeout: float = 30.0, request_timeout: float | None = None) -> InFlight:
+    """The ASGI app serving ``config``'s models. A request body must arrive within ``read_timeout``
+    seconds; a request is stopped after ``request_timeout`` seconds without progress (the config's)."""
+    limit = config.request_limit if request_timeout is None else request_timeout
+    return InFlight(_Proxy(config).app, read_timeout=read_timeout, request_timeout=limit)
 
 
 class _Proxy:

@@ -15,7 +15,7 @@
       custom_provider_map:
         - {provider: my-provider, custom_handler: module.attribute}   # imported next to this file
       num_retries: 2                  # also in router_settings, with timeout, fallbacks, routing_strategy
-      request_timeout: 600            # seconds a call may take when no other timeout is set (default)
+      request_timeout: 600            # seconds a request may go without progress (default 600)
     general_settings:
       master_key: os.environ/LLMKIT_MASTER_KEY
       keys:                           # named keys: the name is logged with each call (column "user")
@@ -45,7 +45,7 @@ __all__ = ["ConfigError", "Deployment", "ProxyConfig", "load_config"]
 logger = logging.getLogger("llmkit.proxy")
 
 ENV_PREFIX = "os.environ/"
-# LiteLLM's default: a call with no timeout of its own (deployment, router_settings) gets this many seconds.
+# LiteLLM's default: no request waits longer than this for an answer, or between two chunks of a stream.
 DEFAULT_REQUEST_TIMEOUT = 600.0
 # LiteLLM's rate-limit and weighting keys: llmkit does not act on them, and no handler expects them.
 IGNORED_PARAMS = frozenset({"rpm", "tpm", "weight", "max_parallel_requests", "stream_timeout"})
@@ -192,12 +192,21 @@ class ProxyConfig:
         self.max_request_bytes = int(raw.general_settings.max_request_size_mb * 1024 * 1024)
         self.routing_strategy = router.routing_strategy
         self.num_retries = _first(router.num_retries, settings.num_retries, 0)
-        self.timeout = _first(router.timeout, settings.request_timeout, DEFAULT_REQUEST_TIMEOUT)
+        self.timeout = _first(router.timeout, settings.request_timeout)  # per call, where set
+        self.request_timeout = _first(settings.request_timeout, DEFAULT_REQUEST_TIMEOUT)
         self.fallbacks = _fallback_map(_first(router.fallbacks, settings.fallbacks, {}))
 
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)
+
+    @property
+    def request_limit(self) -> float:
+        """Seconds a request may go without progress: ``request_timeout``, but never less than what the
+        timeouts set per call allow (each try of a call, with its retries)."""
+        per_call = [d.timeout or self.timeout for group in self.deployments.values() for d in group]
+        longest = max((t for t in per_call if t is not None), default=0.0)
+        return max(self.request_timeout, longest * (self.num_retries + 1))
 
 
 def _first(*values: Any) -> Any:

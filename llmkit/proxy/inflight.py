@@ -7,9 +7,15 @@ the body, waiting on a handler, streaming):
   ``finally`` runs, and the call log records the call as cancelled);
 - when its body has not arrived ``read_timeout`` seconds after it began, it is answered 408 and
   the connection closed (a client that stalls must not hold a request open);
+- when it has gone ``request_timeout`` seconds without progress (no answer yet, or no chunk of its
+  stream), it is stopped the same way and answered 408 (or sent one SSE error event);
 - at shutdown, :meth:`InFlight.drain` waits for the requests in flight, then stops the rest: each
   is cancelled the same way, and its client gets an answer saying why (a 503 error body, or one SSE
   error event when a stream had started).
+
+Most requests are answered in a few milliseconds, so none of this costs them a timer or a task: one
+sweeper per event loop looks at the requests in flight every ``SWEEP`` seconds, stops those whose
+body is late, and starts watching for the client's disconnection once a request has run that long.
 
 A path with a trailing slash is served as the same path without it (never redirected).
 """
@@ -28,15 +34,16 @@ __all__ = ["InFlight"]
 logger = logging.getLogger("llmkit.proxy")
 
 SHUTTING_DOWN = "the server is shutting down; send the request again (to another server, or once this one is back)"
+SWEEP = 0.05  # seconds between two looks at the requests in flight
 
 
 class InFlight:
-    def __init__(self, app: Any, read_timeout: float = 30.0) -> None:
+    def __init__(self, app: Any, read_timeout: float = 30.0, request_timeout: float = 600.0) -> None:
         self.app = app
         self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
         self.requests: set[_Request] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._sweeper: asyncio.Task | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -44,9 +51,10 @@ class InFlight:
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
-        request = _Request(receive, send, self.read_timeout)
+        if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not asyncio.get_running_loop():
+            self._sweeper = asyncio.ensure_future(self._sweep())
+        request = _Request(receive, send)
         self.requests.add(request)
-        self._idle.clear()
         try:
             await self.app(scope, request.receive, request.send)
         except asyncio.CancelledError:
@@ -55,63 +63,73 @@ class InFlight:
             request.uncancel()
             await request.answer_stopped()
         finally:
-            request.done()
             self.requests.discard(request)
-            if not self.requests:
-                self._idle.set()
+            request.done()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP)
+            now = time.monotonic()
+            for request in list(self.requests):
+                if now - request.began < SWEEP:
+                    continue
+                if request.reading:
+                    if now - request.began > self.read_timeout:
+                        request.stop(f"the request body did not arrive within {self.read_timeout:g} s; send it"
+                                     " without pausing", 408)
+                elif request.body_read:
+                    if request.watcher is None:
+                        request.watch()  # running a while: stop it if its client leaves
+                    if now - request.progress > self.request_timeout:
+                        request.stop(f"no answer within request_timeout={self.request_timeout:g} s; raise"
+                                     " litellm_settings.request_timeout in the proxy's config if the model is slow", 408)
 
     async def drain(self, seconds: float, forced: Callable[[], bool] = lambda: False) -> int:
         """Wait up to ``seconds`` for the requests in flight to finish (less if ``forced()`` turns
         true), then stop the rest and wait for them to answer. Returns how many were stopped."""
         deadline = time.monotonic() + seconds
         while self.requests and not forced() and time.monotonic() < deadline:
-            try:
-                await asyncio.wait_for(self._idle.wait(), min(0.05, max(0.0, deadline - time.monotonic())))
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.sleep(0.02)
         stopped = [request for request in list(self.requests) if request.stop(SHUTTING_DOWN, 503)]
         if stopped:
             logger.warning("llmkit proxy: stopped %d request(s) still running at shutdown", len(stopped))
-            try:
-                await asyncio.wait_for(self._idle.wait(), 5)
-            except asyncio.TimeoutError:
-                pass
+            deadline = time.monotonic() + 5
+            while self.requests and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         return len(stopped)
 
 
 class _Request:
     """One request's task, and what has been received and sent so far."""
 
-    __slots__ = ("task", "_receive", "_send", "read_timeout", "_reading", "watcher", "started", "streaming",
-                 "finished", "disconnected", "stopped_by", "status")
+    __slots__ = ("task", "_receive", "_send", "began", "progress", "reading", "body_read", "watcher", "started",
+                 "streaming", "finished", "disconnected", "stopped_by", "status")
 
-    def __init__(self, receive: Any, send: Any, read_timeout: float) -> None:
+    def __init__(self, receive: Any, send: Any) -> None:
         self.task = asyncio.current_task()
         self._receive = receive
         self._send = send
-        self.read_timeout = read_timeout
-        self._reading: asyncio.TimerHandle | None = None
+        self.began = self.progress = time.monotonic()
+        self.reading = self.body_read = False
         self.watcher: asyncio.Task | None = None
         self.started = self.streaming = self.finished = self.disconnected = False
         self.stopped_by: str | None = None
         self.status = 503
 
     async def receive(self) -> dict:
-        if self._reading is None and self.watcher is None:
-            self._reading = asyncio.get_running_loop().call_later(self.read_timeout, self._too_slow)
+        self.reading = True
         message = await self._receive()
         if message["type"] == "http.request":
-            if not message.get("more_body", False) and self.watcher is None:
-                self._reading.cancel()
-                # The body is in: from now on the next message can only be the client leaving.
-                self.watcher = asyncio.ensure_future(self._watch())
+            if not message.get("more_body", False):
+                self.reading = False
+                self.body_read = True
+                self.progress = time.monotonic()  # from now on the next message can only be the client leaving
         elif message["type"] == "http.disconnect":
+            self.reading = False
             self.disconnected = True
-            self._reading.cancel()
         return message
-
-    def _too_slow(self) -> None:
-        self.stop(f"the request body did not arrive within {self.read_timeout:g} s; send it without pausing", 408)
 
     async def send(self, message: dict) -> None:
         kind = message["type"]
@@ -119,9 +137,13 @@ class _Request:
             self.started = True
             self.streaming = any(name == b"content-type" and value.startswith(b"text/event-stream")
                                  for name, value in message.get("headers", ()))
-        elif kind == "http.response.body" and not message.get("more_body", False):
-            self.finished = True
+        elif kind == "http.response.body":
+            self.progress = time.monotonic()
+            self.finished = not message.get("more_body", False)
         await self._send(message)
+
+    def watch(self) -> None:
+        self.watcher = asyncio.ensure_future(self._watch())
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
@@ -135,7 +157,7 @@ class _Request:
             return False
         self.stopped_by = reason
         self.status = status
-        self.task.cancel()
+        self.task.cancel(reason)  # the reason reaches the call log as the cancellation's message
         return True
 
     def uncancel(self) -> None:
@@ -163,7 +185,5 @@ class _Request:
         self.finished = True
 
     def done(self) -> None:
-        if self._reading is not None:
-            self._reading.cancel()
         if self.watcher is not None and not self.watcher.done():
             self.watcher.cancel()

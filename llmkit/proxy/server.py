@@ -117,10 +117,12 @@ def make_server(
     *,
     graceful_seconds: float = GRACEFUL_SECONDS,
     read_timeout: float = READ_TIMEOUT,
+    request_timeout: float | None = None,
     parent: int | None = None,
 ) -> Any:
     """A server for ``config`` (not started): ``.run(sockets=[sock])`` blocks, ``.should_exit`` stops it.
 
+    ``request_timeout``: seconds a request may go without progress (default: from the config).
     ``parent``: the pid of a worker's supervisor, whose exit stops the worker too.
     """
     import uvicorn
@@ -128,7 +130,7 @@ def make_server(
     from llmkit.proxy.app import build_app
     from llmkit.proxy.lifecycle import ProxyServer, timed_headers_protocol
 
-    app = build_app(config, read_timeout=read_timeout)
+    app = build_app(config, read_timeout=read_timeout, request_timeout=request_timeout)
     settings = uvicorn.Config(
         app,
         host=host,
