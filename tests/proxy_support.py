@@ -138,8 +138,17 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "LLMKIT_LOG_PATH": str(self.log_path)}
-        command = [*llmkit_command(), "serve", "--config", str(self.config), "--host", "127.0.0.1",
-                   "--port", str(self.port), *args]
+        command = [
+            *llmkit_command(),
+            "serve",
+            "--config",
+            str(self.config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *args,
+        ]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
         self._stderr: str | None = None
 

@@ -97,8 +97,9 @@ def test_a_client_that_disconnects_cancels_the_handler(url, waiting, log, stream
 
 def test_request_timeout_bounds_a_call_and_each_wait_for_a_chunk(url, waiting):
     began = time.monotonic()
-    response = httpx.post(url + "/v1/chat/completions", json={"model": "waiting", **ASK, "wait": 30},
-                          headers=HEADERS, timeout=20)
+    response = httpx.post(
+        url + "/v1/chat/completions", json={"model": "waiting", **ASK, "wait": 30}, headers=HEADERS, timeout=20
+    )
     assert response.status_code == 408 and "timeout=1.5" in response.json()["error"]["message"]
     assert time.monotonic() - began < 10
     body = {"model": "waiting", **ASK, "stream": True, "first": 0, "then": 30}
@@ -112,8 +113,9 @@ def test_without_any_timeout_set_a_request_is_stopped_after_request_timeout(tmp_
     config = write_config(tmp_path, CONFIG.replace("litellm_settings: {request_timeout: 1.5}\n", ""))
     with running_server(config, request_timeout=0.5) as url:  # the config's default is 600 s
         began = time.monotonic()
-        response = httpx.post(url + "/v1/chat/completions", json={"model": "waiting", **ASK, "wait": 30},
-                              headers=HEADERS, timeout=20)
+        response = httpx.post(
+            url + "/v1/chat/completions", json={"model": "waiting", **ASK, "wait": 30}, headers=HEADERS, timeout=20
+        )
         assert response.status_code == 408 and "request_timeout=0.5" in response.json()["error"]["message"]
         assert time.monotonic() - began < 10 and waiting.finished.wait(5)  # the handler was stopped
         body = {"model": "waiting", **ASK, "stream": True, "first": 0, "then": 30}
@@ -125,7 +127,9 @@ def test_without_any_timeout_set_a_request_is_stopped_after_request_timeout(tmp_
 
 
 def test_request_timeout_defaults_to_litellms_600_seconds(tmp_path):
-    config = load_config(write_config(tmp_path, "model_list:\n  - {model_name: e, litellm_params: {model: demo/echo}}\n"))
+    config = load_config(
+        write_config(tmp_path, "model_list:\n  - {model_name: e, litellm_params: {model: demo/echo}}\n")
+    )
     assert (config.timeout, config.request_timeout, config.request_limit) == (None, 600, 600)
 
 
@@ -133,14 +137,18 @@ def test_request_timeout_defaults_to_litellms_600_seconds(tmp_path):
 def test_a_trailing_slash_is_served_never_redirected(url):
     ok = httpx.post(url + "/v1/chat/completions/", json={"model": "waiting", **ASK, "wait": 0}, headers=HEADERS)
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "late"
-    anonymous = httpx.post(url + "/chat/completions/", json={"model": "waiting", **ASK}, headers={"Host": "evil.example"})
+    anonymous = httpx.post(
+        url + "/chat/completions/", json={"model": "waiting", **ASK}, headers={"Host": "evil.example"}
+    )
     assert anonymous.status_code == 401 and "location" not in anonymous.headers
     assert httpx.get(url + "/v1/models/", headers=HEADERS).json()["data"][0]["id"] == "waiting"
 
 
 @pytest.mark.parametrize("how", ["interrupt", "exit"])
 def test_keyboardinterrupt_or_systemexit_from_a_handler_is_an_openai_error(url, how):
-    response = httpx.post(url + "/v1/chat/completions", json={"model": "interrupting", **ASK, "how": how}, headers=HEADERS)
+    response = httpx.post(
+        url + "/v1/chat/completions", json={"model": "interrupting", **ASK, "how": how}, headers=HEADERS
+    )
     assert response.status_code == 500
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert ("KeyboardInterrupt" if how == "interrupt" else "SystemExit") in response.json()["error"]["message"]
@@ -169,8 +177,10 @@ def test_headers_that_never_finish_are_closed_after_the_read_timeout(url):
 
 
 def test_a_body_that_never_finishes_is_answered_408_and_closed(url):
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
     with raw_request(url, head + b'{"model": ') as sock:
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 0.5 s" in answer
@@ -199,11 +209,14 @@ class Steady(CustomLLM):
 def test_64_hung_calls_to_one_model_leave_the_others_answering_as_fast(tmp_path):
     hanging = Hanging()
     register(hanging=hanging, steady=Steady())
-    config = write_config(tmp_path, """\
+    config = write_config(
+        tmp_path,
+        """\
         model_list:
           - {model_name: hung, litellm_params: {model: hanging/m, timeout: 0.3}}
           - {model_name: healthy, litellm_params: {model: steady/m}}
-        """)
+        """,
+    )
 
     def p99(client: httpx.Client) -> float:
         def one(_: int) -> float:
@@ -219,8 +232,12 @@ def test_64_hung_calls_to_one_model_leave_the_others_answering_as_fast(tmp_path)
         with running_server(config) as url, httpx.Client(base_url=url, timeout=10) as client:
             alone = p99(client)
             with ThreadPoolExecutor(max_workers=64) as pool:
-                hung = list(pool.map(lambda _: client.post("/v1/chat/completions", json={"model": "hung", **ASK}).status_code,
-                                     range(64)))
+                hung = list(
+                    pool.map(
+                        lambda _: client.post("/v1/chat/completions", json={"model": "hung", **ASK}).status_code,
+                        range(64),
+                    )
+                )
             assert hung == [408] * 64  # every hung call timed out, and its thread is still held
             beside_hung = p99(client)
             assert beside_hung <= 2 * alone, (alone, beside_hung)
@@ -242,8 +259,10 @@ litellm_settings:
             response = httpx.post(server.url + "/v1/chat/completions", json={"model": "buggy", **ASK})
             assert response.status_code == 500 and "KeyError" in response.json()["error"]["message"]
         for _ in range(20):  # uploads the client gives up on half-way
-            with raw_request(server.url, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                                         b"Content-Length: 1000\r\n\r\n{\"model\": \"bu"):
+            with raw_request(
+                server.url,
+                b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"model": "bu',
+            ):
                 time.sleep(0.01)
         time.sleep(0.3)
         server.signal(15)

@@ -10,7 +10,8 @@ from llmkit.proxy.server import risk_warnings
 from proxy_support import Recorder, register, running_server, write_config
 
 ALICE, BOB, MASTER = "sk-alice-7f3a9c1e5b", "sk-bob-0d2e4f6a8c", "sk-master-91b3c5d7e9"
-CONFIG = """\
+CONFIG = (
+    """\
 model_list:
   - {model_name: chat, litellm_params: {model: demo/echo}}
 general_settings:
@@ -18,7 +19,9 @@ general_settings:
   keys:
     - {name: alice, key: os.environ/TEST_ALICE_KEY}
     - {name: bob, key: %s}
-""" % BOB
+"""
+    % BOB
+)
 
 
 @pytest.fixture

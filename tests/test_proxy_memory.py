@@ -25,8 +25,10 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
 
 
-@pytest.mark.skipif(not hasattr(CustomStreamWrapper, "replay_limit"),
-                    reason="needs the stream wrapper's replay_limit (issue 12 item 5, the library half)")
+@pytest.mark.skipif(
+    not hasattr(CustomStreamWrapper, "replay_limit"),
+    reason="needs the stream wrapper's replay_limit (issue 12 item 5, the library half)",
+)
 def test_a_100000_chunk_stream_does_not_grow_the_server_by_its_chunks(tmp_path):
     server = ServerProcess(tmp_path, CONFIG).wait_ready()
     try:
@@ -34,8 +36,9 @@ def test_a_100000_chunk_stream_does_not_grow_the_server_by_its_chunks(tmp_path):
         httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60)  # warm up
         before = rss_mb(server.process.pid)
         events = 0
-        with httpx.stream("POST", server.url + "/v1/chat/completions", json={**body, "chunks": CHUNKS},
-                          timeout=120) as response:
+        with httpx.stream(
+            "POST", server.url + "/v1/chat/completions", json={**body, "chunks": CHUNKS}, timeout=120
+        ) as response:
             for line in response.iter_lines():
                 events += line.startswith("data: ")
                 if events == CHUNKS // 2:

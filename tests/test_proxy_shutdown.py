@@ -84,13 +84,20 @@ def test_requests_still_running_at_the_deadline_are_stopped_answered_and_logged_
         streamed: list = []
         started = threading.Semaphore(0)
         stream_thread = threading.Thread(
-            target=stream, args=(server.url, {"chunks": 1000, "every": 0.05, "marks": str(marks)}, streamed, started))
+            target=stream, args=(server.url, {"chunks": 1000, "every": 0.05, "marks": str(marks)}, streamed, started)
+        )
         stream_thread.start()
         wait_for(started, 1)
         answered: list = []
-        body = {"model": "slow", "messages": [{"role": "user", "content": "x"}], "seconds": 60, "marks": str(call_marks)}
+        body = {
+            "model": "slow",
+            "messages": [{"role": "user", "content": "x"}],
+            "seconds": 60,
+            "marks": str(call_marks),
+        }
         call_thread = threading.Thread(
-            target=lambda: answered.append(httpx.post(server.url + "/v1/chat/completions", json=body, timeout=30)))
+            target=lambda: answered.append(httpx.post(server.url + "/v1/chat/completions", json=body, timeout=30))
+        )
         call_thread.start()
         deadline = time.monotonic() + 20
         while not (call_marks / "started").exists() and time.monotonic() < deadline:  # the call reached its handler
@@ -119,8 +126,12 @@ def test_a_port_in_use_is_one_clear_line_and_exit_2(tmp_path):
         taken.bind(("127.0.0.1", port))
         taken.listen()
         config = write_config(tmp_path, "model_list:\n  - {model_name: echo, litellm_params: {model: demo/echo}}\n")
-        done = subprocess.run([*llmkit_command(), "serve", "--config", str(config), "--host", "127.0.0.1",
-                               "--port", str(port)], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*llmkit_command(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -58,8 +58,11 @@ def test_two_workers_serve_one_port_a_dead_one_is_replaced_and_sigterm_drains_bo
         assert answering_pid(server.url, answered)
 
         slow: list = []
-        thread = threading.Thread(target=lambda: slow.append(httpx.post(
-            server.url + "/v1/chat/completions", json={**ASK, "seconds": 1.5}, timeout=30)))
+        thread = threading.Thread(
+            target=lambda: slow.append(
+                httpx.post(server.url + "/v1/chat/completions", json={**ASK, "seconds": 1.5}, timeout=30)
+            )
+        )
         thread.start()
         time.sleep(0.5)
         server.signal(signal.SIGTERM)

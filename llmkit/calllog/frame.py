@@ -20,8 +20,17 @@ __all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_data
 CATEGORIES = ("model", "provider", "kind", "status", "source", "user")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
 FLOATS = ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd")
-TEXTS = ("call_id", "handler_model", "prompt", "response", "finish_reason", "error_type", "error_message", "run_id",
-         "error_traceback")
+TEXTS = (
+    "call_id",
+    "handler_model",
+    "prompt",
+    "response",
+    "finish_reason",
+    "error_type",
+    "error_message",
+    "run_id",
+    "error_traceback",
+)
 
 
 def to_dataframe(columns: dict[str, list], annotation_rows: list[tuple]) -> pd.DataFrame:

@@ -69,7 +69,8 @@ def _refuse_non_finite(raw: bytes) -> None:
         from_json(raw, allow_inf_nan=False)
     except ValueError as exc:
         raise HTTPError(
-            400, f"the request body is not valid JSON ({exc}); NaN and Infinity are not JSON numbers, send finite numbers"
+            400,
+            f"the request body is not valid JSON ({exc}); NaN and Infinity are not JSON numbers, send finite numbers",
         ) from None
 
 

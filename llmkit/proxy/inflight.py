@@ -75,14 +75,19 @@ class InFlight:
                     continue
                 if request.reading:
                     if now - request.began > self.read_timeout:
-                        request.stop(f"the request body did not arrive within {self.read_timeout:g} s; send it"
-                                     " without pausing", 408)
+                        request.stop(
+                            f"the request body did not arrive within {self.read_timeout:g} s; send it without pausing",
+                            408,
+                        )
                 elif request.body_read:
                     if request.watcher is None:
                         request.watch()  # running a while: stop it if its client leaves
                     if now - request.progress > self.request_timeout:
-                        request.stop(f"no answer within request_timeout={self.request_timeout:g} s; raise"
-                                     " litellm_settings.request_timeout in the proxy's config if the model is slow", 408)
+                        request.stop(
+                            f"no answer within request_timeout={self.request_timeout:g} s; raise"
+                            " litellm_settings.request_timeout in the proxy's config if the model is slow",
+                            408,
+                        )
 
     async def drain(self, seconds: float, forced: Callable[[], bool] = lambda: False) -> int:
         """Wait up to ``seconds`` for the requests in flight to finish (less if ``forced()`` turns
@@ -104,8 +109,22 @@ class InFlight:
 class _Request:
     """One request's task, and what has been received and sent so far."""
 
-    __slots__ = ("task", "_receive", "_send", "began", "progress", "reading", "body_read", "watcher", "started",
-                 "streaming", "finished", "disconnected", "stopped_by", "status")
+    __slots__ = (
+        "task",
+        "_receive",
+        "_send",
+        "began",
+        "progress",
+        "reading",
+        "body_read",
+        "watcher",
+        "started",
+        "streaming",
+        "finished",
+        "disconnected",
+        "stopped_by",
+        "status",
+    )
 
     def __init__(self, receive: Any, send: Any) -> None:
         self.task = asyncio.current_task()
@@ -135,8 +154,10 @@ class _Request:
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
-            self.streaming = any(name == b"content-type" and value.startswith(b"text/event-stream")
-                                 for name, value in message.get("headers", ()))
+            self.streaming = any(
+                name == b"content-type" and value.startswith(b"text/event-stream")
+                for name, value in message.get("headers", ())
+            )
         elif kind == "http.response.body":
             self.progress = time.monotonic()
             self.finished = not message.get("more_body", False)

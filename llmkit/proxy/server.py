@@ -27,7 +27,9 @@ logger = logging.getLogger("llmkit.proxy")
 GRACEFUL_SECONDS = 30
 READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body, to arrive
 # Keys copied from docs and examples; anyone can guess them.
-WELL_KNOWN_KEYS = frozenset({"sk-1234", "sk-12345", "sk-123", "sk-test", "sk-master", "master_key", "changeme", "password"})
+WELL_KNOWN_KEYS = frozenset(
+    {"sk-1234", "sk-12345", "sk-123", "sk-test", "sk-master", "master_key", "changeme", "password"}
+)
 
 
 class ServeError(Exception):
@@ -155,7 +157,9 @@ def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
             f"no master_key is set and the server listens on {host}: anyone who can reach it can call"
             " your models; set general_settings.master_key (e.g. os.environ/LLMKIT_MASTER_KEY)"
         ]
-    guessable = [name for name, key in {"master_key": config.master_key, **config.keys}.items() if key in WELL_KNOWN_KEYS]
+    guessable = [
+        name for name, key in {"master_key": config.master_key, **config.keys}.items() if key in WELL_KNOWN_KEYS
+    ]
     if guessable:
         return [
             f"{', '.join(guessable)}: a well-known example key, and the server listens on {host}: anyone can"

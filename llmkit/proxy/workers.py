@@ -32,13 +32,25 @@ logger = logging.getLogger("llmkit.proxy")
 RESTART_INTERVAL = 1.0  # seconds between two starts of the same worker, so a crash loop does not spin
 
 
-def supervise(config_path: str, sock: socket.socket, workers: int, access_log: bool = False,
-              graceful_seconds: float | None = None) -> int:
+def supervise(
+    config_path: str, sock: socket.socket, workers: int, access_log: bool = False, graceful_seconds: float | None = None
+) -> int:
     """Run ``workers`` processes serving ``sock`` until a signal; returns the exit status."""
     signals: list[int] = []
-    previous = {sig: signal.signal(sig, lambda sig, frame: signals.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    command = [sys.executable, "-m", "llmkit.proxy.workers", "--config", os.path.abspath(config_path),
-               "--fd", str(sock.fileno()), "--parent", str(os.getpid())]
+    previous = {
+        sig: signal.signal(sig, lambda sig, frame: signals.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "llmkit.proxy.workers",
+        "--config",
+        os.path.abspath(config_path),
+        "--fd",
+        str(sock.fileno()),
+        "--parent",
+        str(os.getpid()),
+    ]
     if access_log:
         command.append("--access-log")
     if graceful_seconds is not None:
@@ -52,8 +64,12 @@ def supervise(config_path: str, sock: socket.socket, workers: int, access_log: b
                 if process is not None and process.poll() is None:
                     continue
                 if process is not None:
-                    logger.warning("llmkit proxy: worker %d (pid %d) exited with status %s; starting another",
-                                   slot, process.pid, process.returncode)
+                    logger.warning(
+                        "llmkit proxy: worker %d (pid %d) exited with status %s; starting another",
+                        slot,
+                        process.pid,
+                        process.returncode,
+                    )
                 if time.monotonic() - started.get(slot, -RESTART_INTERVAL) >= RESTART_INTERVAL:
                     started[slot] = time.monotonic()
                     processes[slot] = subprocess.Popen(command, pass_fds=(sock.fileno(),), start_new_session=True)
@@ -104,8 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.ERROR)  # the supervisor has said what there is to say about the config
     config = load_config(args.config)
     logger.setLevel(logging.WARNING)
-    server = make_server(config, host, port, access_log=args.access_log,
-                         graceful_seconds=args.timeout_graceful_shutdown, parent=args.parent)
+    server = make_server(
+        config,
+        host,
+        port,
+        access_log=args.access_log,
+        graceful_seconds=args.timeout_graceful_shutdown,
+        parent=args.parent,
+    )
     run(server, sock)
     return finish()
 
