@@ -74,3 +74,15 @@ def test_two_workers_serve_one_port_a_dead_one_is_replaced_and_sigterm_drains_bo
     assert "worker" in server.stderr and "exited with status -9; starting another" in server.stderr
     # every answered call, from both workers and the replacement, is in the one log
     assert server.rows() == [("ok",)] * (len(answered) + 1)
+
+
+def test_a_worker_that_cannot_load_the_config_stops_the_server_with_status_2(tmp_path):
+    server = ServerProcess(tmp_path, CONFIG, "--workers", "2").wait_ready()
+    try:
+        workers = wait_until(lambda: len(server.children()) == 2 and server.children())
+        server.config.write_text("model_list: []\n")  # broken after the server started
+        os.kill(workers[0], signal.SIGKILL)
+        assert server.wait(timeout=30) == 2  # a replacement would fail the same way, again and again
+    finally:
+        server.kill()
+    assert "worker:" in server.stderr and "model_list" in server.stderr and "could not start" in server.stderr

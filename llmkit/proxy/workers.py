@@ -30,6 +30,7 @@ __all__ = ["supervise"]
 logger = logging.getLogger("llmkit.proxy")
 
 RESTART_INTERVAL = 1.0  # seconds between two starts of the same worker, so a crash loop does not spin
+CANNOT_START = 2  # a worker's exit status when its config no longer loads: starting it again cannot help
 
 
 def supervise(
@@ -63,6 +64,11 @@ def supervise(
                 process = processes.get(slot)
                 if process is not None and process.poll() is None:
                     continue
+                if process is not None and process.returncode == CANNOT_START:
+                    logger.error("llmkit proxy: worker %d could not start (see above); stopping", slot)
+                    signals.append(signal.SIGTERM)
+                    _stop([p for p in processes.values() if p is not process], signals)
+                    return CANNOT_START
                 if process is not None:
                     logger.warning(
                         "llmkit proxy: worker %d (pid %d) exited with status %s; starting another",
@@ -104,7 +110,7 @@ def _stop(processes: list[subprocess.Popen], signals: list[int]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """One worker: serve the supervisor's socket until SIGTERM."""
-    from llmkit.proxy.config import load_config
+    from llmkit.proxy.config import ConfigError, load_config
     from llmkit.proxy.server import GRACEFUL_SECONDS, finish, log_to_stderr, make_server, run
 
     parser = argparse.ArgumentParser(prog="python -m llmkit.proxy.workers")
@@ -118,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     host, port = sock.getsockname()[:2]
     logger.setLevel(logging.ERROR)  # the supervisor has said what there is to say about the config
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:  # the file changed since the supervisor read it
+        print(f"llmkit serve: worker: {exc}", file=sys.stderr)
+        return CANNOT_START
     logger.setLevel(logging.WARNING)
     server = make_server(
         config,
