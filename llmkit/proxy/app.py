@@ -57,8 +57,8 @@ class _Proxy:
         self.max_bytes = config.max_request_bytes
         # Keys by the SHA-256 of their value: every request's key is hashed once and compared with
         # each in constant time, so neither a key's content nor its length shows in the timing.
-        named = {**config.keys, **({MASTER: config.master_key} if config.master_key else {})}
-        self._keys = [(_digest(key), name) for name, key in named.items()]
+        named = [*config.keys.items(), *([(MASTER, config.master_key)] if config.master_key else [])]
+        self._keys = [(_digest(key), name) for name, key in named]
         created = int(time.time())
         models = [{"id": name, "object": "model", "created": created, "owned_by": "llmkit"} for name in config.model_names]
         self._models = json.dumps({"object": "list", "data": models}).encode()
