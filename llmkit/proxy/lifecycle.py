@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from typing import Any, Iterator
 
 import uvicorn
@@ -29,10 +30,18 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ProxyServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, inflight: InFlight, graceful_seconds: float, parent: int | None = None):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        inflight: InFlight,
+        graceful_seconds: float,
+        read_timeout: float,
+        parent: int | None = None,
+    ):
         super().__init__(config)
         self.inflight = inflight
         self.graceful_seconds = graceful_seconds
+        self.read_timeout = read_timeout
         self.parent = parent  # a worker's supervisor: when it is gone, the worker stops too
 
     @contextlib.contextmanager
@@ -55,7 +64,15 @@ class ProxyServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self.parent is not None and os.getppid() != self.parent:
             self.should_exit = True
+        self._close_slow_headers()
         return await super().on_tick(counter)
+
+    def _close_slow_headers(self) -> None:
+        late = time.monotonic() - self.read_timeout
+        for connection in list(self.server_state.connections):
+            since = getattr(connection, "headers_since", None)
+            if since is not None and since < late and not connection.transport.is_closing():
+                connection.transport.close()
 
     async def shutdown(self, sockets: list | None = None) -> None:
         for server in self.servers:
@@ -78,40 +95,30 @@ class ProxyServer(uvicorn.Server):
             task.cancel()
 
 
-def timed_headers_protocol(read_timeout: float) -> Any:
-    """httptools' protocol class, closing a connection whose request headers arrive too slowly;
-    None without httptools (h11 then serves, with no such deadline)."""
+def timed_headers_protocol() -> Any:
+    """httptools' protocol class, noting since when a connection has been waiting for request
+    headers (``ProxyServer`` closes it when that is too long); None without httptools (h11 then
+    serves, with no such deadline)."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:
         return None
 
     class TimedHeaders(HttpToolsProtocol):
+        # No timer per request: the server's tick looks at this ten times a second.
+        headers_since: float | None = None
+
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._headers_due = self.loop.call_later(read_timeout, self._headers_too_slow)
+            self.headers_since = time.monotonic()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._headers_due is None:
-                self._headers_due = self.loop.call_later(read_timeout, self._headers_too_slow)
+            if self.headers_since is None:
+                self.headers_since = time.monotonic()
 
         def on_headers_complete(self) -> None:
-            self._stop_clock()
+            self.headers_since = None
             super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_clock()
-            super().connection_lost(exc)
-
-        def _stop_clock(self) -> None:
-            if self._headers_due is not None:
-                self._headers_due.cancel()
-                self._headers_due = None
-
-        def _headers_too_slow(self) -> None:
-            self._headers_due = None
-            if not self.transport.is_closing():
-                self.transport.close()
 
     return TimedHeaders

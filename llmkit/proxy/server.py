@@ -138,14 +138,14 @@ def make_server(
         host=host,
         port=port,
         loop=_best("uvloop", "asyncio"),
-        http=timed_headers_protocol(read_timeout) or "h11",
+        http=timed_headers_protocol() or "h11",
         lifespan="off",
         access_log=access_log,
         log_level="info" if access_log else "warning",
         timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
     )
-    return ProxyServer(settings, app, graceful_seconds, parent=parent)
+    return ProxyServer(settings, app, graceful_seconds, read_timeout, parent=parent)
 
 
 def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
