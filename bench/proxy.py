@@ -2,11 +2,13 @@
 
     python bench/proxy.py [--seconds 10] [--connections 32] [--litellm /work/bench-venv-litellm/bin/litellm]
 
-Starts ``llmkit serve`` (one process) on a free loopback port with a canned-response handler
-(bench/proxy_handler.py), loads it with wrk (``apt-get install wrk``), times a 200-chunk stream end
-to end with httpx, and reads the server's resident memory. When LiteLLM's proxy is installed (in a
-virtualenv of its own; see --litellm) the same config goes through it in the same run. Loopback only;
-every load run is bounded by --seconds.
+Starts ``llmkit serve`` on a free loopback port with a canned-response handler
+(bench/proxy_handler.py), once with one worker and once with two (``--workers 2``), each writing the
+call log to a fresh SQLite file. Loads it with wrk (``apt-get install wrk``), times a 200-chunk stream
+end to end with httpx, and reads the server's resident memory (all its processes). After SIGTERM has
+drained the server, the rows in its log are counted against the requests answered: none may be
+missing. When LiteLLM's proxy is installed (in a virtualenv of its own; see --litellm) the same config
+goes through it in the same run. Loopback only; every load run is bounded by --seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -56,10 +59,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: list[str], port: int, cwd: Path, timeout: float) -> tuple[subprocess.Popen, float]:
+def start(command: list[str], port: int, cwd: Path, timeout: float, env: dict | None = None) -> tuple[subprocess.Popen, float]:
     """Start a server and wait for its first answered request; returns it and the seconds that took."""
     began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     while time.perf_counter() - began < timeout:
         if process.poll() is not None:
@@ -73,12 +76,14 @@ def start(command: list[str], port: int, cwd: Path, timeout: float) -> tuple[sub
     raise RuntimeError(f"{command[0]} did not answer within {timeout} s")
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> int | None:
+    """SIGTERM, then the exit status once it has drained (None if it had to be killed)."""
     process.terminate()
     try:
-        process.wait(timeout=15)
+        return process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
+        return None
 
 
 def rss_mb(pid: int) -> float:
@@ -103,9 +108,11 @@ def wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, fl
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
+        "requests": total,
         "rps": rps,
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
@@ -119,7 +126,10 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def stream_ms(port: int, runs: int = 50) -> float:
+STREAM_RUNS = 50
+
+
+def stream_ms(port: int, runs: int = STREAM_RUNS) -> float:
     """Median milliseconds from sending a 200-chunk stream request to reading [DONE]."""
     times = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=HEADERS, timeout=30) as client:
@@ -133,14 +143,22 @@ def stream_ms(port: int, runs: int = 50) -> float:
     return statistics.median(times[5:])  # the first few warm up the server
 
 
-def measure(name: str, command: list[str], port: int, folder: Path, args: argparse.Namespace, script: Path) -> dict:
-    process, startup = start(command, port, folder, timeout=120)
+def measure(name: str, command: list[str], port: int, folder: Path, args: argparse.Namespace, script: Path,
+            log: Path | None = None) -> dict:
+    env = {**os.environ, "LLMKIT_LOG_PATH": str(log)} if log is not None else None
+    process, startup = start(command, port, folder, timeout=120, env=env)
     try:
-        wrk(port, 2, args.connections, script)  # warm-up
+        warm = wrk(port, 2, args.connections, script)
         load = wrk(port, args.seconds, args.connections, script)
         result = {"name": name, "startup_s": startup, **load, "stream_ms": stream_ms(port), "rss_mb": rss_mb(process.pid)}
     finally:
-        stop(process)
+        result_status = stop(process)
+    # Requests the server answered: the start-up probe, both wrk runs, the streams.
+    result["answered"] = 1 + warm["requests"] + load["requests"] + STREAM_RUNS + 5
+    result["exit"] = result_status
+    if log is not None:
+        with sqlite3.connect(log) as db:
+            result["rows"] = db.execute("SELECT count(*) FROM calls").fetchone()[0]
     return result
 
 
@@ -161,19 +179,32 @@ def main() -> int:
         script = folder / "post.lua"
         script.write_text(WRK_SCRIPT)
         llmkit_cmd = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1"]
-        port = free_port()
-        results = [measure("llmkit", llmkit_cmd + ["--port", str(port)], port, folder, args, script)]
+        results = []
+        for workers in (1, 2):
+            port = free_port()
+            command = llmkit_cmd + ["--port", str(port), "--workers", str(workers)]
+            log = folder / f"calls-{workers}w.db"
+            results.append(measure(f"llmkit {workers}w", command, port, folder, args, script, log=log))
         if os.path.exists(args.litellm):
             port = free_port()
             litellm_cmd = [args.litellm, "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
             results.append(measure("litellm", litellm_cmd, port, folder, args, script))
         else:
             print(f"(LiteLLM's proxy not found at {args.litellm}: comparison skipped)")
-    print(f"{'':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'stream200 ms':>13} {'RSS MB':>8} {'start s':>8}")
+    print(f"{'':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'stream200 ms':>13} {'RSS MB':>8}"
+          f" {'start s':>8} {'answered':>9} {'log rows':>9}")
     for r in results:
-        print(f"{r['name']:8} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:8d}"
-              f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f}  {r['socket_errors']}")
-    return 0
+        rows = f"{r['rows']:9d}" if "rows" in r else f"{'-':>9}"
+        print(f"{r['name']:10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:8d}"
+              f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f} {r['answered']:9d} {rows}  {r['socket_errors']}")
+    one, two = results[0], results[1]
+    print(f"2 workers / 1 worker: {two['rps'] / one['rps']:.2f}x req/s (goal >= 1.6x on 2 cores), p99"
+          f" {one['p99_ms']:.1f} -> {two['p99_ms']:.1f} ms")
+    # wrk does not count requests cut off when its time is up, which the server may still have answered
+    # and logged: a log may hold up to one such row per connection and run more than wrk counted.
+    lost = [r["name"] for r in results if "rows" in r and r["rows"] < r["answered"]]
+    print("log rows = requests answered: " + (f"MISSING ROWS in {', '.join(lost)}" if lost else "yes, none lost"))
+    return 1 if lost else 0
 
 
 if __name__ == "__main__":

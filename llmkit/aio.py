@@ -16,9 +16,19 @@ import contextvars
 import functools
 import os
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterator, TypeVar
 
-__all__ = ["aiter_in_thread", "handler_pool", "iterate_sync", "run_in_thread", "run_sync", "submit"]
+__all__ = [
+    "aiter_in_thread",
+    "handler_pool",
+    "iterate_sync",
+    "run_in_thread",
+    "run_sync",
+    "stop_handler_threads",
+    "submit",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
@@ -87,32 +97,80 @@ def iterate_sync(aiterable: Any) -> Iterator[Any]:
             run_sync(aclose())
 
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+async def wait_for(awaitable: Awaitable[T], timeout: float) -> T:
+    """``asyncio.wait_for``, except that a KeyboardInterrupt or SystemExit raised by ``awaitable``
+    reaches the caller as an exception of this call. (Before Python 3.12 wait_for runs the awaitable
+    in a task of its own, and a task raising one of those stops the whole event loop: a server's.)"""
+    if _timeout is not None:  # Python 3.11+: no task in between, which is also several times cheaper
+        async with _timeout(timeout):
+            return await awaitable
+    try:
+        return await asyncio.wait_for(_contained(awaitable), timeout)
+    except _Escaped as escaped:
+        raise escaped.exception from None
 
 
-def handler_pool() -> concurrent.futures.ThreadPoolExecutor:
+_timeout = getattr(asyncio, "timeout", None)
+
+
+class _Escaped(Exception):
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+
+async def _contained(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise _Escaped(exc) from None
+
+
+_pools: dict[Hashable, concurrent.futures.ThreadPoolExecutor] = {}
+THREAD_PREFIX = "llmkit-handler"
+
+
+def handler_pool(key: Hashable = None) -> concurrent.futures.ThreadPoolExecutor:
     """The threads sync handlers run in when called from async code or under a timeout.
 
-    Not the loop's default executor, which has only cores + 4 threads: calls to a model mostly
-    wait on the network, so a comparison of 32 calls at once should have 32 threads to wait in.
-    ``LLMKIT_HANDLER_THREADS`` sets the size (default 64).
+    One pool per ``key`` (the dispatcher passes the provider and model), so that calls to one model
+    that hang hold only that model's threads while the others keep answering. Not the loop's default
+    executor, which has only cores + 4 threads: calls to a model mostly wait on the network, so a
+    comparison of 32 calls at once should have 32 threads to wait in. ``LLMKIT_HANDLER_THREADS`` sets
+    the size of each pool (default 64); threads start when needed.
     """
-    global _pool
-    if _pool is None:
+    pool = _pools.get(key)
+    if pool is None:
         with _lock:
-            if _pool is None:
+            pool = _pools.get(key)
+            if pool is None:
                 size = int(os.environ.get("LLMKIT_HANDLER_THREADS", "64"))
-                _pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="llmkit-handler")
-    return _pool
+                pool = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix=THREAD_PREFIX)
+                _pools[key] = pool
+    return pool
 
 
-async def run_in_thread(fn: Callable[..., T], /, *args: Any) -> T:
-    """Await a blocking call in the handler pool, keeping context variables."""
+def stop_handler_threads(timeout: float) -> int:
+    """Stop every handler pool: queued calls are dropped, idle threads end, and running calls get
+    ``timeout`` seconds in all to return. Returns how many threads are still running a call."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    busy = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sum(thread.is_alive() for thread in busy)
+
+
+async def run_in_thread(fn: Callable[..., T], /, *args: Any, pool: Hashable = None) -> T:
+    """Await a blocking call in the handler pool for ``pool``, keeping context variables."""
     call = functools.partial(contextvars.copy_context().run, fn, *args)
-    return await asyncio.get_running_loop().run_in_executor(handler_pool(), call)
+    return await asyncio.get_running_loop().run_in_executor(handler_pool(pool), call)
 
 
-async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+async def aiter_in_thread(iterator: Iterator[Any], pool: Hashable = None) -> AsyncIterator[Any]:
     """Iterate a blocking iterator from async code without blocking the event loop.
 
     One worker thread drains the iterator and hands items to the loop as they come, which costs a
@@ -144,7 +202,7 @@ async def aiter_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
                 close()
         hand_over((False, None))
 
-    loop.run_in_executor(handler_pool(), produce)
+    loop.run_in_executor(handler_pool(pool), produce)
     try:
         while True:
             ok, item = await queue.get()

@@ -30,17 +30,33 @@ def _add_serve_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
+    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="server processes on the port (default 1; 'auto': one per core)")
+    parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)")
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        import os
+
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers; give a whole number >= 1, or auto")
+    return int(text)
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
         from llmkit.proxy import ConfigError, serve
+        from llmkit.proxy.server import ServeError
     except ImportError as exc:
         print(f"llmkit serve needs the proxy extra ({exc.name} is missing): pip install 'llmkit[proxy]'", file=sys.stderr)
         return 2
     try:
-        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log)
-    except ConfigError as exc:
+        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log, workers=args.workers,
+                     graceful_seconds=args.timeout_graceful_shutdown)
+    except (ConfigError, ServeError) as exc:
         print(f"llmkit serve: {exc}", file=sys.stderr)
         return 2
 

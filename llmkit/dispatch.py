@@ -93,6 +93,12 @@ class _Call:
             "timeout": DEFAULT_TIMEOUT if timeout is None else timeout,
         }
 
+    @property
+    def threads(self) -> tuple[str, str]:
+        """The handler pool this call's blocking work runs in: one per model, so one that hangs
+        cannot hold the threads every other model needs."""
+        return (self.provider, self.model)
+
     def litellm_params(self, control: dict[str, Any]) -> dict[str, Any]:
         return {
             "custom_llm_provider": self.provider,
@@ -155,7 +161,7 @@ class _Call:
         if implements(handler, self.async_method) or not implements(handler, self.sync_method):
             result = call_handler(getattr(handler, self.async_method), self.kwargs)
         else:
-            result = _aio().run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs)
+            result = _aio().run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs, pool=self.threads)
         if inspect.isawaitable(result):
             result = await self._with_timeout(result)
         return result
@@ -170,7 +176,7 @@ class _Call:
             TimeoutError as FutureTimeout,  # not builtin TimeoutError on 3.10
         )
 
-        future = _aio().handler_pool().submit(call_handler, method, self.kwargs)
+        future = _aio().handler_pool(self.threads).submit(call_handler, method, self.kwargs)
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
@@ -181,7 +187,7 @@ class _Call:
             return await awaitable
         asyncio = _asyncio()
         try:
-            return await asyncio.wait_for(awaitable, self.timeout)
+            return await _aio().wait_for(awaitable, self.timeout)
         except asyncio.TimeoutError:
             raise self._timeout_error() from None
 
@@ -340,8 +346,8 @@ async def _open_stream_async(call: _Call) -> AsyncIterator[Any]:
         if implements(handler, "astreaming") or not _can_chat(handler):
             return await _async_chunks(call_handler(handler.astreaming, call.kwargs))
         return replay(response_as_chunks(await call.run_async()))
-    result = await _aio().run_in_thread(call_handler, handler.streaming, call.kwargs)
-    return await _async_chunks(result, blocking=True)
+    result = await _aio().run_in_thread(call_handler, handler.streaming, call.kwargs, pool=call.threads)
+    return await _async_chunks(result, threads=call.threads)
 
 
 def _can_chat(handler: Any) -> bool:
@@ -365,8 +371,9 @@ def _sync_chunks(result: Any) -> Iterator[Any]:
     raise TypeError(f"streaming() returned {type(result).__name__}; return an iterator of GenericStreamingChunk dicts")
 
 
-async def _async_chunks(result: Any, blocking: bool = False) -> AsyncIterator[Any]:
-    """An async iterator over what ``astreaming()`` (or a sync ``streaming()``) returned."""
+async def _async_chunks(result: Any, threads: Any = None) -> AsyncIterator[Any]:
+    """An async iterator over what ``astreaming()`` (or a sync ``streaming()``, drained in the handler
+    pool ``threads``) returned."""
     if isinstance(result, dict):
         return replay((result,))
     if hasattr(result, "__anext__"):
@@ -374,12 +381,12 @@ async def _async_chunks(result: Any, blocking: bool = False) -> AsyncIterator[An
     if hasattr(result, "__aiter__"):
         return result.__aiter__()
     if inspect.isawaitable(result):
-        return await _async_chunks(await result, blocking)
+        return await _async_chunks(await result, threads)
     if isinstance(result, ModelResponse):
         return replay(response_as_chunks(result))
     if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
         # A sync generator may block between chunks: drain it in a worker thread.
-        return _aio().aiter_in_thread(iter(result)) if blocking else replay(result)
+        return _aio().aiter_in_thread(iter(result), pool=threads) if threads is not None else replay(result)
     raise TypeError(f"astreaming() returned {type(result).__name__}; yield GenericStreamingChunk dicts from it")
 
 

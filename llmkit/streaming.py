@@ -10,7 +10,6 @@ async source with no buffering in between; the two iteration paths mirror each o
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
@@ -331,7 +330,9 @@ class CustomStreamWrapper:
         if self._chunk_timeout is None:
             return await self._source.__anext__()
         try:
-            return await _within(self._source.__anext__(), self._chunk_timeout)
+            # aio's wait_for: asyncio.timeout where it exists (no task per chunk), and a handler's
+            # KeyboardInterrupt cannot stop a server's event loop
+            return await _aio().wait_for(self._source.__anext__(), self._chunk_timeout)
         except _asyncio().TimeoutError:
             raise timeout_error(self._chunk_timeout, self.llm_provider, self.model) from None
 
@@ -444,20 +445,6 @@ def _quietly(close: Callable[[], Any]) -> None:
 _IN_HAND = (type(iter([])), type(iter(())))
 
 
-async def _within(awaitable: Any, seconds: float) -> Any:
-    """``await awaitable``, raising TimeoutError after ``seconds``.
-
-    asyncio.timeout (3.11+) arms a timer in this task; wait_for runs the awaitable in a task of its
-    own, a hand-off through the event loop per chunk that doubled a busy stream's CPU.
-    """
-    asyncio = _asyncio()
-    if _HAS_TIMEOUT:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
-
-
-_HAS_TIMEOUT = sys.version_info >= (3, 11)
 
 
 async def replay(items: Iterable[Any]) -> AsyncIterator[Any]:

@@ -133,7 +133,12 @@ def test_handler_status_code_passes_through(client):
         (b'{"model": "echo", "messages": "hello"}', "messages: Input should be a valid array", "messages"),
         (b'{"model": "echo", "messages": [{"content": "x"}]}', "messages[0].role is missing", "messages[0].role"),
         (b'{"model": 3, "messages": [{"role": "user"}]}', "model: Input should be a valid string", "model"),
-        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": "often"}', "stream:", "stream"),
+        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": "often"}', "stream must be a JSON boolean", "stream"),
+        # OpenAI answers 400 to a string or a number for stream; pydantic alone would take them as true
+        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": "true"}', "stream must be a JSON boolean", "stream"),
+        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": 1}', "stream must be a JSON boolean", "stream"),
+        (b'{"model": "echo", "messages": [{"role": "user"}], "temperature": NaN}', "NaN and Infinity", None),
+        (b'{"model": "echo", "messages": [{"role": "user", "content": "NaN"}], "top_p": -Infinity}', "NaN and Infinity", None),
     ],
 )
 def test_bad_bodies_are_400_naming_the_field(client, body, message, param):

@@ -50,7 +50,8 @@ def test_chat_stream_image_and_error_requests_are_each_recorded_once(url, log):
         ("chat", "demo/fail", "error"),
     ]
     chat, stream, image, error = records
-    assert chat["metadata"] == {"model_name": "chat", "deployment": "echo-a"}
+    assert chat["metadata"] == {"model_name": "chat", "deployment": "echo-a", "user": "master"}
+    assert {r["user"] for r in records} == {"master"}  # the master key's name, never the key
     assert image["metadata"]["model_name"] == "paint"
     assert chat["response"] == stream["response"] == "hi there"
     assert stream["ttft_ms"] is not None

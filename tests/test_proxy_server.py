@@ -215,7 +215,7 @@ def test_seed_guide_curl_requests(seed_server, spelling):
     assert image["data"] == [{"url": "https://example.com/image.png"}]
 
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+    assert process.wait(timeout=20) == 0  # drained, log flushed, a clean exit (not uvicorn re-raising the signal)
     assert "llmkit proxy: http://127.0.0.1" in process.stderr.read()
 
 

@@ -17,11 +17,21 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
 
-CATEGORIES = ("model", "provider", "kind", "status", "source")
+CATEGORIES = ("model", "provider", "kind", "status", "source", "user")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
 FLOATS = ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd")
 BOOLEANS = ("tokens_estimated", "cache_hit")
-TEXTS = ("call_id", "handler_model", "prompt", "response", "finish_reason", "error_type", "error_message", "run_id")
+TEXTS = (
+    "call_id",
+    "handler_model",
+    "prompt",
+    "response",
+    "finish_reason",
+    "error_type",
+    "error_message",
+    "run_id",
+    "error_traceback",
+)
 
 
 def to_dataframe(columns: dict[str, list], annotation_rows: list[tuple]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from llmkit.calllog.costs import cost_of
+from llmkit.faults import handler_fault, traceback_text
 from llmkit.messages import last_user_text
 from llmkit.params import split_model, split_params
 from llmkit.tokens import count_message_tokens, count_tokens
@@ -47,6 +48,8 @@ COLUMNS = (
     "metadata",
     "run_id",
     "cache_hit",
+    "user",
+    "error_traceback",
 )
 
 #: Columns holding lists or dicts; stores keep them as JSON text.
@@ -74,6 +77,7 @@ def build_record(entry: Any) -> dict[str, Any]:
         "params": params,
         "metadata": kwargs.get("metadata") or None,
         "run_id": entry.capture.run_id if entry.capture is not None else None,
+        "user": _user(kwargs.get("metadata")),
         "status": entry.status,
         "latency_ms": (entry.t_end - entry.t0) * 1000.0,
         "ttft_ms": (entry.t_first - entry.t0) * 1000.0 if entry.t_first is not None else None,
@@ -111,6 +115,11 @@ def _split(model: Any, custom_llm_provider: Any) -> tuple[str | None, str | None
         return split_model(model, custom_llm_provider)
     except Exception:  # a malformed model string: the call failed on it, and the log says so
         return None, None
+
+
+def _user(metadata: Any) -> str | None:
+    """Who made the call: ``metadata["user"]`` (the proxy puts its caller's key name there)."""
+    return _text(metadata.get("user")) if isinstance(metadata, dict) else None
 
 
 def _text(value: Any) -> str | None:
@@ -230,6 +239,9 @@ def _add_error(record: dict[str, Any], entry: Any) -> None:
         record["status_code"] = status if isinstance(status, int) and not isinstance(status, bool) else None
         message = getattr(error, "message", None)
         record["error_message"] = message if isinstance(message, str) else str(error) or None
+        fault = handler_fault(error)  # a handler's bug, not an answer such as a 429: keep where it was
+        if fault is not None:
+            record["error_traceback"] = traceback_text(fault)
     elif entry.reason is not None:
         record["error_message"] = entry.reason
 

@@ -69,6 +69,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX response_cache_model ON response_cache (model);
         """,
     ),
+    (
+        # who made each call (the proxy's key name), and where a handler's own bug was raised
+        "005_calls_user_and_error_traceback",
+        """
+        ALTER TABLE calls ADD COLUMN user TEXT;
+        ALTER TABLE calls ADD COLUMN error_traceback TEXT;
+        CREATE INDEX calls_user ON calls (user);
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"

@@ -1,14 +1,19 @@
 """The OpenAI-compatible HTTP app: short routes over the router and the dispatcher.
 
-Every route is served with and without the ``/v1`` prefix. With a master key, every route but the
-health checks needs ``Authorization: Bearer <key>``. Errors always have OpenAI's body shape.
+Every route is served with and without the ``/v1`` prefix, and with or without a trailing slash.
+With a master key or named keys, every route but the health checks needs ``Authorization: Bearer
+<key>``; the key's name reaches the call log as the call's ``user``. Errors always have OpenAI's body
+shape. :class:`~llmkit.proxy.inflight.InFlight` wraps the app: it stops a request whose client
+left, and all of them at shutdown.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
+import logging
 import sys
 import time
 from array import array
@@ -16,7 +21,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -24,6 +29,8 @@ import llmkit
 from llmkit.proxy.bodies import ChatBody, EmbeddingBody, ImageBody, parse_body
 from llmkit.proxy.config import ProxyConfig
 from llmkit.proxy.errors import HTTPError, error_body, error_from_exception
+from llmkit.proxy.inflight import InFlight
+from llmkit.proxy.notices import notice
 from llmkit.proxy.openapi import openapi_document
 from llmkit.proxy.router import Router
 from llmkit.proxy.sse import EventStream
@@ -34,16 +41,24 @@ JSON = "application/json"
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def build_app(config: ProxyConfig) -> Starlette:
-    """The ASGI app serving ``config``'s models."""
-    return _Proxy(config).app
+MASTER = "master"  # the user name calls made with the master key are logged under
+
+
+def build_app(config: ProxyConfig, read_timeout: float = 30.0, request_timeout: float | None = None) -> InFlight:
+    """The ASGI app serving ``config``'s models. A request body must arrive within ``read_timeout``
+    seconds; a request is stopped after ``request_timeout`` seconds without progress (the config's)."""
+    limit = config.request_limit if request_timeout is None else request_timeout
+    return InFlight(_Proxy(config).app, read_timeout=read_timeout, request_timeout=limit)
 
 
 class _Proxy:
     def __init__(self, config: ProxyConfig) -> None:
         self.router = Router(config)
         self.max_bytes = config.max_request_bytes
-        self._key = config.master_key.encode() if config.master_key else None
+        # Keys by the SHA-256 of their value: every request's key is hashed once and compared with
+        # each in constant time, so neither a key's content nor its length shows in the timing.
+        named = [*config.keys.items(), *([(MASTER, config.master_key)] if config.master_key else [])]
+        self._keys = [(_digest(key), name) for name, key in named]
         created = int(time.time())
         models = [{"id": name, "object": "model", "created": created, "owned_by": "llmkit"} for name in config.model_names]
         self._models = json.dumps({"object": "list", "data": models}).encode()
@@ -65,29 +80,30 @@ class _Proxy:
             ],
             exception_handlers={HTTPException: _starlette_error},
         )
+        self.app.router.redirect_slashes = False  # InFlight serves "/path/" as "/path"
 
     # -- routes --------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
-        self._authorize(request)
+        user = self._authorize(request)
         body = parse_body(ChatBody, await self._read(request))
         params = body.params()
         if body.stream:
-            chunks = await self.router.chat_stream(body.model, body.messages, params)
+            chunks = await self.router.chat_stream(body.model, body.messages, params, user=user)
             return EventStream(chunks)  # type: ignore[return-value]
-        response = await self.router.chat(body.model, body.messages, params)
+        response = await self.router.chat(body.model, body.messages, params, user=user)
         return _json(response)
 
     async def images(self, request: Request) -> Response:
-        self._authorize(request)
+        user = self._authorize(request)
         body = parse_body(ImageBody, await self._read(request))
-        response = await self.router.image(body.model, body.prompt, body.params())
+        response = await self.router.image(body.model, body.prompt, body.params(), user=user)
         return _json(response, exclude_none=True)  # {"created", "data": [{"url"}]}, as OpenAI sends it
 
     async def embeddings(self, request: Request) -> Response:
-        self._authorize(request)
+        user = self._authorize(request)
         body = parse_body(EmbeddingBody, await self._read(request))
         params = body.params()
-        response = await self.router.embedding(body.model, body.input, params)
+        response = await self.router.embedding(body.model, body.input, params, user=user)
         if params.get("encoding_format") == "base64":
             _encode_vectors(response)
         return _json(response)
@@ -108,28 +124,39 @@ class _Proxy:
         return Response(self._openapi, media_type=JSON)
 
     # -- shared --------------------------------------------------------------------------------
-    def _authorize(self, request: Request) -> None:
-        if self._key is None:
-            return
+    def _authorize(self, request: Request) -> str | None:
+        """The name of the request's key (None when the proxy has no keys); 401 if it has none of them."""
+        if not self._keys:
+            return None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
+        digest = _digest(token.strip())
+        user = None
+        for key, name in self._keys:  # no early exit: the time taken does not say which key matched
+            if hmac.compare_digest(digest, key):
+                user = name
+        if scheme.lower() != "bearer" or user is None:
             raise HTTPError(
                 401,
                 "missing or wrong API key; send the header 'Authorization: Bearer <key>' with the"
-                " proxy's master_key (general_settings.master_key in its config)",
+                " proxy's master_key or one of its keys (general_settings in its config)",
                 code="invalid_api_key",
             )
+        return user
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large()
         parts, size = [], 0
-        async for part in request.stream():
-            size += len(part)
-            if size > self.max_bytes:
-                raise self._too_large()
-            parts.append(part)
+        try:
+            async for part in request.stream():
+                size += len(part)
+                if size > self.max_bytes:
+                    raise self._too_large()
+                parts.append(part)
+        except ClientDisconnect:
+            notice("upload", logging.INFO, "llmkit proxy: a client disconnected before sending its whole request body")
+            raise HTTPError(400, "the client disconnected before sending the whole body") from None
         return b"".join(parts)
 
     def _too_large(self) -> HTTPError:
@@ -139,6 +166,10 @@ class _Proxy:
             f"the request body is larger than {limit:g} MB; send less, or raise"
             " general_settings.max_request_size_mb in the proxy's config",
         )
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
 
 
 def _json(model: Any, exclude_none: bool = False) -> Response:
@@ -160,7 +191,7 @@ def _answering_errors(endpoint: Endpoint) -> Endpoint:
     async def answer(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:  # a handler's too: never a bare 500 page
             status, body = error_from_exception(exc)
             return Response(body, status_code=status, media_type=JSON)
 

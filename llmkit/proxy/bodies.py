@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic_core import from_json
 from typing_extensions import Required, TypedDict
 
 from llmkit.params import CONTROL_PARAMS
@@ -38,7 +39,7 @@ class ChatMessage(TypedDict, total=False):
 
 class ChatBody(_Body):
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: StrictBool = False  # "true" or 1 is a 400, as OpenAI answers it
 
 
 class ImageBody(_Body):
@@ -58,7 +59,19 @@ def parse_body(cls: type[B], raw: bytes) -> B:
         body = cls.model_validate_json(raw)
     except ValidationError as exc:
         raise _bad_request(exc) from None
+    if b"NaN" in raw or b"Infinity" in raw:  # cheap test first: JSON has no such numbers
+        _refuse_non_finite(raw)
     return body
+
+
+def _refuse_non_finite(raw: bytes) -> None:
+    try:
+        from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        raise HTTPError(
+            400,
+            f"the request body is not valid JSON ({exc}); NaN and Infinity are not JSON numbers, send finite numbers",
+        ) from None
 
 
 def _bad_request(exc: ValidationError) -> HTTPError:
@@ -70,6 +83,8 @@ def _bad_request(exc: ValidationError) -> HTTPError:
     field = _field(error["loc"])
     if error["type"] == "missing":
         message = f"{field} is missing; add it to the request body"
+    elif error["type"] == "bool_type":
+        message = f"{field} must be a JSON boolean, true or false, not {error['input']!r}"
     else:
         message = f"{field}: {error['msg']}"
     return HTTPError(400, message, param=field)

@@ -17,8 +17,11 @@
       num_retries: 2                  # also in router_settings, with timeout, fallbacks, routing_strategy
       cache: true                     # answer repeated requests from llmkit's response cache ("use");
                                       # or a mode: use, replay, refresh, off (LLMKIT_CACHE, when set, wins)
+      request_timeout: 600            # seconds a request may go without progress (default 600)
     general_settings:
       master_key: os.environ/LLMKIT_MASTER_KEY
+      keys:                           # named keys: the name is logged with each call (column "user")
+        - {name: alice, key: os.environ/ALICE_KEY}
 
 A bad config raises :class:`ConfigError`, whose message names the file, the key path, what was
 wrong and how to fix it. Loading registers the config's handlers with llmkit's provider registry.
@@ -45,6 +48,8 @@ __all__ = ["ConfigError", "Deployment", "ProxyConfig", "load_config"]
 logger = logging.getLogger("llmkit.proxy")
 
 ENV_PREFIX = "os.environ/"
+# LiteLLM's default: no request waits longer than this for an answer, or between two chunks of a stream.
+DEFAULT_REQUEST_TIMEOUT = 600.0
 # LiteLLM's rate-limit and weighting keys: llmkit does not act on them, and no handler expects them.
 IGNORED_PARAMS = frozenset({"rpm", "tpm", "weight", "max_parallel_requests", "stream_timeout"})
 
@@ -140,8 +145,14 @@ class Settings(_Lenient):
         return value if isinstance(value, bool) else check_mode(value, "cache")
 
 
+class NamedKey(_Strict):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
 class GeneralSettings(_Lenient):
     master_key: Optional[str] = None
+    keys: list[NamedKey] = Field(default_factory=list)
     max_request_size_mb: float = Field(default=10.0, gt=0)
 
 
@@ -188,15 +199,25 @@ class ProxyConfig:
         self.path = path
         self.deployments = deployments
         self.master_key = raw.general_settings.master_key
+        self.keys = {entry.name: entry.key for entry in raw.general_settings.keys}
         self.max_request_bytes = int(raw.general_settings.max_request_size_mb * 1024 * 1024)
         self.routing_strategy = router.routing_strategy
         self.num_retries = _first(router.num_retries, settings.num_retries, 0)
-        self.timeout = _first(router.timeout, settings.request_timeout)
+        self.timeout = _first(router.timeout, settings.request_timeout)  # per call, where set
+        self.request_timeout = _first(settings.request_timeout, DEFAULT_REQUEST_TIMEOUT)
         self.fallbacks = _fallback_map(_first(router.fallbacks, settings.fallbacks, {}))
 
     @property
     def model_names(self) -> list[str]:
         return list(self.deployments)
+
+    @property
+    def request_limit(self) -> float:
+        """Seconds a request may go without progress: ``request_timeout``, but never less than what the
+        timeouts set per call allow (each try of a call, with its retries)."""
+        per_call = [d.timeout or self.timeout for group in self.deployments.values() for d in group]
+        longest = max((t for t in per_call if t is not None), default=0.0)
+        return max(self.request_timeout, longest * (self.num_retries + 1))
 
 
 def _first(*values: Any) -> Any:
@@ -226,6 +247,7 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
         environ.setdefault(key, value)
     _warn_ignored(raw)
     raw.general_settings.master_key = _resolve(path, "general_settings.master_key", raw.general_settings.master_key, environ)
+    _resolve_keys(path, raw.general_settings.keys, environ)
     settings = raw.llmkit_settings or raw.litellm_settings
     section = "llmkit_settings" if raw.llmkit_settings else "litellm_settings"
     _register_handlers(path, section, settings.custom_provider_map)
@@ -370,6 +392,22 @@ def _resolve(path: Path, where: str, value: Any, environ: Any) -> Any:
             f" set it (export {name}=...) before starting, or write the value in the config"
         )
     return environ[name]
+
+
+def _resolve_keys(path: Path, keys: list[NamedKey], environ: Any) -> None:
+    names: set[str] = set()
+    values: set[str] = set()
+    for index, entry in enumerate(keys):
+        where = f"general_settings.keys[{index}]"
+        entry.key = _resolve(path, f"{where}.key", entry.key, environ)
+        if entry.name in names:
+            raise ConfigError(f"config file {path}: {where}.name {entry.name!r} is used twice; give each key its own name")
+        if entry.key in values:
+            raise ConfigError(
+                f"config file {path}: {where}.key is the same key as another entry's; give each person their own key"
+            )
+        names.add(entry.name)
+        values.add(entry.key)
 
 
 def _register_handlers(path: Path, section: str, entries: list[ProviderEntry]) -> None:

@@ -10,10 +10,10 @@ import json
 import logging
 
 from llmkit.errors import APIError
+from llmkit.faults import traceback_text
+from llmkit.proxy.notices import notice
 
 __all__ = ["HTTPError", "error_body", "error_from_exception", "stream_error_event"]
-
-logger = logging.getLogger("llmkit.proxy")
 
 _TYPES = {
     400: "invalid_request_error",
@@ -56,7 +56,7 @@ def error_from_exception(exc: BaseException) -> tuple[int, bytes]:
     if isinstance(exc, APIError):
         status = exc.status_code if 400 <= exc.status_code <= 599 else 500
         return status, error_body(status, exc.message)
-    logger.exception("unexpected error in the proxy")
+    notice(("unexpected", type(exc)), logging.ERROR, "llmkit proxy: unexpected error\n%s", traceback_text(exc).rstrip())
     return 500, error_body(500, f"internal error in the llmkit proxy: {type(exc).__name__}: {exc}")
 
 

@@ -20,6 +20,7 @@ from llmkit import retries
 from llmkit.errors import APIError, map_exception
 from llmkit.proxy.config import Deployment, ProxyConfig
 from llmkit.proxy.errors import HTTPError
+from llmkit.proxy.notices import handler_failed
 
 __all__ = ["RoutedStream", "Router"]
 
@@ -36,17 +37,22 @@ class Router:
         self._turns = {name: itertools.count() for name in self.deployments}
 
     # -- the three kinds of call -------------------------------------------------------------
-    async def chat(self, model_name: str, messages: list, params: dict[str, Any]) -> Any:
+    async def chat(self, model_name: str, messages: list, params: dict[str, Any], user: str | None = None) -> Any:
         async def call(deployment: Deployment, kwargs: dict[str, Any]) -> Any:
             return await llmkit.acompletion(model=deployment.model, messages=messages, **kwargs)
 
-        return await self._run(model_name, params, call)
+        return await self._run(model_name, params, call, user)
 
-    async def chat_stream(self, model_name: str, messages: list, params: dict[str, Any]) -> RoutedStream:
+    async def chat_stream(
+        self, model_name: str, messages: list, params: dict[str, Any], user: str | None = None
+    ) -> RoutedStream:
         """The stream's chunks; failures before the first chunk are retried like any call."""
 
         async def open_stream(deployment: Deployment, kwargs: dict[str, Any]) -> tuple[Any, Any, Deployment]:
             stream = await llmkit.acompletion(model=deployment.model, messages=messages, stream=True, **kwargs)
+            # Each chunk goes to the client and is let go: the proxy never replays a stream, and the
+            # call log takes the answer from the stream's converter (text, tool calls, usage).
+            stream.replay_limit = 0
             try:
                 first = await stream.__anext__()
             except StopAsyncIteration:
@@ -57,19 +63,19 @@ class Router:
             deployment.in_flight += 1  # held until the stream ends
             return stream, first, deployment
 
-        return RoutedStream(*await self._run(model_name, params, open_stream))
+        return RoutedStream(*await self._run(model_name, params, open_stream, user))
 
-    async def image(self, model_name: str, prompt: str, params: dict[str, Any]) -> Any:
+    async def image(self, model_name: str, prompt: str, params: dict[str, Any], user: str | None = None) -> Any:
         async def call(deployment: Deployment, kwargs: dict[str, Any]) -> Any:
             return await llmkit.aimage_generation(prompt=prompt, model=deployment.model, **kwargs)
 
-        return await self._run(model_name, params, call)
+        return await self._run(model_name, params, call, user)
 
-    async def embedding(self, model_name: str, input: Any, params: dict[str, Any]) -> Any:
+    async def embedding(self, model_name: str, input: Any, params: dict[str, Any], user: str | None = None) -> Any:
         async def call(deployment: Deployment, kwargs: dict[str, Any]) -> Any:
             return await llmkit.aembedding(model=deployment.model, input=input, **kwargs)
 
-        return await self._run(model_name, params, call)
+        return await self._run(model_name, params, call, user)
 
     # -- routing -------------------------------------------------------------------------------
     def check_model(self, model_name: str) -> None:
@@ -95,7 +101,7 @@ class Router:
             return random.choice(fresh)
         return fresh[next(self._turns[model_name]) % len(fresh)]
 
-    async def _run(self, model_name: str, params: dict[str, Any], call: Call) -> Any:
+    async def _run(self, model_name: str, params: dict[str, Any], call: Call, user: str | None) -> Any:
         self.check_model(model_name)
         error: APIError | None = None
         for name in (model_name, *self.fallbacks.get(model_name, ())):
@@ -106,18 +112,25 @@ class Router:
                     await asyncio.sleep(retries.backoff(attempt - 1, error))
                 tried.add(id(deployment))
                 try:
-                    return await self._call(deployment, model_name, params, call)
+                    return await self._call(deployment, model_name, params, call, user)
                 except Exception as exc:
                     error = map_exception(exc, None, deployment.model)
+                    handler_failed(model_name, deployment.id, error)
                     if not retries.is_retryable(error):
                         raise error from exc
         assert error is not None
         raise error
 
-    async def _call(self, deployment: Deployment, model_name: str, params: dict[str, Any], call: Call) -> Any:
+    async def _call(
+        self, deployment: Deployment, model_name: str, params: dict[str, Any], call: Call, user: str | None
+    ) -> Any:
         kwargs = {**deployment.params, **params}
         kwargs["source"] = "proxy"
+        # metadata["user"] is the name of the caller's key (the log's user column); a "user" field in
+        # the request body is the OpenAI parameter, in params, for the handler.
         kwargs["metadata"] = {"model_name": model_name, "deployment": deployment.id}
+        if user is not None:
+            kwargs["metadata"]["user"] = user
         timeout = deployment.timeout or self.timeout
         if timeout is not None:
             kwargs["timeout"] = timeout
@@ -137,9 +150,19 @@ class RoutedStream:
         self._deployment = deployment
         self._closed = False
 
+    @property
+    def model_name(self) -> str:
+        return self._deployment.model_name
+
+    @property
+    def deployment_id(self) -> str:
+        return self._deployment.id
+
     async def __aiter__(self) -> AsyncIterator[Any]:
-        if self._first is not None:
-            yield self._first
+        first, self._first = self._first, None  # held no longer than it takes to send it
+        if first is not None:
+            yield first
+            del first
         async for chunk in self._stream:
             yield chunk
 

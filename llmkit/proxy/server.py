@@ -1,81 +1,168 @@
-"""Running the proxy: load the config, warn about risky set-ups, serve with uvicorn.
+"""Running the proxy: load the config, warn about risky set-ups, bind the port, serve with uvicorn.
 
-One process, uvloop and httptools where installed (they are in the ``proxy`` extra). On SIGINT or
-SIGTERM uvicorn stops accepting connections and lets the requests in flight finish (up to
-``GRACEFUL_SECONDS``) before it exits.
+uvloop and httptools where installed (they are in the ``proxy`` extra). The port is bound before
+anything is announced, so a port in use is one clear error (exit status 2). One process by default;
+``workers=N`` runs N processes on the same port (``llmkit.proxy.workers``). On SIGINT or SIGTERM the
+server drains (``lifecycle``), then the call log is flushed and ``serve`` returns 0.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib.util
 import ipaddress
 import logging
+import os
+import socket
 import sys
 from typing import Any
 
 from llmkit.proxy.config import ProxyConfig, load_config
 
-__all__ = ["make_server", "serve"]
+__all__ = ["ServeError", "bind_socket", "make_server", "serve"]
 
 logger = logging.getLogger("llmkit.proxy")
 
 GRACEFUL_SECONDS = 30
+READ_TIMEOUT = 30.0  # seconds for a request's headers, and again for its body, to arrive
 # Keys copied from docs and examples; anyone can guess them.
-WELL_KNOWN_KEYS = frozenset({"sk-1234", "sk-12345", "sk-123", "sk-test", "sk-master", "master_key", "changeme", "password"})
+WELL_KNOWN_KEYS = frozenset(
+    {"sk-1234", "sk-12345", "sk-123", "sk-test", "sk-master", "master_key", "changeme", "password"}
+)
 
 
-def serve(config_path: str, host: str = "0.0.0.0", port: int = 4000, access_log: bool = False) -> int:
-    """Serve ``config_path`` until interrupted; returns the process exit status."""
-    _log_to_stderr()
+class ServeError(Exception):
+    """The server cannot start (the port is taken...); the message says how to fix it."""
+
+
+def serve(
+    config_path: str,
+    host: str = "0.0.0.0",
+    port: int = 4000,
+    access_log: bool = False,
+    workers: int = 1,
+    graceful_seconds: float = GRACEFUL_SECONDS,
+) -> int:
+    """Serve ``config_path`` until interrupted; returns the process exit status.
+
+    On SIGTERM or SIGINT, requests in flight get ``graceful_seconds`` to finish before they are stopped.
+    """
+    log_to_stderr()
     config = load_config(config_path)
     for warning in risk_warnings(config, host):
         logger.warning(warning)
-    server = make_server(config, host, port, access_log=access_log)
+    sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
-    logger.info("llmkit proxy: http://%s:%d serving %s", shown, port, ", ".join(config.model_names))
+    many = f" with {workers} workers" if workers > 1 else ""
+    logger.info("llmkit proxy: http://%s:%d serving %s%s", shown, port, ", ".join(config.model_names), many)
+    if workers > 1:
+        from llmkit.proxy.workers import supervise
+
+        return supervise(config_path, sock, workers, access_log=access_log, graceful_seconds=graceful_seconds)
+    run(make_server(config, host, port, access_log=access_log, graceful_seconds=graceful_seconds), sock)
+    return finish()
+
+
+def run(server: Any, sock: socket.socket) -> None:
+    """Serve on ``sock`` until a signal has drained the server."""
     # What start-up built (modules, pydantic schemas, the app) lives as long as the server: keep it
     # out of the garbage collector's full passes, which would otherwise walk it again and again
     # while requests wait.
     gc.collect()
     gc.freeze()
-    server.run()
+    server.run(sockets=[sock])
+
+
+def finish() -> int:
+    """After the server stopped: write every call to the log, and let the handler threads go."""
+    import llmkit
+    from llmkit import aio
+
+    llmkit.calls.flush()
+    stuck = aio.stop_handler_threads(timeout=1.0)
+    if stuck:
+        # A sync handler that never returns would hold the interpreter's exit forever.
+        logger.warning("llmkit proxy: %d sync handler call(s) still running; exiting without them", stuck)
+        llmkit.calls.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
-def make_server(config: ProxyConfig, host: str, port: int, access_log: bool = False) -> Any:
-    """A uvicorn Server for ``config`` (not started): ``.run()`` blocks, ``.should_exit`` stops it."""
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; ServeError naming the port if it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {port} on {host} is already in use (another server is listening on it); stop that"
+                f" server, or choose another port with --port, e.g. --port {port + 1}"
+            ) from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)  # workers serve the same socket
+    return sock
+
+
+def make_server(
+    config: ProxyConfig,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    *,
+    graceful_seconds: float = GRACEFUL_SECONDS,
+    read_timeout: float = READ_TIMEOUT,
+    request_timeout: float | None = None,
+    parent: int | None = None,
+) -> Any:
+    """A server for ``config`` (not started): ``.run(sockets=[sock])`` blocks, ``.should_exit`` stops it.
+
+    ``request_timeout``: seconds a request may go without progress (default: from the config).
+    ``parent``: the pid of a worker's supervisor, whose exit stops the worker too.
+    """
     import uvicorn
 
     from llmkit.proxy.app import build_app
+    from llmkit.proxy.lifecycle import ProxyServer, timed_headers_protocol
 
+    app = build_app(config, read_timeout=read_timeout, request_timeout=request_timeout)
     settings = uvicorn.Config(
-        build_app(config),
+        app,
         host=host,
         port=port,
         loop=_best("uvloop", "asyncio"),
-        http=_best("httptools", "h11"),
+        http=timed_headers_protocol() or "h11",
         lifespan="off",
         access_log=access_log,
         log_level="info" if access_log else "warning",
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
     )
-    return uvicorn.Server(settings)
+    return ProxyServer(settings, app, graceful_seconds, read_timeout, parent=parent)
 
 
 def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
     """What a person should know before exposing this server; keys are never quoted."""
     if _is_loopback(host):
         return []
-    if config.master_key is None:
+    if config.master_key is None and not config.keys:
         return [
             f"no master_key is set and the server listens on {host}: anyone who can reach it can call"
             " your models; set general_settings.master_key (e.g. os.environ/LLMKIT_MASTER_KEY)"
         ]
-    if config.master_key in WELL_KNOWN_KEYS:
+    guessable = [
+        name for name, key in {"master_key": config.master_key, **config.keys}.items() if key in WELL_KNOWN_KEYS
+    ]
+    if guessable:
         return [
-            f"the master_key is a well-known example key and the server listens on {host}: anyone can"
+            f"{', '.join(guessable)}: a well-known example key, and the server listens on {host}: anyone can"
             " guess it; set a long random key (python -c 'import secrets; print(secrets.token_urlsafe())')"
         ]
     return []
@@ -94,7 +181,7 @@ def _best(preferred: str, fallback: str) -> str:
     return preferred if importlib.util.find_spec(preferred) else fallback
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))

@@ -1,17 +1,18 @@
 """Server-sent events for streamed chat: ``data: {chunk}`` events, then ``data: [DONE]``.
 
-Each chunk is written as soon as the handler yields it. If the client disconnects, the stream is
-cancelled and closed, which stops the handler's generator (and its upstream call). An error after
+Each chunk is written as soon as the handler yields it, and not kept. If the client disconnects,
+:class:`~llmkit.proxy.inflight.InFlight` cancels the request, and the stream is closed, which stops
+the handler's generator (and its upstream call). An error after
 the first bytes went out cannot change the status code any more, so it becomes one SSE event with
 OpenAI's error body, which the OpenAI clients raise as an APIError, and the stream ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llmkit.proxy.errors import stream_error_event
+from llmkit.proxy.notices import handler_failed
 from llmkit.proxy.router import RoutedStream
 
 __all__ = ["EventStream"]
@@ -30,14 +31,9 @@ class EventStream:
         self.chunks = chunks
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        streaming = asyncio.ensure_future(self._stream(send))
-        watching = asyncio.ensure_future(_disconnected(receive))
         try:
-            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+            await self._stream(send)
         finally:
-            for task in (streaming, watching):
-                task.cancel()
-            await asyncio.gather(streaming, watching, return_exceptions=True)
             await self.chunks.aclose()
 
     async def _stream(self, send: Any) -> None:
@@ -49,11 +45,7 @@ class EventStream:
             tail = b"data: [DONE]\n\n"
         except OSError:  # the client went away while we were writing
             return
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            handler_failed(self.chunks.model_name, self.chunks.deployment_id, exc)
             tail = stream_error_event(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-
-async def _disconnected(receive: Any) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
