@@ -69,6 +69,17 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX response_cache_model ON response_cache (model);
         """,
     ),
+    # The process that made a call, and the conversation it belongs to (a %%llm --chat thread). Few
+    # calls have a conversation: the partial index stays small and costs the other writes nothing.
+    (
+        "005_calls_session_and_conversation",
+        """
+        ALTER TABLE calls ADD COLUMN session_id TEXT;
+        ALTER TABLE calls ADD COLUMN conversation_id TEXT;
+        CREATE INDEX calls_session_id ON calls (session_id, started_at);
+        CREATE INDEX calls_conversation_id ON calls (conversation_id, started_at) WHERE conversation_id IS NOT NULL
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
@@ -258,9 +269,10 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
         if allowed is not None:
             clauses.append(f"{name} IN ({', '.join('?' * len(allowed))})")
             args.extend(allowed)
-    if filters.get("run_id") is not None:
-        clauses.append("run_id = ?")
-        args.append(filters["run_id"])
+    for name in ("run_id", "session_id", "conversation_id"):
+        if filters.get(name) is not None:
+            clauses.append(f"{name} = ?")
+            args.append(filters[name])
     if filters.get("since") is not None:
         clauses.append("started_at >= ?")
         args.append(filters["since"])

@@ -9,11 +9,13 @@ from llmkit.notebook import aliases
 
 
 @pytest.fixture(autouse=True)
-def no_aliases():
-    """Aliases are process-wide: each test starts and ends without any."""
-    aliases._aliases.clear()
+def no_aliases(tmp_path, monkeypatch):
+    """Aliases are process-wide, and saved in the settings file: each test starts and ends without
+    any, with a settings folder of its own."""
+    monkeypatch.setenv("LLMKIT_CONFIG_DIR", str(tmp_path / "config"))
+    aliases.reset()
     yield
-    aliases._aliases.clear()
+    aliases.reset()
 
 
 @pytest.fixture
