@@ -87,6 +87,13 @@ class CallLog:
         writer(self.to_dataframe(**filters), path)
         return path
 
+    def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
+        """The ``n`` calls whose prompt or response has every word of ``text``, best match first
+        (full-text search: SQLite's FTS5 index, made on the first search; see ``calllog.search``)."""
+        from llmkit.calllog.search import search
+
+        return search(text, n)
+
     @staticmethod
     def read_export(path: str | Path) -> Any:
         """A file written by :meth:`export` back as the DataFrame it was made from."""

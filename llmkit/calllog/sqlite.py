@@ -83,6 +83,8 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
+#: Applied by llmkit.calllog.search on the first search, not here (see its docstring).
+SEARCH_MIGRATION = "fts_001_calls_prompt_response"
 _INSERT_CALLS = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES "
 _ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
 # Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). One size
@@ -158,7 +160,7 @@ class SQLiteStore:
         try:
             db.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
             applied = {row[0] for row in db.execute(f"SELECT name FROM {_MIGRATIONS_TABLE}")}
-            known = {name for name, _ in MIGRATIONS}
+            known = {name for name, _ in MIGRATIONS} | {SEARCH_MIGRATION}  # the index made on a first search
             if applied - known:
                 raise LogStoreError(
                     f"{self.path} was written by a newer llmkit (migrations {', '.join(sorted(applied - known))});"

@@ -178,17 +178,8 @@ def _cache_command(rest: list[str]) -> str:
         removed = llmkit.cache.clear(model=rest[1] if len(rest) == 2 else None)
         return f"removed {removed} cached answer(s)"
     if word == "stats" and len(rest) <= 1:
-        return stats_text(llmkit.cache.stats())
+        return llmkit.cache.stats_text().rstrip("\n")
     raise UsageError(f"unknown %llm cache command {' '.join(rest)!r}; {_CACHE_USAGE}")
-
-
-def stats_text(s: dict[str, Any]) -> str:
-    """``llmkit.cache.stats()`` in two lines (``%llm cache stats``, ``llmkit cache stats``)."""
-    rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.0%}"
-    return (
-        f"response cache: {s['mode']}, kept in {s['store']}\n{s['entries']} answer(s), {s['size_bytes']:,} bytes;"
-        f" this session: {s['hits']} hits, {s['misses']} misses, hit rate {rate}"
-    )
 
 
 def _help(magics: Any, rest: list[str]) -> None:

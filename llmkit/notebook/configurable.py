@@ -9,6 +9,7 @@ for the session.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from traitlets import Bool, Dict, Enum, TraitError, Unicode, observe
@@ -46,17 +47,20 @@ class LLM(Configurable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # IPython's config (c.LLM...) is applied here
         given = self.config.LLM if "LLM" in self.config else {}
-        saved = settings.read()
+        try:
+            saved = settings.read()
+        except settings.SettingsError as exc:  # say so, and start with the defaults: the magic still works
+            _say(f"{exc}; using the defaults meanwhile")
+            saved = {}
         with self.hold_trait_notifications():
             for name in SETTINGS:
                 if name in saved and name != "aliases" and name not in given:
                     try:
                         setattr(self, name, saved[name])
                     except TraitError as exc:
-                        raise settings.SettingsError(
-                            f"{settings.path()}: {name} = {saved[name]!r} cannot be used ({exc}); fix or remove it"
-                        ) from None
-            self.aliases = {**alias_store.saved_aliases(), **self.aliases}
+                        _say(f"{settings.path()}: {name} = {saved[name]!r} cannot be used ({exc}); fix or remove it")
+            table = saved.get("aliases", {})
+            self.aliases = {**(table if isinstance(table, dict) else {}), **self.aliases}
         alias_store.replace(self.aliases)
 
     def origin(self, name: str) -> str:
@@ -70,3 +74,7 @@ class LLM(Configurable):
     @observe("aliases")
     def _aliases_changed(self, change: Any) -> None:
         alias_store.replace(change["new"])
+
+
+def _say(message: str) -> None:
+    print(f"llmkit: {message}", file=sys.stderr)

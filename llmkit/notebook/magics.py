@@ -63,8 +63,9 @@ class LLMMagics(Magics):
     def close(self) -> None:
         """Undo what loading did (``%unload_ext llmkit``)."""
         self.errors.close()
-        if self.settings in self.shell.configurables:
-            self.shell.configurables.remove(self.settings)
+        for configurable in (self.settings, self):  # Magics.__init__ added itself too
+            if configurable in self.shell.configurables:
+                self.shell.configurables.remove(configurable)
 
     # -- %%llm -----------------------------------------------------------------------------------
     @magic_arguments()

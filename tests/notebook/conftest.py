@@ -24,7 +24,15 @@ def shell():
     ip = InteractiveShell.instance()
     ip.display_pub = RecordingPublisher(shell=ip)
     ip.extension_manager.load_extension("llmkit")
+    _forget_chats(ip)
     return ip
+
+
+def _forget_chats(ip):
+    """The shell is one for the whole run: each test starts with no conversation in memory."""
+    from llmkit.notebook.chats import Chats
+
+    ip.magics_manager.registry["LLMMagics"].chats = Chats()
 
 
 @pytest.fixture
