@@ -61,7 +61,7 @@ def read() -> dict[str, Any]:
     where = path()
     try:
         text = where.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file yet (or no folder where it would go)
         return {}
     except OSError as exc:
         raise SettingsError(f"cannot read llmkit's settings file {where}: {exc}") from None
