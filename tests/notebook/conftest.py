@@ -29,10 +29,14 @@ def shell():
 
 
 def _forget_chats(ip):
-    """The shell is one for the whole run: each test starts with no conversation in memory."""
+    """The shell is one for the whole run: each test starts with no conversation in memory and the
+    magic's settings at their defaults."""
     from llmkit.notebook.chats import Chats
 
-    ip.magics_manager.registry["LLMMagics"].chats = Chats()
+    magics = ip.magics_manager.registry["LLMMagics"]
+    magics.chats = Chats()
+    for name in ("default_model", "default_params", "format", "stream"):
+        magics.settings.set_trait(name, magics.settings.trait_defaults(name))
 
 
 @pytest.fixture

@@ -59,4 +59,9 @@ def test_notebook_runs(path):
 
 
 def test_the_notebooks_are_there():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "compare-models.ipynb", "custom-provider.ipynb", "evaluate.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "quickstart.ipynb",
+        "compare-models.ipynb",
+        "custom-provider.ipynb",
+        "evaluate.ipynb",
+    }
