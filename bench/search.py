@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import statistics
@@ -21,7 +22,9 @@ from llmkit.calllog import search
 from llmkit.calllog.sqlite import SQLiteStore
 
 QUICK = "--quick" in sys.argv
-WORDS = "lighthouse keeper cat storm harbour lantern ship rope tide gull island fog bell night morning".split()
+# Text with a natural spread of word frequencies: a few words in most calls, most words in few.
+VOCABULARY = [f"w{k}" for k in range(20_000)]
+CUMULATIVE = list(itertools.accumulate(1 / (k + 1) for k in range(len(VOCABULARY))))
 
 
 def records(n: int, seed: int = 0) -> list[dict]:
@@ -33,8 +36,8 @@ def records(n: int, seed: int = 0) -> list[dict]:
             "started_at": now - n + i,
             "model": "demo/echo",
             "status": "ok",
-            "prompt": " ".join(rng.choices(WORDS, k=12)),
-            "response": " ".join(rng.choices(WORDS, k=60)),
+            "prompt": " ".join(rng.choices(VOCABULARY, cum_weights=CUMULATIVE, k=12)),
+            "response": " ".join(rng.choices(VOCABULARY, cum_weights=CUMULATIVE, k=60)),
         }
         for i in range(n)
     ]
@@ -65,7 +68,7 @@ def bench_writes(tmp: str) -> None:
 
 
 def bench_search(tmp: str) -> None:
-    n = 20_000 if QUICK else 200_000
+    n = 20_000 if QUICK else 100_000
     path = os.path.join(tmp, "s.db")
     store = SQLiteStore(path)
     rows = records(n, 42)
@@ -73,9 +76,10 @@ def bench_search(tmp: str) -> None:
         store.write(rows[i : i + 5_000])
     store.close()
     started = time.perf_counter()
-    search._sqlite(path, ["lighthouse"], 20)
+    search._sqlite(path, ["w1"], 20)
     build = time.perf_counter() - started
-    queries = [["lighthouse", "cat"], ["storm", "gull", "fog"], ["harbour"], ["lantern", "bell"]] * 5
+    # a common word, a rarer one, two words together, a rare one
+    queries = [["w3"], ["w400"], ["w50", "w60"], ["w5000"]] * 5
     fts = statistics.median(_timed(lambda q=q: search._sqlite(path, q, 20)) for q in queries)
     original = search._ensure_index
     search._ensure_index = lambda db: False

@@ -78,10 +78,12 @@ def test_search_builds_its_index_on_first_use_and_keeps_it_in_step(log):
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
     assert "calls_fts" not in tables  # a log never searched has no index
     assert [r["prompt"] for r in log.search("fox dogs")] == ["a fox and two dogs"]
-    assert {r["prompt"] for r in log.search("fox")} == {"the quick brown fox", "a fox and two dogs"}
+    assert [r["prompt"] for r in log.search("fox")] == ["a fox and two dogs", "the quick brown fox"]  # newest first
     ask("another fox, written after the index")  # the trigger indexes new rows
     assert len(log.search("fox")) == 3 and log.search("written after")[0]["response"].startswith("another fox")
     assert log.search('"unbalanced -quote: AND') == []  # words are words, never FTS syntax errors
+    ask("it's a fox_den")
+    assert [r["prompt"] for r in log.search("it's DEN")] == ["it's a fox_den"]  # cut as the index cuts them
     assert len(log.search("fox", n=1)) == 1
     log.clear()  # the delete trigger empties the index too
     assert log.search("fox") == []

@@ -88,7 +88,7 @@ class CallLog:
         return path
 
     def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
-        """The ``n`` calls whose prompt or response has every word of ``text``, best match first
+        """The newest ``n`` calls whose prompt or response has every word of ``text``, newest first
         (full-text search: SQLite's FTS5 index, made on the first search; see ``calllog.search``)."""
         from llmkit.calllog.search import search
 

@@ -1,7 +1,8 @@
 """Full-text search over the log's prompts and responses (``llmkit logs search``, ``calls.search``).
 
 On SQLite it uses an FTS5 index, made on the first search rather than with the log: a log that is
-never searched pays nothing on its writes. The index is an external-content FTS5 table over
+never searched pays nothing on its writes (an indexed one writes at about 0.4x the rows per second,
+``python bench/search.py``; still thousands a second, off the calling path). The index is an external-content FTS5 table over
 ``calls`` (the text is not stored twice), filled from the rows already there when it is made, then
 kept in step by triggers on insert and delete, whichever process writes. It is one more named
 migration (:data:`MIGRATION`), applied only here; ``sqlite.py`` knows its name so that a log that
@@ -14,6 +15,7 @@ is asked directly; any other store (memory) is scanned.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from typing import Any
@@ -24,10 +26,14 @@ from llmkit.calllog.store import decode_columns, records_of
 
 __all__ = ["MIGRATION", "search"]
 
+# Words as FTS5's unicode61 tokenizer cuts them (letters and digits), so that each is one token: the
+# index keeps no positions (detail=none, a fraction of the write cost), which allows no phrases.
+_WORD = re.compile(r"[^\W_]+")
+
 MIGRATION = (
     "fts_001_calls_prompt_response",
     (
-        "CREATE VIRTUAL TABLE calls_fts USING fts5(prompt, response, content='calls', content_rowid='seq')",
+        "CREATE VIRTUAL TABLE calls_fts USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)",
         """CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls BEGIN
             INSERT INTO calls_fts (rowid, prompt, response) VALUES (new.seq, new.prompt, new.response);
         END""",
@@ -41,7 +47,7 @@ MIGRATION = (
 
 
 def search(text: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The calls whose prompt or response has every word of ``text``, best match first."""
+    """The newest ``limit`` calls whose prompt or response has every word of ``text``, newest first."""
     if not isinstance(text, str) or not text.split():
         raise ValueError(f"search for some words, got {text!r}")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -54,9 +60,10 @@ def search(text: str, limit: int = 20) -> list[dict[str, Any]]:
     if callable(own):  # the seam for a server database's full-text search
         return own(text, limit)
     path = getattr(store, "path", None)
+    words = _WORD.findall(text) or text.split()
     if path is not None:
-        return _sqlite(path, text.split(), limit)
-    return _scan(store, text.split(), limit)
+        return _sqlite(path, words, limit)
+    return _scan(store, words, limit)
 
 
 def _sqlite(path: Any, words: list[str], limit: int) -> list[dict[str, Any]]:
@@ -64,13 +71,15 @@ def _sqlite(path: Any, words: list[str], limit: int) -> list[dict[str, Any]]:
     try:
         columns = ", ".join(f"c.{name}" for name in COLUMNS)
         if _ensure_index(db):
-            query = " ".join('"' + word.replace('"', '""') + '"' for word in words)  # each word as itself
+            query = " ".join('"' + word.replace('"', '""') + '"' for word in words)  # words, never FTS syntax
             sql = f"SELECT {columns} FROM calls_fts f JOIN calls c ON c.seq = f.rowid WHERE calls_fts MATCH ?"
-            rows = db.execute(sql + " ORDER BY f.rank LIMIT ?", (query, limit)).fetchall()
+            # Newest first, as the log reads: FTS5 walks its rowids backwards and stops at the limit,
+            # where ranking would score every match first (seconds for a common word on a large log).
+            rows = db.execute(sql + " ORDER BY f.rowid DESC LIMIT ?", (query, limit)).fetchall()
         else:
             like = " AND ".join("(c.prompt LIKE ? ESCAPE '\\' OR c.response LIKE ? ESCAPE '\\')" for _ in words)
             args = [pattern for word in words for pattern in [_like(word)] * 2]
-            sql = f"SELECT {columns} FROM calls c WHERE {like} ORDER BY c.started_at DESC LIMIT ?"
+            sql = f"SELECT {columns} FROM calls c WHERE {like} ORDER BY c.seq DESC LIMIT ?"
             rows = db.execute(sql, [*args, limit]).fetchall()
     finally:
         db.close()
