@@ -2,12 +2,12 @@
 
 On SQLite it uses an FTS5 index, made on the first search rather than with the log: a log that is
 never searched pays nothing on its writes (an indexed one writes at about 0.4x the rows per second,
-``python bench/search.py``; still thousands a second, off the calling path). The index is an external-content FTS5 table over
-``calls`` (the text is not stored twice), filled from the rows already there when it is made, then
-kept in step by triggers on insert and delete, whichever process writes. It is one more named
-migration (:data:`MIGRATION`), applied only here; ``sqlite.py`` knows its name so that a log that
-has it still opens. Where Python's SQLite was built without FTS5 the search scans the rows with
-``LIKE`` instead, and says so once.
+``python bench/search.py``; still thousands a second, off the calling path). The index is an
+external-content FTS5 table over ``calls`` (the text is not stored twice), filled from the rows
+already there when it is made, then kept in step by triggers on insert and delete, whichever
+process writes. It is one more named migration (:data:`MIGRATION`), applied only here;
+``sqlite.py`` knows its name so that a log that has it still opens. Where Python's SQLite was built
+without FTS5 the search scans the rows with ``LIKE`` instead, and says so once.
 
 A store with a ``search(text, limit)`` method of its own (a server database's full-text search)
 is asked directly; any other store (memory) is scanned.
@@ -33,7 +33,8 @@ _WORD = re.compile(r"[^\W_]+")
 MIGRATION = (
     "fts_001_calls_prompt_response",
     (
-        "CREATE VIRTUAL TABLE calls_fts USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)",
+        "CREATE VIRTUAL TABLE calls_fts"
+        " USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)",
         """CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls BEGIN
             INSERT INTO calls_fts (rowid, prompt, response) VALUES (new.seq, new.prompt, new.response);
         END""",
