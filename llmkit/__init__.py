@@ -59,6 +59,13 @@ def load_ipython_extension(shell):
     load(shell)
 
 
+def unload_ipython_extension(shell):
+    """``%unload_ext llmkit``: remove the magics again (``%reload_ext llmkit`` loads them afresh)."""
+    from llmkit.notebook import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 # Names whose modules load on first use, so that ``import llmkit`` stays fast.
 _LAZY = {
     "check": "llmkit.checker",

@@ -19,6 +19,9 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("providers", help="list the providers a model string can name")
     serve = commands.add_parser("serve", help="an OpenAI-compatible HTTP proxy for a config.yaml's models")
     _add_serve_options(serve, required=True)
+    from llmkit.cli_logs import add_commands  # llmkit logs ..., llmkit cache stats
+
+    add_commands(commands)
     # LiteLLM's spelling, `litellm --config PATH`, works as `llmkit --config PATH` too.
     _add_serve_options(parser, required=False)
     return parser
@@ -51,7 +54,9 @@ def _serve(args: argparse.Namespace) -> int:
         from llmkit.proxy import ConfigError, serve
         from llmkit.proxy.server import ServeError
     except ImportError as exc:
-        print(f"llmkit serve needs the proxy extra ({exc.name} is missing): pip install 'llmkit[proxy]'", file=sys.stderr)
+        print(
+            f"llmkit serve needs the proxy extra ({exc.name} is missing): pip install 'llmkit[proxy]'", file=sys.stderr
+        )
         return 2
     try:
         return serve(args.config, host=args.host, port=args.port, access_log=args.access_log, workers=args.workers,
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_tour(fast=args.fast)
     if args.command == "providers":
         return _providers()
+    if getattr(args, "run", None) is not None:  # a subcommand that names its own function
+        return args.run(args)
     if args.command == "serve" or args.config:
         return _serve(args)
     parser.print_help()

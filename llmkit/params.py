@@ -22,6 +22,7 @@ CONTROL_PARAMS = frozenset(
         "bos_token",
         "cache",  # the response cache's mode for this call (llmkit/cache, issue 9)
         "client",
+        "conversation_id",  # logged in the call log's conversation_id column (%%llm --chat)
         "custom_llm_provider",
         "eos_token",
         "extra_headers",

@@ -8,6 +8,9 @@ import pytest
 # this variable. Set before anything logs a call; the log opens its file on first use.
 _LOG_DIR = tempfile.mkdtemp(prefix="llmkit-tests-")
 os.environ["LLMKIT_LOG_PATH"] = os.path.join(_LOG_DIR, "calls.db")
+# Nor to the user's settings file (default model, aliases, `llmkit logs off`).
+os.environ["LLMKIT_CONFIG_DIR"] = os.path.join(_LOG_DIR, "config")
+os.environ.pop("LLMKIT_SESSION_ID", None)
 os.environ.pop("LLMKIT_LOG", None)
 os.environ.pop("LLMKIT_PRICES", None)  # a developer's own price table would change the tests' costs
 os.environ.pop("LLMKIT_CACHE", None)  # the response cache is off unless a test turns it on

@@ -21,7 +21,7 @@ from typing import Any
 from llmkit.cache import settings
 from llmkit.errors import CacheMissError
 
-__all__ = ["MODES", "CacheMissError", "aserve", "clear", "configure_cache", "mode", "serve", "stats"]
+__all__ = ["MODES", "CacheMissError", "aserve", "clear", "configure_cache", "mode", "serve", "stats", "stats_text"]
 
 MODES = settings.MODES
 
@@ -93,3 +93,13 @@ def stats() -> dict[str, Any]:
         "misses": misses,
         "hit_rate": hits / (hits + misses) if hits + misses else None,
     }
+
+
+def stats_text() -> str:
+    """:func:`stats` in two lines, as ``%llm cache stats`` and ``llmkit cache stats`` print them."""
+    s = stats()
+    rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.0%}"
+    return (
+        f"response cache: {s['mode']}, kept in {s['store']}\n{s['entries']} answer(s), {s['size_bytes']:,} bytes;"
+        f" this session: {s['hits']} hits, {s['misses']} misses, hit rate {rate}\n"
+    )

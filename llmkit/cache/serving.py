@@ -110,6 +110,9 @@ def _running_loop() -> Any:
 def _count(name: str) -> None:
     with _count_lock:
         backend.counts[name] += 1
+    seen = settings.outcomes.get()
+    if seen is not None:
+        seen.append(name)
 
 
 class _Call:

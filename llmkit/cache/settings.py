@@ -11,11 +11,16 @@ that every call must report as wrong).
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODES", "call_mode", "configure", "mode", "on"]
+__all__ = ["MODES", "call_mode", "configure", "mode", "on", "outcomes"]
+
+#: A list to which each call made in this context appends "hits" or "misses": how a caller (the
+#: notebook's footer) learns whether its own call was answered from the cache. None: nobody asks.
+outcomes: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("llmkit_cache_outcomes", default=None)
 
 MODES = ("off", "use", "replay", "refresh")
 _ENV_MODES = {

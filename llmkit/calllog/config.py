@@ -1,4 +1,5 @@
-"""Which store the log writes to: from ``LLMKIT_LOG`` / ``LLMKIT_LOG_PATH``, or :func:`configure_log`.
+"""Which store the log writes to: :func:`configure_log`, else ``LLMKIT_LOG`` / ``LLMKIT_LOG_PATH``, else
+the settings file's ``log`` (``llmkit logs off`` remembers an opt-out there; see :mod:`llmkit.settings`).
 
 The store opens on first use, not at import. An unwritable path warns once and keeps the calls in
 memory; a corrupt or foreign database file is an error naming the file (readers get it; calls keep
@@ -48,12 +49,16 @@ def default_path() -> Path:
     return base / "llmkit" / "calls.db"
 
 
-def log_mode() -> str:
+def log_mode(*, saved: bool = True) -> str:
+    """The log's mode; ``saved=False`` leaves the settings file unread (at import, which reads no file)."""
     if _custom is not None:
         return "custom"
     if _mode is not None:
         return _mode
-    value = os.environ.get("LLMKIT_LOG", "sqlite").strip().lower()
+    value = os.environ.get("LLMKIT_LOG")
+    if value is None:
+        return _saved_mode() if saved else "sqlite"
+    value = value.strip().lower()
     mode = _ENV_MODES.get(value)
     if mode is None:
         recorder.warn_once(
@@ -62,6 +67,24 @@ def log_mode() -> str:
         )
         return "sqlite"
     return mode
+
+
+_saved: str | None = None
+
+
+def _saved_mode() -> str:
+    """``off`` when the settings file says ``log = "off"`` (read once per process), else sqlite."""
+    global _saved
+    if _saved is None:
+        from llmkit import settings
+
+        try:
+            value = settings.read().get("log", "on")
+        except settings.SettingsError as exc:
+            recorder.warn_once(("settings", str(exc)), f"{exc}; logging to SQLite meanwhile")
+            value = "on"
+        _saved = "off" if str(value).strip().lower() in ("off", "false", "0", "no") else "sqlite"
+    return _saved
 
 
 def _open() -> Any:
@@ -96,6 +119,7 @@ def current_store(*, for_reading: bool = False) -> Any:
         with _lock:
             if _store is None and log_mode() != "off":
                 _store = _open()
+            sync_off()  # the settings file may have turned the log off: stop making entries
     if for_reading and _error is not None:
         raise _error
     return _store
@@ -112,7 +136,7 @@ def configure_log(
     given). ``flush_interval`` is how many seconds finished calls may wait before they are written
     (0.05 by default). Calls queued so far are written to the previous store first.
     """
-    global _mode, _path, _custom, _store, _error
+    global _mode, _path, _custom, _store, _error, _saved
     if store is None and path is not None:
         store = "sqlite"
     _check(store, path, flush_interval)
@@ -123,7 +147,7 @@ def configure_log(
         _custom = store if store is not None and not isinstance(store, str) else None
         _mode = store if isinstance(store, str) else None
         _path = Path(path).expanduser() if path is not None else None
-        _store, _error = None, None
+        _store, _error, _saved = None, None, None
         if flush_interval is not None:
             recorder.flush_interval = float(flush_interval)
         sync_off()
@@ -144,8 +168,8 @@ def _check(store: Any, path: Any, flush_interval: Any) -> None:
         raise ValueError(f"flush_interval must be a number of seconds > 0, got {flush_interval!r}")
 
 
-def sync_off() -> None:
-    recorder.off = log_mode() == "off" and not recorder.callbacks
+def sync_off(*, saved: bool = True) -> None:
+    recorder.off = log_mode(saved=saved) == "off" and not recorder.callbacks
 
 
 def _after_fork() -> None:
@@ -157,6 +181,6 @@ def _after_fork() -> None:
 
 
 recorder.store_getter = current_store
-sync_off()
+sync_off(saved=False)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)

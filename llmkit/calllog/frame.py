@@ -22,16 +22,9 @@ INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
 FLOATS = ("latency_ms", "ttft_ms", "tokens_per_s", "cost_usd")
 BOOLEANS = ("tokens_estimated", "cache_hit")
 TEXTS = (
-    "call_id",
-    "handler_model",
-    "prompt",
-    "response",
-    "finish_reason",
-    "error_type",
-    "error_message",
-    "run_id",
-    "error_traceback",
-)
+    "call_id", "handler_model", "prompt", "response", "finish_reason", "error_type", "error_message", "run_id",
+    "error_traceback", "session_id", "conversation_id",
+)  # fmt: skip
 
 
 def to_dataframe(columns: dict[str, list], annotation_rows: list[tuple]) -> pd.DataFrame:
@@ -214,7 +207,8 @@ def read_export(path: Path) -> pd.DataFrame:
     else:
         raise ValueError(f"cannot tell the format of {path}: name it .csv, .jsonl or .parquet")
     if suffix != ".jsonl":
-        records.setdefault("cache_hit", [None] * len(raw))  # a file exported before the cache existed
+        for name in ("cache_hit", "session_id", "conversation_id"):  # a file exported before these columns
+            records.setdefault(name, [None] * len(raw))
         for name in (*JSON_COLUMNS, "annotations"):
             records[name] = [None if v is None else json.loads(v) for v in records[name]]
         for name in (*INTEGERS, *FLOATS):

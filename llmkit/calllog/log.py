@@ -9,7 +9,8 @@ from typing import Any, Callable, Iterable
 
 from llmkit.calllog import config, recorder
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import Filters, encode_json, records_of
+from llmkit.calllog.session import SESSION_ID
+from llmkit.calllog.store import EXACT_FILTERS, Filters, encode_json, records_of
 
 __all__ = ["CallLog"]
 
@@ -20,10 +21,14 @@ class CallLog:
     Read it as a DataFrame (:meth:`to_dataframe`, :meth:`summary`), as records (:meth:`last`,
     :meth:`records`), or write it out (:meth:`export`). Filters, wherever they are accepted:
     ``model``, ``status``, ``source``, ``kind`` (a value or a list of them), ``since`` (a datetime,
-    an ISO string, epoch seconds, or a timedelta meaning "this long ago"), ``run_id``, and ``tags``
+    an ISO string, epoch seconds, or a timedelta meaning "this long ago"), ``run_id``, ``session_id``
+    (``calls.session_id`` is this process's), ``conversation_id``, and ``tags``
     (a dict of ``metadata`` items that must match, or names that must be metadata keys or among
     ``metadata["tags"]``).
     """
+
+    #: This process's session id: the ``session_id`` of every call it logs (see ``calllog.session``).
+    session_id = SESSION_ID
 
     def __repr__(self) -> str:
         return f"<llmkit call log: {config.log_mode()}, {config.current_store() or 'not recording'}>"
@@ -81,6 +86,13 @@ class CallLog:
         writer = frame.writer_for(path)  # checks the extension before reading anything
         writer(self.to_dataframe(**filters), path)
         return path
+
+    def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
+        """The newest ``n`` calls whose prompt or response has every word of ``text``, newest first
+        (full-text search: SQLite's FTS5 index, made on the first search; see ``calllog.search``)."""
+        from llmkit.calllog.search import search
+
+        return search(text, n)
 
     @staticmethod
     def read_export(path: str | Path) -> Any:
@@ -197,19 +209,20 @@ _LIST_FILTERS = ("model", "status", "source", "kind")
 
 
 def _filters(given: dict[str, Any]) -> Filters:
-    unknown = set(given) - {*_LIST_FILTERS, "since", "run_id"}
+    unknown = set(given) - {*_LIST_FILTERS, "since", *EXACT_FILTERS}
     if unknown:
         raise TypeError(
             f"unknown filter(s) {', '.join(sorted(unknown))}; filter by model, status, source, kind, since,"
-            " run_id or tags"
+            " run_id, session_id, conversation_id or tags"
         )
     filters = Filters()
     for name in _LIST_FILTERS:
         value = given.get(name)
         if value is not None:
             filters[name] = (value,) if isinstance(value, str) else tuple(value)
-    if given.get("run_id") is not None:
-        filters["run_id"] = given["run_id"]
+    for name in EXACT_FILTERS:
+        if given.get(name) is not None:
+            filters[name] = given[name]
     if given.get("since") is not None:
         filters["since"] = _epoch(given["since"])
     return filters

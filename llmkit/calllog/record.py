@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from llmkit.calllog.costs import cost_of
+from llmkit.calllog.session import SESSION_ID
 from llmkit.faults import handler_fault, traceback_text
 from llmkit.messages import last_user_text
 from llmkit.params import split_model, split_params
@@ -50,6 +51,8 @@ COLUMNS = (
     "cache_hit",
     "user",
     "error_traceback",
+    "session_id",
+    "conversation_id",
 )
 
 #: Columns holding lists or dicts; stores keep them as JSON text.
@@ -78,6 +81,8 @@ def build_record(entry: Any) -> dict[str, Any]:
         "metadata": kwargs.get("metadata") or None,
         "run_id": entry.capture.run_id if entry.capture is not None else None,
         "user": _user(kwargs.get("metadata")),
+        "session_id": SESSION_ID,
+        "conversation_id": _text(kwargs.get("conversation_id")),  # a %%llm --chat thread, or the caller's
         "status": entry.status,
         "latency_ms": (entry.t_end - entry.t0) * 1000.0,
         "ttft_ms": (entry.t_first - entry.t0) * 1000.0 if entry.t_first is not None else None,

@@ -78,9 +78,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX calls_user ON calls (user);
         """,
     ),
+    # The process that made a call, and the conversation it belongs to (a %%llm --chat thread). Few
+    # calls have a conversation: the partial index stays small and costs the other writes nothing.
+    (
+        "006_calls_session_and_conversation",
+        """
+        ALTER TABLE calls ADD COLUMN session_id TEXT;
+        ALTER TABLE calls ADD COLUMN conversation_id TEXT;
+        CREATE INDEX calls_session_id ON calls (session_id, started_at);
+        CREATE INDEX calls_conversation_id ON calls (conversation_id, started_at) WHERE conversation_id IS NOT NULL
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
+#: Applied by llmkit.calllog.search on the first search, not here (see its docstring).
+SEARCH_MIGRATION = "fts_001_calls_prompt_response"
 _INSERT_CALLS = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES "
 _ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
 # Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). One size
@@ -156,7 +169,7 @@ class SQLiteStore:
         try:
             db.execute(f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
             applied = {row[0] for row in db.execute(f"SELECT name FROM {_MIGRATIONS_TABLE}")}
-            known = {name for name, _ in MIGRATIONS}
+            known = {name for name, _ in MIGRATIONS} | {SEARCH_MIGRATION}  # the index made on a first search
             if applied - known:
                 raise LogStoreError(
                     f"{self.path} was written by a newer llmkit (migrations {', '.join(sorted(applied - known))});"
@@ -267,9 +280,10 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
         if allowed is not None:
             clauses.append(f"{name} IN ({', '.join('?' * len(allowed))})")
             args.extend(allowed)
-    if filters.get("run_id") is not None:
-        clauses.append("run_id = ?")
-        args.append(filters["run_id"])
+    for name in ("run_id", "session_id", "conversation_id"):
+        if filters.get(name) is not None:
+            clauses.append(f"{name} = ?")
+            args.append(filters[name])
     if filters.get("since") is not None:
         clauses.append("started_at >= ?")
         args.append(filters["since"])

@@ -46,7 +46,8 @@ class LogStoreError(LLMKitError):
 
 class Filters(dict):
     """Row filters a store applies: ``model``, ``status``, ``source``, ``kind`` (tuples of allowed
-    values), ``run_id`` (one value), ``since`` (epoch seconds, inclusive)."""
+    values), ``run_id``, ``session_id``, ``conversation_id`` (one value each), ``since`` (epoch seconds,
+    inclusive)."""
 
 
 class Store(Protocol):
@@ -158,7 +159,7 @@ class Table:
 
     def _matching(self, filters: Filters) -> list[int] | None:
         index: list[int] | None = None
-        for name in ("model", "status", "source", "kind", "run_id", "since"):
+        for name in ("model", "status", "source", "kind", *EXACT_FILTERS, "since"):
             wanted = filters.get(name)
             if wanted is None:
                 continue
@@ -166,7 +167,7 @@ class Table:
             candidates = range(len(values)) if index is None else index
             if name == "since":
                 index = [i for i in candidates if values[i] >= wanted]
-            elif name == "run_id":
+            elif name in EXACT_FILTERS:
                 index = [i for i in candidates if values[i] == wanted]
             else:
                 allowed = set(wanted)
@@ -174,6 +175,8 @@ class Table:
         return index
 
 
+#: Filters that match one value exactly.
+EXACT_FILTERS = ("run_id", "session_id", "conversation_id")
 #: Columns kept as floats, NaN for null.
 NUMBERS = frozenset(
     ("started_at", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms",
@@ -182,8 +185,9 @@ NUMBERS = frozenset(
 _INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
 #: Short texts that repeat from row to row.
 SHARED = frozenset(
-    ("model", "provider", "handler_model", "kind", "source", "finish_reason", "status", "error_type", "run_id")
-)
+    ("model", "provider", "handler_model", "kind", "source", "finish_reason", "status", "error_type", "run_id",
+     "session_id", "conversation_id")
+)  # fmt: skip
 _NAN = float("nan")
 
 

@@ -17,10 +17,11 @@ from typing import Any, Sequence
 
 from llmkit.answers import extract_code, parse_json_answer
 from llmkit.notebook.runs import ModelRun
+from llmkit.types.reprs import images_html, images_plain
 
 __all__ = ["FORMATS", "RichView", "TerminalView", "extract_code", "footer", "parse_json_answer", "run_html"]
 
-FORMATS = ("markdown", "text", "code", "html", "json")
+FORMATS = ("markdown", "text", "code", "html", "json", "math")
 UPDATE_INTERVAL = 0.05  # seconds: at most 20 display updates a second per output
 _CURSOR = "\u258c"
 
@@ -29,6 +30,11 @@ _CURSOR = "\u258c"
 def footer(run: ModelRun) -> str:
     """One line of figures: model, latency, time to first token, tokens, tokens per second."""
     parts = [run.model if run.model == run.target else f"{run.model} ({run.target})"]
+    if run.cache_hit:  # the cache's speed is not the model's: say where the answer came from instead
+        parts.append("cached")
+        if run.tokens:
+            parts.append(f"{run.tokens} tokens")
+        return " \u00b7 ".join(parts)
     if run.latency is not None:
         parts.append(_duration(run.latency))
     if run.ttft is not None and run.tokens:
@@ -61,23 +67,6 @@ def _pre(text: str) -> str:
     return f'<pre style="white-space:pre-wrap;margin:0">{html.escape(text)}</pre>'
 
 
-def images_html(response: Any) -> str:
-    """Every image of an ImageResponse, side by side, each captioned with its revised prompt."""
-    figures = []
-    for image in getattr(response, "data", None) or []:
-        src = image.url or (f"data:image/png;base64,{image.b64_json}" if image.b64_json else None)
-        if src is None:
-            continue
-        caption = getattr(image, "revised_prompt", None)
-        figures.append(
-            '<figure style="margin:0 8px 8px 0">'
-            f'<img src="{html.escape(src, quote=True)}" style="max-width:320px;image-rendering:pixelated"/>'
-            + (f'<figcaption style="font-size:85%;opacity:.8">{html.escape(caption)}</figcaption>' if caption else "")
-            + "</figure>"
-        )
-    return '<div style="display:flex;flex-wrap:wrap">' + "".join(figures) + "</div>" if figures else "<i>no images</i>"
-
-
 def body_html(run: ModelRun, fmt: str, final: bool) -> str:
     """A run's answer as HTML: plain while it streams, in ``fmt`` once it is done."""
     if run.status == "error":
@@ -97,6 +86,10 @@ def body_html(run: ModelRun, fmt: str, final: bool) -> str:
             return _pre(text) + f"<i>not valid JSON: {html.escape(str(exc))}</i>"
     if fmt in ("markdown", "code"):
         return markdown_html(text)
+    if fmt == "math":
+        from llmkit.notebook.latex import math_html
+
+        return math_html(text)
     return _pre(text)
 
 
@@ -122,17 +115,8 @@ def _plain_body(run: ModelRun) -> str:
     if run.status == "error":
         return (run.text + "\n" if run.text else "") + error_text(run)
     if run.images is not None:
-        return _images_plain(run.images)
+        return images_plain(run.images)
     return run.text
-
-
-def _images_plain(response: Any) -> str:
-    lines = []
-    for i, image in enumerate(getattr(response, "data", None) or []):
-        where = image.url if image.url and not image.url.startswith("data:") else "inline PNG"
-        caption = getattr(image, "revised_prompt", None)
-        lines.append(f"[image {i + 1}: {where}]" + (f" {caption}" if caption else ""))
-    return "\n".join(lines) or "[no images]"
 
 
 def single_bundle(run: ModelRun, fmt: str, final: bool) -> dict[str, Any]:
@@ -147,6 +131,10 @@ def single_bundle(run: ModelRun, fmt: str, final: bool) -> dict[str, Any]:
     line = footer(run)
     if fmt == "markdown" or fmt == "code":
         return {"text/markdown": f"{text}\n\n*{line}*", "text/plain": f"{text}\n\n{line}"}
+    if fmt == "math":
+        from llmkit.notebook.latex import math_markdown
+
+        return {"text/markdown": f"{math_markdown(text)}\n\n*{line}*", "text/plain": f"{text}\n\n{line}"}
     if fmt == "html":
         return {
             "text/html": f'{text}<div style="font-size:85%;opacity:.7">{html.escape(line)}</div>',
@@ -225,7 +213,7 @@ class TerminalView:
         if run.status == "error":
             self.out.write(("\n" if run.text else "") + error_text(run))
         elif run.images is not None:
-            self.out.write(_images_plain(run.images))
+            self.out.write(images_plain(run.images))
         self.out.write(f"\n[{footer(run)}]\n")
         self._current += 1
         self._printed = 0

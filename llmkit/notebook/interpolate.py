@@ -1,7 +1,8 @@
 """Put values from the user's namespace into a prompt without ever breaking a prompt full of code.
 
 Only two forms are replaced: ``{name}`` when ``name`` is a variable that exists, and ``{In[n]}`` /
-``{Out[n]}`` when that cell exists. Everything else stays exactly as written: dict and set literals,
+``{Out[n]}`` / ``{Err[n]}`` (the traceback of cell n, see :mod:`~llmkit.notebook.explain`) when that
+cell exists. Everything else stays exactly as written: dict and set literals,
 f-string fields with format specs or conversions (``{x:.2f}``, ``{x!r}``), JSON, doubled braces
 (``{{ }}``), and names that are not defined. Unlike ``str.format`` this never raises.
 """
@@ -26,7 +27,7 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
             return match.group(0)
         value = namespace[name]
         if index is not None:
-            if name not in ("In", "Out"):
+            if name not in ("In", "Out", "Err"):
                 return match.group(0)
             try:
                 value = value[int(index)]

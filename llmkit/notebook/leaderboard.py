@@ -35,18 +35,22 @@ def refresh_leaderboards() -> None:
 class Leaderboard(widgets.VBox):
     """``llmkit.calls.summary()`` with votes, ratings and pass rates per model, as a table that refreshes itself.
 
-    ``Leaderboard(source="widget")``: keyword arguments filter the log as ``llmkit.calls`` does. The
-    table refreshes after calls finish and after a CompareWidget vote, at most once per ``interval``
-    seconds; :meth:`refresh` does it now, and :meth:`close` stops it.
+    ``Leaderboard(source="widget")``: keyword arguments filter the log as ``llmkit.calls`` does. It
+    counts this session's calls (this kernel's: ``session_id=llmkit.calls.session_id``), unless
+    ``all=True`` or a ``session_id=`` of your own. The table refreshes after calls finish and after a
+    CompareWidget vote, at most once per ``interval`` seconds; :meth:`refresh` does it now, and
+    :meth:`close` stops it.
     """
 
     rows = List(Dict(), read_only=True, help="one dict per model, best first: the summary's columns, votes, ratings")
-    filters = Dict(help="filters for the log (model, status, source, kind, since, run_id, tags)")
+    filters = Dict(help="filters for the log (model, status, source, kind, since, run_id, session_id, tags)")
     interval = Float(1.0, help="at most one automatic refresh per this many seconds")
     status = Unicode("", read_only=True, help="why the last refresh failed, if it did")
 
-    def __init__(self, interval: float = 1.0, **filters: Any) -> None:
+    def __init__(self, interval: float = 1.0, all: bool = False, **filters: Any) -> None:  # noqa: A002 - the issue's name
         super().__init__()
+        if not all:
+            filters.setdefault("session_id", llmkit.calls.session_id)
         self._table = widgets.HTML()
         self._message = widgets.HTML()
         self.children = [self._table, self._message]

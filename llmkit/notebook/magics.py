@@ -1,10 +1,13 @@
 """``%%llm`` and ``%llm``: parse the line with IPython's magic_arguments, call the public API, show it.
 
-The magic is a thin shell: the prompt is interpolated (:mod:`llmkit.notebook.interpolate`), the calls
-go through ``llmkit.acompletion`` / ``llmkit.aimage_generation`` with ``source="magic"``
-(:mod:`llmkit.notebook.runs`), several at once (:mod:`llmkit.notebook.driver`), rendered by
-:mod:`llmkit.notebook.display`. Mistakes in the line and failed calls show a one-line error in the
-cell's output, never a traceback.
+The magic is a thin shell: the prompt is interpolated (:mod:`llmkit.notebook.interpolate`), the user
+message built with its attachments (:mod:`~llmkit.notebook.attachments`), a chat's earlier turns
+added (:mod:`~llmkit.notebook.chats`), the calls go through ``llmkit.acompletion`` /
+``llmkit.aimage_generation`` with ``source="magic"`` (:mod:`~llmkit.notebook.runs`), several at once
+(:mod:`~llmkit.notebook.driver`), rendered by :mod:`~llmkit.notebook.display`. The line commands
+(``%llm ...``) are in :mod:`~llmkit.notebook.commands`; the settings in
+:mod:`~llmkit.notebook.configurable`. Mistakes in the line and failed calls show a one-line error in
+the cell's output, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,30 +20,23 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.text import dedent
 
 import llmkit
-from llmkit.notebook import aliases as alias_store
-from llmkit.notebook import tables
-from llmkit.notebook.catalog import check_model, provider_models
+from llmkit.notebook import commands
+from llmkit.notebook.attachments import user_message
+from llmkit.notebook.catalog import check_model
+from llmkit.notebook.chats import Chats
+from llmkit.notebook.configurable import LLM
 from llmkit.notebook.display import FORMATS, RichView, TerminalView, extract_code
 from llmkit.notebook.driver import drive
+from llmkit.notebook.dryrun import plan_bundle
+from llmkit.notebook.explain import EXPLAIN_SYSTEM, ErrorBook, explain_prompt
 from llmkit.notebook.interpolate import interpolate
 from llmkit.notebook.runs import ModelRun, complete_chat, generate_images, is_image_model, stream_chat
-from llmkit.providers.registry import describe_providers
 
 __all__ = ["LLMMagics"]
 
 SOURCE = "magic"
-
-LINE_HELP = """\
-%llm models              registered providers, their models, and aliases
-%llm alias NAME MODEL    let NAME stand for MODEL ("provider/model") in %%llm and the widgets
-%llm log [N]             the last N calls (default 10) as a DataFrame; all columns: llmkit.calls.to_dataframe()
-%llm summary             per model: calls, error rate, latency, time to first token, tokens/s, tokens, cost
-%llm cache MODE          the response cache: use, replay, refresh or off; %llm cache stats | clear [MODEL]
-%llm help                this help, and the options of %%llm
-"""
 
 
 def _parse_param(item: str) -> tuple[str, Any]:
@@ -59,12 +55,21 @@ class LLMMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        # --chat NAME: {"system": text or None, "turns": {model: [user/assistant messages]}}
-        self.chats: dict[str, dict[str, Any]] = {}
+        self.settings = LLM(parent=shell)  # c.LLM... from IPython's config, and the settings file
+        shell.configurables.append(self.settings)
+        self.chats = Chats()
+        self.errors = ErrorBook(shell)
+
+    def close(self) -> None:
+        """Undo what loading did (``%unload_ext llmkit``)."""
+        self.errors.close()
+        for configurable in (self.settings, self):  # Magics.__init__ added itself too
+            if configurable in self.shell.configurables:
+                self.shell.configurables.remove(configurable)
 
     # -- %%llm -----------------------------------------------------------------------------------
     @magic_arguments()
-    @argument("models", nargs="*", metavar="MODEL", help="one or more 'provider/model' strings or aliases")
+    @argument("models", nargs="*", metavar="MODEL", help="'provider/model' strings or aliases (default: %%llm default)")
     @argument("-s", "--system", help="system prompt")
     @argument("-t", "--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="maximum tokens in the answer")
@@ -77,6 +82,7 @@ class LLMMagics(Magics):
         help="any other parameter for the handler (repeatable; VALUE is read as JSON when it parses)",
     )
     @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming it")
+    @argument("--stream", action="store_true", help="stream the answer (when LLM.stream is False)")
     @argument(
         "-o",
         "--out",
@@ -87,11 +93,20 @@ class LLMMagics(Magics):
         "-f",
         "--format",
         choices=FORMATS,
-        default="markdown",
-        help="how to show the answer; code also puts the answer's code into a new cell below",
+        help="how to show the answer (default: LLM.format, markdown); code also puts the answer's code into a"
+        " new cell below; math renders LaTeX",
     )
     @argument("--image", action="store_true", help="generate images; the cell is the prompt")
-    @argument("--chat", metavar="NAME", help="continue the conversation kept under NAME")
+    @argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="add an image to the message (repeatable): a local file is sent as a data URL, a URL as it is",
+    )
+    @argument("--chat", metavar="NAME", help="continue the conversation kept under NAME (it survives a restart)")
+    @argument("--reset", action="store_true", help="with --chat: start the conversation over")
+    @argument("--explain", action="store_true", help="send the last cell error and ask for the cause and a fix")
     @argument("--dry-run", action="store_true", help="show the messages and parameters, call nothing")
     @argument("--no-interpolate", action="store_true", help="send {name} references as written")
     @cell_magic
@@ -99,24 +114,33 @@ class LLMMagics(Magics):
         """Send the cell to one or more models and show their answers as they stream in.
 
         The cell is the user message; {name} is replaced by the variable `name` when it exists,
-        {In[n]} / {Out[n]} by a cell's input / output; any other braces stay as written.
+        {In[n]} / {Out[n]} by a cell's input / output, {Err[n]} by the traceback of cell n; any other
+        braces stay as written.
         """
         try:
             args = self._parse(line)
-            cell = cell.lstrip("\n").rstrip()
-            prompt = cell if args.no_interpolate else interpolate(cell, self.shell.user_ns)
-            params = self._params(args)
-        except (UsageError, llmkit.LLMKitError) as exc:
+            prompt = self._prompt(args, cell.lstrip("\n").rstrip())
+            params = {**self.settings.default_params, **self._params(args)}
+            user = user_message(prompt, args.attach)
+        except (UsageError, llmkit.LLMKitError, ValueError) as exc:
             _error(exc)
             return
+        fmt = args.format or ("code" if args.explain else self.settings.format)
         runs = [ModelRun(model) for model in args.models]
         images = [args.image or is_image_model(model) for model in args.models]
-        messages = {run.model: self._messages(args, run.model, prompt) for run in runs}
-        if args.dry_run:
-            self._show_plan(args, runs, images, messages, prompt, params)
+        system = args.system if args.system is not None else (EXPLAIN_SYSTEM if args.explain else None)
+        try:
+            if args.chat and args.reset and not args.dry_run:
+                self.chats.reset(args.chat)
+            messages = {run.target: self._messages(args, run.target, user, system) for run in runs}
+        except (llmkit.LLMKitError, ImportError) as exc:  # the log cannot be read
+            _error(exc)
             return
-        calls = [self._call(run, image, messages[run.model], prompt, params, args) for run, image in zip(runs, images)]
-        view = (RichView if _is_rich(self.shell) else TerminalView)(runs, args.format)
+        if args.dry_run:
+            _show(plan_bundle(runs, images, messages, prompt, params, self._stream(args), args.chat))
+            return
+        calls = [self._call(run, image, messages[run.target], prompt, params, args) for run, image in zip(runs, images)]
+        view = (RichView if _is_rich(self.shell) else TerminalView)(runs, fmt)
         try:
             drive(calls, view)
         except KeyboardInterrupt:
@@ -124,17 +148,36 @@ class LLMMagics(Magics):
             # traceback ends here with what happened, not deep in a thread wait.
             raise KeyboardInterrupt("every stream of this cell was stopped") from None
         finally:
-            self._after(args, runs, messages)
+            self._after(args, runs, messages, system, fmt)
 
     def _parse(self, line: str) -> Any:
         args = self.llm.parser.parse_intermixed_args(_split(line))  # options may come between models
         if not args.models:
-            raise UsageError("name at least one model: %%llm demo/echo [more models] [options]; see %llm models")
+            default = self.settings.default_model
+            if not default:
+                raise UsageError(
+                    "name a model, or set a default with %llm default MODEL: %%llm demo/echo [more models] [options];"
+                    " see %llm models"
+                )
+            args.models = [default]
         for model in args.models:
             check_model(model)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"-o needs a variable name, got {args.out!r}")
+        if args.reset and not args.chat:
+            raise UsageError("--reset starts a chat over: use it with --chat NAME")
+        if args.stream and args.no_stream:
+            raise UsageError("--stream and --no-stream contradict each other: give one")
         return args
+
+    def _prompt(self, args: Any, cell: str) -> str:
+        prompt = cell if args.no_interpolate else interpolate(cell, self.shell.user_ns)
+        if not args.explain:
+            return prompt
+        error = self.errors.latest()
+        if error is None:
+            raise UsageError("no cell has raised an error yet; run the failing cell, then %llm fix MODEL")
+        return explain_prompt(error, prompt)
 
     def _params(self, args: Any) -> dict[str, Any]:
         params = dict(_parse_param(item) for item in args.param)
@@ -144,34 +187,33 @@ class LLMMagics(Magics):
             params["max_tokens"] = args.max_tokens
         return params
 
-    def _messages(self, args: Any, model: str, prompt: str) -> list[dict[str, Any]]:
-        chat = self.chats.get(args.chat, {}) if args.chat else {}
-        system = args.system if args.system is not None else chat.get("system")
-        history = chat.get("turns", {}).get(model, [])
-        head = [{"role": "system", "content": system}] if system else []
-        return [*head, *history, {"role": "user", "content": prompt}]
+    def _stream(self, args: Any) -> bool:
+        return args.stream or (self.settings.stream and not args.no_stream)
+
+    def _messages(self, args: Any, model: str, user: dict[str, Any], system: str | None) -> list[dict[str, Any]]:
+        if args.chat:
+            return self.chats.messages(args.chat, model, user, system)
+        return [*([{"role": "system", "content": system}] if system else []), user]
 
     def _call(self, run: ModelRun, image: bool, messages: list, prompt: str, params: dict, args: Any) -> Any:
         if image:
             return generate_images(run, prompt, params, SOURCE)
-        if args.no_stream:
+        if args.chat:
+            params = {**params, "conversation_id": args.chat}  # a control parameter: the log's column
+        if not self._stream(args):
             return complete_chat(run, messages, params, SOURCE)
         return stream_chat(run, messages, params, SOURCE)
 
-    def _after(self, args: Any, runs: list[ModelRun], messages: dict[str, list]) -> None:
+    def _after(self, args: Any, runs: list[ModelRun], messages: dict[str, list], system: Any, fmt: str) -> None:
         """Keep what the cell produced: the conversation, the -o variable, the code cell."""
         if args.chat:
-            chat = self.chats.setdefault(args.chat, {"system": None, "turns": {}})
-            if args.system is not None:
-                chat["system"] = args.system
             for run in runs:
                 if run.status == "done" and run.images is None:
-                    turns = [m for m in messages[run.model] if m["role"] != "system"]
-                    chat["turns"][run.model] = [*turns, {"role": "assistant", "content": run.text}]
+                    self.chats.remember(args.chat, run.target, messages[run.target], run.text, args.system)
         if args.out:
             value = {run.model: run.response if run.error is None else run.error for run in runs}
             self.shell.user_ns[args.out] = value[runs[0].model] if len(runs) == 1 else value
-        if args.format == "code":
+        if fmt == "code":
             done = [run for run in runs if run.status == "done" and run.text]
             if done:
                 code = [extract_code(run.text) for run in done]
@@ -179,98 +221,15 @@ class LLMMagics(Magics):
                     code = [f"# {run.model}\n{text}" for run, text in zip(done, code)]
                 self.shell.set_next_input("\n\n".join(code), replace=False)
 
-    def _show_plan(self, args: Any, runs: list, images: list, messages: dict, prompt: str, params: dict) -> None:
-        plan = []
-        for run, image in zip(runs, images):
-            call = {"model": run.target, "source": SOURCE, "params": params}
-            if image:
-                call.update(kind="image_generation", prompt=prompt)
-            else:
-                call.update(kind="completion", stream=not args.no_stream, messages=messages[run.model])
-            plan.append(call)
-        _show({"application/json": {"calls": plan}, "text/plain": json.dumps({"calls": plan}, indent=2, default=str)})
-
     # -- %llm ------------------------------------------------------------------------------------
     @line_magic("llm")
     def llm_line(self, line: str) -> Any:
-        """%llm models | alias NAME MODEL | log [N] | summary | cache MODE|stats|clear [MODEL] | help"""
-        words = line.split()
-        command, rest = (words[0], words[1:]) if words else ("help", [])
+        """%llm default | models | alias | chats | chat NAME | fix | log | summary | cache | help"""
         try:
-            if command == "models" and not rest:
-                print(_models_text())
-            elif command == "alias":
-                self._alias(rest)
-            elif command == "log" and len(rest) <= 1:
-                return _from_log(lambda: tables.recent_calls(_count(rest[0]) if rest else 10))
-            elif command == "summary" and not rest:
-                return _from_log(llmkit.calls.summary)
-            elif command == "cache":
-                try:
-                    print(_cache_command(rest))
-                except ValueError as exc:  # a bad model for clear, or LLMKIT_CACHE holding no mode
-                    raise UsageError(str(exc)) from None
-            elif command == "help" and not rest:
-                print(LINE_HELP + "\n" + dedent(self.llm.__doc__ or ""))
-            else:
-                raise UsageError(
-                    f"unknown %llm command {line.strip()!r}; use one of: models, alias NAME MODEL, log [N], summary,"
-                    " cache MODE|stats|clear, help"
-                )
-        except (UsageError, llmkit.LLMKitError, ImportError) as exc:  # ImportError: pandas missing
+            return commands.run(self, line)
+        except (UsageError, llmkit.LLMKitError, ImportError, ValueError) as exc:  # ImportError: pandas missing
             _error(exc)
-        return None  # only log and summary return something: a DataFrame, shown as the cell's output
-
-    def _alias(self, rest: list[str]) -> None:
-        if len(rest) == 0:
-            known = alias_store.aliases()
-            print("\n".join(f"{name} -> {model}" for name, model in known.items()) or "no aliases yet")
-            return
-        if len(rest) != 2:
-            raise UsageError("usage: %llm alias NAME provider/model, e.g. %llm alias fast demo/echo")
-        name, model = rest
-        if "/" in model:
-            llmkit.get_llm_provider(model)  # an unknown provider fails now, not at the alias's first use
-        try:
-            alias_store.set_alias(name, model)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        print(f"{name} -> {model}")
-
-
-_CACHE_USAGE = "usage: %llm cache use|replay|refresh|off, %llm cache stats, or %llm cache clear [provider/model]"
-
-
-def _cache_command(rest: list[str]) -> str:
-    """What ``%llm cache ...`` did, as a line to print; the cache itself lives in llmkit.cache."""
-    word = rest[0] if rest else "stats"
-    if word in llmkit.cache.MODES and len(rest) == 1:
-        llmkit.configure_cache(word)
-        return f"response cache: {word}"
-    if word == "clear" and len(rest) <= 2:
-        removed = llmkit.cache.clear(model=rest[1] if len(rest) == 2 else None)
-        return f"removed {removed} cached answer(s)"
-    if word == "stats" and len(rest) <= 1:
-        s = llmkit.cache.stats()
-        rate = "-" if s["hit_rate"] is None else f"{s['hit_rate']:.0%}"
-        return (
-            f"response cache: {s['mode']}, kept in {s['store']}\n{s['entries']} answer(s), {s['size_bytes']:,} bytes;"
-            f" this session: {s['hits']} hits, {s['misses']} misses, hit rate {rate}"
-        )
-    raise UsageError(f"unknown %llm cache command {' '.join(rest)!r}; {_CACHE_USAGE}")
-
-
-def _count(word: str) -> int:
-    if not word.isdigit() or int(word) < 1:
-        raise UsageError(f"%llm log takes how many calls to show, e.g. %llm log 20; got {word!r}")
-    return int(word)
-
-
-def _from_log(read: Any) -> Any:
-    """A DataFrame read from the call log, or None with a note when the log is off."""
-    if tables.log_is_off():
-        raise UsageError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
-    return read()
+        return None  # log, summary and chats return a DataFrame, shown as the cell's output
 
 
 def _split(line: str) -> list[str]:
@@ -280,22 +239,6 @@ def _split(line: str) -> list[str]:
         return arg_split(line, posix=True, strict=True)
     except ValueError as exc:
         raise UsageError(f"could not read %%llm options {line!r}: {exc}") from None
-
-
-def _models_text() -> str:
-    lines = []
-    origins = dict(describe_providers())
-    for provider, (chat, image) in provider_models().items():
-        names = ", ".join(chat) or f"any model: {provider}/<model>"
-        if image:
-            names += "; images: " + ", ".join(image)
-        origin = origins.get(provider, "built-in")
-        lines.append(f"{provider:<16} {names}" + ("" if origin == "built-in" else f"  [{origin}]"))
-    known = alias_store.aliases()
-    if known:
-        lines.append("aliases:")
-        lines.extend(f"  {name} -> {model}" for name, model in known.items())
-    return "\n".join(lines)
 
 
 def _is_rich(shell: Any) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import llmkit
 from llmkit import ImageResponse
+from llmkit.cache.settings import outcomes
 from llmkit.notebook.aliases import resolve
 from llmkit.providers.invoke import implements
 from llmkit.providers.registry import get_handler
@@ -40,6 +41,8 @@ class ModelRun:
         self.first_token: float | None = None
         self.ended: float | None = None
         self.usage_tokens: int | None = None
+        self.cache_hit = False  # answered by the response cache: its timings are not the model's
+        self._outcomes: list[str] = []
 
     @property
     def response(self) -> Any:
@@ -104,6 +107,7 @@ class ModelRun:
     def start(self) -> None:
         self.status = "running"
         self.started = time.perf_counter()
+        outcomes.set(self._outcomes)  # each call runs in a task of its own: this is its context only
 
     def add(self, text: str) -> None:
         if self.first_token is None:
@@ -112,6 +116,7 @@ class ModelRun:
 
     def end(self, status: str, error: BaseException | None = None) -> None:
         self.ended = time.perf_counter()
+        self.cache_hit = "hits" in self._outcomes
         self.status = status
         self.error = error
 

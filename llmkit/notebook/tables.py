@@ -57,12 +57,14 @@ def log_is_off() -> bool:
     return config.log_mode() == "off"
 
 
-def recent_calls(n: int) -> Any:
-    """The newest ``n`` calls, oldest first, as a DataFrame of :data:`LOG_COLUMNS`.
+def recent_calls(n: int, everyone: bool = False) -> Any:
+    """This session's newest ``n`` calls (every process's with ``everyone=True``), oldest first, as a
+    DataFrame of :data:`LOG_COLUMNS`.
 
     Reads only those rows (``calls.last``), so it stays quick on a log of millions of calls.
     """
-    return llmkit.calls.to_dataframe(last=n)[list(LOG_COLUMNS)]
+    session = {} if everyone else {"session_id": llmkit.calls.session_id}
+    return llmkit.calls.to_dataframe(last=n, **session)[list(LOG_COLUMNS)]
 
 
 def vote_of(annotations: Any) -> str | None:

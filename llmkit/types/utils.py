@@ -146,6 +146,13 @@ class ModelResponse(OpenAIObject):
     system_fingerprint: Optional[str] = None
     usage: Usage = Field(default_factory=Usage)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """In a notebook: the answer as Markdown with a footer (``repr()`` stays pydantic's)."""
+        return _reprs().response_bundle(self)
+
+    def _repr_markdown_(self) -> str:
+        return _reprs().response_bundle(self)["text/markdown"]
+
 
 class ModelResponseStream(OpenAIObject):
     """A ``chat.completion.chunk`` object."""
@@ -170,6 +177,10 @@ class ImageResponse(OpenAIObject):
     data: List[ImageObject] = Field(default_factory=list)
     usage: Optional[Usage] = None
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """In a notebook: the images themselves."""
+        return _reprs().image_bundle(self)
+
 
 class Embedding(OpenAIObject):
     embedding: Union[List[float], str] = Field(default_factory=list)
@@ -182,6 +193,16 @@ class EmbeddingResponse(OpenAIObject):
     data: List[Embedding] = Field(default_factory=list)
     model: Optional[str] = None
     usage: Usage = Field(default_factory=Usage)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """In a notebook: a one-line summary, not thousands of numbers."""
+        return _reprs().embedding_bundle(self)
+
+
+def _reprs() -> Any:
+    from llmkit.types import reprs  # loaded the first time a notebook shows a response
+
+    return reprs
 
 
 class ChatCompletionToolCallFunctionChunk(TypedDict, total=False):

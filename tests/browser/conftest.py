@@ -41,7 +41,8 @@ def browser_parts() -> None:
 def lab(browser_parts):
     home = Path(tempfile.mkdtemp(prefix="llmkit-lab-"))
     names = copy_notebooks(ROOT / "notebooks", home / "notebooks")
-    server = LabServer(home / "notebooks", home, {"LLMKIT_LOG_PATH": str(home / "calls.db")})
+    env = {"LLMKIT_LOG_PATH": str(home / "calls.db"), "LLMKIT_CONFIG_DIR": str(home / "config")}
+    server = LabServer(home / "notebooks", home, env)
     try:
         server.wait_until_up()
         server.notebooks = names

@@ -123,6 +123,17 @@ def test_quickstart_streams_renders_and_draws(page, lab):
     assert all(width > 0 for width in widths), widths
     snap(code_cell(page, "demo/image -p n=3"), "quickstart-images")
 
+    # -f math: the front-end's MathJax typeset the answer's LaTeX, inline and display.
+    math = code_cell(page, "-f math")
+    math.locator(".jp-OutputArea mjx-container").first.wait_for(timeout=30_000)
+    assert math.locator(".jp-OutputArea mjx-container").count() >= 2
+    assert "$" not in math.locator(".jp-RenderedMarkdown").inner_text()
+    snap(math, "quickstart-math")
+
+    # The conversation continued, and its transcript shows every turn.
+    transcript = code_cell(page, "%llm chat trip --show").locator(".jp-RenderedMarkdown").inner_text()
+    assert transcript.index("Two days in Lisbon?") < transcript.index("And a third day?")
+
 
 def test_compare_models_widget_runs_on_click_and_records_votes(page, lab):
     run_notebook(page, lab, "compare-models.ipynb")

@@ -9,11 +9,13 @@ from llmkit.notebook import aliases
 
 
 @pytest.fixture(autouse=True)
-def no_aliases():
-    """Aliases are process-wide: each test starts and ends without any."""
-    aliases._aliases.clear()
+def no_aliases(tmp_path, monkeypatch):
+    """Aliases are process-wide, and saved in the settings file: each test starts and ends without
+    any, with a settings folder of its own."""
+    monkeypatch.setenv("LLMKIT_CONFIG_DIR", str(tmp_path / "config"))
+    aliases.reset()
     yield
-    aliases._aliases.clear()
+    aliases.reset()
 
 
 @pytest.fixture
@@ -22,7 +24,19 @@ def shell():
     ip = InteractiveShell.instance()
     ip.display_pub = RecordingPublisher(shell=ip)
     ip.extension_manager.load_extension("llmkit")
+    _forget_chats(ip)
     return ip
+
+
+def _forget_chats(ip):
+    """The shell is one for the whole run: each test starts with no conversation in memory and the
+    magic's settings at their defaults."""
+    from llmkit.notebook.chats import Chats
+
+    magics = ip.magics_manager.registry["LLMMagics"]
+    magics.chats = Chats()
+    for name in ("default_model", "default_params", "format", "stream"):
+        magics.settings.set_trait(name, magics.settings.trait_defaults(name))
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """%%llm and %llm through a real IPython InteractiveShell."""
 
 import itertools
-import json
 import os
+import re
 import signal
 import threading
 import time
@@ -168,22 +168,27 @@ def test_chat_keeps_the_conversation(shell):
     assert alone == [{"role": "user", "content": "alone"}]
 
 
-def test_dry_run_shows_the_plan_and_calls_nothing(shell):
+def test_dry_run_shows_the_messages_as_a_table_and_calls_nothing(shell):
     handler = register(SlowStream())
     shell.user_ns["who"] = "world"
-    messages = cell(shell, "slow/m demo/image --dry-run -s S -p k=1", "hi {who}")
+    messages = cell(shell, "slow/m demo/image --dry-run -s S -p k=1 -t 0.5", "hi <{who}>")
     assert handler.calls == [] and len(messages) == 1
-    plan = messages[0][2]["application/json"]["calls"]
-    assert plan[0] == {
-        "model": "slow/m",
-        "source": "magic",
-        "params": {"k": 1},
-        "kind": "completion",
-        "stream": True,
-        "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi world"}],
-    }
-    assert plan[1]["kind"] == "image_generation" and plan[1]["prompt"] == "hi world"
-    assert json.loads(messages[0][2]["text/plain"]) == {"calls": plan}
+    data = messages[0][2]
+    assert set(data) == {"text/html", "text/plain"}  # no JSON tree
+    html = data["text/html"]
+    assert "<b>slow/m</b> · completion, streamed · dry run, nothing sent" in html
+    assert "<th" in html and ">role</th>" in html and ">content</th>" in html
+    rows = re.findall(r"<tr><td[^>]*><b>(\w+)</b></td><td[^>]*>(.*?)</td></tr>", html)
+    assert rows[:2] == [("system", "S"), ("user", "hi &lt;world&gt;")]
+    assert "<code>k=1</code>, <code>temperature=0.5</code>" in html
+    assert "<b>demo/image</b> · image generation" in html and rows[2] == ("prompt", "hi &lt;world&gt;")
+    plain = data["text/plain"].splitlines()
+    assert plain[:4] == [
+        "slow/m · completion, streamed · dry run, nothing sent",
+        "  system  S",
+        "  user    hi <world>",
+        "  parameters: k=1, temperature=0.5",
+    ]
 
 
 def test_interpolation_in_a_cell_and_no_interpolate(shell):
@@ -248,7 +253,7 @@ def test_help_lists_options_and_commands(shell, capsys):
         ("demo/echo -f yaml", "invalid choice: 'yaml'"),
         ("demo/echo -p novalue", "-p takes KEY=VALUE"),
         ("demo/echo -o 1x", "-o needs a variable name"),
-        ("", "name at least one model"),
+        ("", "name a model, or set a default with %llm default MODEL"),
         ("gpt4", "'gpt4' is neither 'provider/model' nor an alias"),
         ("nowhere/model", "unknown provider 'nowhere'; registered: demo"),
         ('demo/echo -s "unclosed', "could not read %%llm options"),

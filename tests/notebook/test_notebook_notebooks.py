@@ -26,6 +26,19 @@ EXPECTED = {
 }
 
 
+# {cell id: text in its Markdown output}
+EXPECTED_MARKDOWN = {
+    "quickstart-restart": "And a third day?",  # the chat's next turn
+    "quickstart-chat-show": "**user:** Two days in Lisbon?",  # its transcript, every turn
+    "quickstart-default-cell": "NO MODEL NAMED, SO THE DEFAULT ANSWERS",  # shouty/v1, the default
+    "quickstart-math": "$e^{i\\pi} + 1 = 0$",
+}
+
+
+def markdown_of(cell):
+    return "".join(out.get("data", {}).get("text/markdown", "") for out in cell.outputs)
+
+
 def html_of(cell):
     return "".join(out.get("data", {}).get("text/html", "") for out in cell.outputs)
 
@@ -41,6 +54,9 @@ def test_notebook_runs(path):
     for cell_id, text in EXPECTED.items():
         if cell_id.startswith(path.stem + "-"):
             assert text in html_of(cells[cell_id]), f"cell {cell_id} of {path.name}"
+    for cell_id, text in EXPECTED_MARKDOWN.items():
+        if cell_id.startswith(path.stem + "-"):
+            assert text in markdown_of(cells[cell_id]), f"cell {cell_id} of {path.name}"
 
 
 def run_notebook(path):
@@ -74,4 +90,9 @@ def test_evaluate_runs_again_from_the_cache_without_calling_a_model(tmp_path, mo
 
 
 def test_the_notebooks_are_there():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "compare-models.ipynb", "custom-provider.ipynb", "evaluate.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "quickstart.ipynb",
+        "compare-models.ipynb",
+        "custom-provider.ipynb",
+        "evaluate.ipynb",
+    }
