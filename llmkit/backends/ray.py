@@ -40,8 +40,9 @@ class RayBackend:
 
     ``address``: the cluster to connect to when this process is not connected yet (else
     ``RAY_ADDRESS``, else a local Ray started here). ``num_cpus`` / ``num_gpus``: what each job
-    holds while it runs (a handler that runs a model itself); each worker then runs one job at a
-    time. Without them each worker holds one CPU and runs many calls at once (models behind APIs).
+    holds while it runs (a handler that runs a model itself); each worker then holds that and runs
+    one job at a time. Without them there is one worker per CPU of the cluster, spread over its
+    nodes, holding no resources and running many calls at once (models behind APIs).
     ``runtime_env``: Ray's runtime environment for the workers (``py_modules``, ``pip``, ...).
     ``idle_timeout``: seconds the workers stay up after a run, for the next one.
     """
@@ -87,9 +88,13 @@ class RayBackend:
     # -- resources ---------------------------------------------------------------------------------
     @property
     def _actor_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_cpus": 1 if self.num_cpus is None else self.num_cpus, "max_restarts": 0}
+        options: dict[str, Any] = {"num_cpus": self.num_cpus or 0, "max_restarts": 0}
         if self.num_gpus:
             options["num_gpus"] = self.num_gpus
+        if not (self.num_cpus or self.num_gpus):
+            # calls that mostly wait (models behind APIs): workers hold nothing, so that idle ones
+            # block no one, and are spread over the nodes rather than packed on one
+            options["scheduling_strategy"] = "SPREAD"
         if self.runtime_env:
             options["runtime_env"] = self.runtime_env
         return options
@@ -103,12 +108,18 @@ class RayBackend:
                     " ask for less, or connect to a cluster that has them"
                 )
 
-    def _workers_wanted(self, ray: Any, pool: Pool, concurrency: int, jobs: int) -> int:
-        free = ray.available_resources()
-        fits = free.get("CPU", 0) // self._actor_options["num_cpus"] if self._actor_options["num_cpus"] else jobs
+    def _workers_wanted(self, ray: Any, concurrency: int, jobs: int) -> int:
+        """One worker per CPU of the cluster, or as many as its resources hold jobs of the size asked
+        for (those it cannot place yet wait for room), and never more than there are calls at once."""
+        total = ray.cluster_resources()
+        limits = [concurrency, jobs]
+        if self.num_cpus:
+            limits.append(total.get("CPU", 0) // self.num_cpus)
         if self.num_gpus:
-            fits = min(fits, free.get("GPU", 0) // self.num_gpus)
-        return int(max(1, min(concurrency, jobs, len(pool.alive) + fits)))
+            limits.append(total.get("GPU", 0) // self.num_gpus)
+        if not (self.num_cpus or self.num_gpus):
+            limits.append(total.get("CPU", 1))
+        return int(max(1, min(limits)))
 
     # -- a run -------------------------------------------------------------------------------------
     async def _run(
@@ -124,13 +135,14 @@ class RayBackend:
     ) -> None:
         import ray
 
-        key = json.dumps(self._actor_options, sort_keys=True, default=repr)
-        pool = _pools.checkout(key) or Pool(self._actor_options, one_job_each=bool(self.num_cpus or self.num_gpus))
+        one_job_each = bool(self.num_cpus or self.num_gpus)
+        key = json.dumps([self._actor_options, one_job_each], sort_keys=True, default=repr)
+        pool = _pools.checkout(key) or Pool(self._actor_options, one_job_each)
         params = shipping.unpack_params(packed)
         delivered = _Delivery(on_row, params, run_id, log_here=shared is None)
         finished = False
         try:
-            await pool.start_run(self._workers_wanted(ray, pool, concurrency, len(jobs)), packed, run_id, shared)
+            await pool.start_run(self._workers_wanted(ray, concurrency, len(jobs)), packed, run_id, shared)
             await _run_jobs(pool, jobs, delivered, concurrency, per_model)
             if shared is not None:
                 await pool.flush()

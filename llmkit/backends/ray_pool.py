@@ -64,21 +64,28 @@ class Pool:
 
     # -- a run -------------------------------------------------------------------------------------
     async def start_run(self, size: int, packed: dict[str, Any], run_id: str, shared_log: Any) -> None:
-        """Grow to ``size`` workers and install the run in each; ImportError naming the providers
-        whose handlers a worker could not load."""
+        """Grow to ``size`` workers and install the run in each, returning once one is ready (the
+        others join as Ray places them); ImportError naming the providers a worker could not load."""
         self._changed = asyncio.Event()
         self._run = (packed, run_id, shared_log)
-        self._spares = size  # replacements allowed this run
+        self._spares = max(2, size)  # replacements allowed this run: enough for one job to be retried once
         self.abandoned = []
         while len(self.alive) < size:
             self._add()
-        results = await asyncio.gather(*(self._install(member) for member in self.alive), return_exceptions=True)
-        failed = {name: why for result in results if isinstance(result, dict) for name, why in result.items()}
-        if failed:
-            raise shipping.load_error(failed)
-        if not any(member.ready for member in self.members):
-            errors = [result for result in results if isinstance(result, BaseException)]
-            raise RuntimeError(f"no Ray worker could be started for compare(): {errors[0] if errors else 'unknown'}")
+        pending = {asyncio.ensure_future(self._install(member)) for member in self.alive}
+        errors = []
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    errors.append(task.exception())
+                elif task.result():
+                    raise shipping.load_error(task.result())
+                else:
+                    for task in pending:  # one worker is ready; the others join when theirs finish
+                        task.add_done_callback(_retrieved)
+                    return
+        raise RuntimeError(f"no Ray worker could be started for compare(): {errors[0] if errors else 'none asked for'}")
 
     def _add(self) -> _Member:
         member = _Member(_remote_worker().options(**self.options).remote(), next(self._numbers))
@@ -94,6 +101,7 @@ class Pool:
             self._lost(member)
             raise
         member.ready = not failed
+        self._changed.set()
         return failed
 
     async def call(self, job: Job) -> tuple[str, list[dict[str, Any]]]:
@@ -139,10 +147,10 @@ class Pool:
         self._changed.set()
         if self._spares > 0:
             self._spares -= 1
+            self._starting += 1  # now, so that no call concludes meanwhile that no worker is left
             asyncio.ensure_future(self._replace())
 
     async def _replace(self) -> None:
-        self._starting += 1
         try:
             await self._install(self._add())
         except Exception:
@@ -181,6 +189,11 @@ class Pool:
             except Exception:
                 pass  # already gone, or Ray was shut down
         self.members = []
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # a worker that failed to start was marked lost and replaced: nothing to report
 
 
 async def _settled(ref: Any) -> Any:
