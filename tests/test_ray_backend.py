@@ -149,6 +149,7 @@ SAME = ["prompt_index", "prompt", "model", "sample", "response", "status", "erro
 
 def test_same_rows_in_the_same_order_as_the_local_backend_and_each_call_logged_once(cluster, log):
     use("ray", Echo())
+    llmkit.register_model_cost("ray/a", input_cost_per_token=1e-6, output_cost_per_token=2e-6)  # here, not there
     args = (["ray/a", "ray/fail", "demo/echo"], ["one", "two", "three"])
     options = {"samples": 2, "checks": [llmkit.checks.contains(":", name="has_colon")], "progress": False}
     local = llmkit.compare(*args, **options)
@@ -157,6 +158,7 @@ def test_same_rows_in_the_same_order_as_the_local_backend_and_each_call_logged_o
     assert list(remote.columns) == list(local.columns)
     assert remote[SAME].astype(str).values.tolist() == local[SAME].astype(str).values.tolist()
     assert remote.dtypes.to_dict() == local.dtypes.to_dict()
+    assert (remote[remote["model"] == "ray/a"]["cost_usd"] == 7e-6).all()  # priced as the driver prices
     failed = remote[remote["model"] == "ray/fail"]
     assert (failed["status"] == "error").all() and failed["error"].str.contains("down for maintenance").all()
 
@@ -337,7 +339,8 @@ def test_ray_options_given_as_call_parameters_are_refused(cluster):
 def test_an_unreachable_cluster_fails_at_once_naming_the_address():
     code = (
         "import llmkit, llmkit.backends\n"
-        "llmkit.compare(['demo/echo'], ['x'], backend=llmkit.backends.RayBackend(address='127.0.0.1:9'), progress=False)"
+        "backend = llmkit.backends.RayBackend(address='127.0.0.1:9')\n"
+        "llmkit.compare(['demo/echo'], ['x'], backend=backend, progress=False)"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

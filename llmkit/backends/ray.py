@@ -27,6 +27,7 @@ from llmkit.backends.jobs import Job, row_of
 from llmkit.backends.ray_pool import Pool
 from llmkit.backends.ray_worker import CANCELLED
 from llmkit.calllog import config, recorder
+from llmkit.calllog.costs import cost_of
 from llmkit.calllog.recorder import capture
 from llmkit.errors import WorkerLostError
 
@@ -154,6 +155,8 @@ class RayBackend:
                 try:
                     for job, status, records in await pool.cancel(_CANCEL_TIMEOUT):
                         delivered.abandoned(job, status, records)
+                    if shared is not None:  # the workers' own records of the cancelled calls
+                        await asyncio.wait([asyncio.ensure_future(pool.flush())], timeout=_CANCEL_TIMEOUT / 3)
                 finally:
                     pool.kill()
 
@@ -197,6 +200,7 @@ class _Delivery:
 
     def row(self, job: Job, records: list[dict[str, Any]]) -> None:
         if self.log_here:
+            records = [_priced(record) for record in records]
             recorder.add_records(records)
         if records:
             self.on_row(job, row_of(job, records[-1]))
@@ -211,7 +215,7 @@ class _Delivery:
             self._record_here(job, asyncio.CancelledError())
         elif status == CANCELLED:
             if self.log_here:
-                recorder.add_records(records)
+                recorder.add_records([_priced(record) for record in records])
         else:
             self.row(job, records)
 
@@ -220,6 +224,23 @@ class _Delivery:
             entry = recorder.begin("stream", job.model, job.messages, {**self.params, "sample": job.sample})
             entry.failed(error)
         return captured.records[-1]
+
+
+def _priced(record: dict[str, Any]) -> dict[str, Any]:
+    """The record priced with this process's prices (``register_model_cost``, ``load_prices``), as
+    the local backend's calls are: a worker knows only the price tables of its own machine."""
+    if "cost_usd" not in record or record.get("cache_hit") or record.get("kind") not in ("chat", "stream"):
+        return record
+    cost = cost_of(
+        record["model"],
+        record["handler_model"],
+        record.get("prompt_tokens"),
+        record.get("completion_tokens"),
+        provider=record["provider"],
+        kind=record["kind"],
+        params=record.get("params"),
+    )
+    return {**record, "cost_usd": cost}
 
 
 # -- connecting --------------------------------------------------------------------------------------
