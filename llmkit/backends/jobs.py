@@ -6,10 +6,11 @@ job's last record into a row with :func:`row_of`, so the rows are the same where
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-__all__ = ["ROW_FIELDS", "Job", "row_of", "stream_job"]
+__all__ = ["ROW_FIELDS", "Job", "each_within_limits", "row_of", "stream_job"]
 
 #: Columns of compare()'s DataFrame, one row per (prompt, model, sample); ``check_<name>`` columns
 #: and ``passed`` follow when checks were given.
@@ -48,6 +49,32 @@ class Job:
     @property
     def key(self) -> tuple[int, str, int]:
         return self.index, self.model, self.sample
+
+
+async def each_within_limits(
+    jobs: list[Job], call: Callable[[Job], Awaitable[None]], *, concurrency: int, per_model: int | None
+) -> None:
+    """``await call(job)`` for every job, at most ``concurrency`` at once (``per_model`` per model);
+    when this is cancelled (Ctrl-C), every call still waiting or running is cancelled before it returns."""
+    limit = asyncio.Semaphore(concurrency)
+    model_limits = {job.model: asyncio.Semaphore(per_model) for job in jobs} if per_model else {}
+
+    async def one(job: Job) -> None:
+        model_limit = model_limits.get(job.model)
+        if model_limit is not None:
+            async with model_limit, limit:
+                await call(job)
+        else:
+            async with limit:
+                await call(job)
+
+    tasks = [asyncio.ensure_future(one(job)) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def stream_job(job: Job, params: dict[str, Any]) -> None:

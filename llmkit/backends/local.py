@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any, Callable
 
-from llmkit.backends.jobs import Job, row_of, stream_job
+from llmkit.backends.jobs import Job, each_within_limits, row_of, stream_job
 from llmkit.calllog.recorder import capture
 
 __all__ = ["LocalBackend", "run_jobs"]
@@ -35,17 +34,6 @@ async def run_jobs(
 ) -> None:
     """Call every job through the dispatcher (streamed, ``sample=job.sample``), at most
     ``concurrency`` at once (``per_model`` per model), and hand each finished row to ``on_row``."""
-    limit = asyncio.Semaphore(concurrency)
-    per_model_limits = {job.model: asyncio.Semaphore(per_model) for job in jobs} if per_model else {}
-
-    async def one(job: Job) -> None:
-        model_limit = per_model_limits.get(job.model)
-        if model_limit is not None:
-            async with model_limit, limit:
-                await call(job)
-        else:
-            async with limit:
-                await call(job)
 
     async def call(job: Job) -> None:
         with capture(run_id) as captured:
@@ -54,10 +42,4 @@ async def run_jobs(
         if records:
             on_row(job, row_of(job, records[-1]))
 
-    tasks = [asyncio.ensure_future(one(job)) for job in jobs]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await each_within_limits(jobs, call, concurrency=concurrency, per_model=per_model)

@@ -23,7 +23,7 @@ import threading
 from typing import Any, Callable
 
 from llmkit.backends import shipping
-from llmkit.backends.jobs import Job, row_of
+from llmkit.backends.jobs import Job, each_within_limits, row_of
 from llmkit.backends.ray_pool import Pool
 from llmkit.backends.ray_worker import CANCELLED
 from llmkit.calllog import config, recorder
@@ -162,18 +162,6 @@ class RayBackend:
 
 
 async def _run_jobs(pool: Pool, jobs: list[Job], delivered: _Delivery, concurrency: int, per_model: int | None) -> None:
-    limit = asyncio.Semaphore(concurrency)
-    model_limits = {job.model: asyncio.Semaphore(per_model) for job in jobs} if per_model else {}
-
-    async def one(job: Job) -> None:
-        model_limit = model_limits.get(job.model)
-        if model_limit is not None:
-            async with model_limit, limit:
-                await call(job)
-        else:
-            async with limit:
-                await call(job)
-
     async def call(job: Job) -> None:
         try:
             _, records = await pool.call(job)
@@ -182,13 +170,7 @@ async def _run_jobs(pool: Pool, jobs: list[Job], delivered: _Delivery, concurren
         else:
             delivered.row(job, records)
 
-    tasks = [asyncio.ensure_future(one(job)) for job in jobs]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await each_within_limits(jobs, call, concurrency=concurrency, per_model=per_model)
 
 
 class _Delivery:
