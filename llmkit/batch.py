@@ -4,56 +4,22 @@ Calls stream (so time to first token is measured) through the ordinary dispatche
 ``source="batch"``, inside a call-log capture carrying one run id, so each row is built from the
 call's own log record and the whole run can be found again with ``llmkit.calls.to_dataframe(run_id=...)``.
 
-The run is a list of :class:`Job` handed to :func:`run_jobs`, which calls ``on_row`` with each
-finished row: the seam where another backend plugs in. Checks (``llmkit.evals.scoring``) score
-rows as they arrive.
+The run is a list of :class:`Job` handed to a backend (``llmkit.backends``: this process, or a Ray
+cluster), which calls ``on_row`` with each finished row. Checks (``llmkit.evals.scoring``) score
+rows as they arrive, here in the caller's process whatever the backend.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-from llmkit import aio
-from llmkit.calllog.recorder import capture
+from llmkit import aio, backends
+from llmkit.backends.jobs import ROW_FIELDS, Job
+from llmkit.backends.local import run_jobs
 
 __all__ = ["Job", "compare", "run_jobs", "side_by_side"]
-
-#: Columns of compare()'s DataFrame, one row per (prompt, model, sample); ``check_<name>`` columns
-#: and ``passed`` follow when checks were given.
-ROW_FIELDS = (
-    "prompt_index",
-    "prompt",
-    "model",
-    "sample",
-    "response",
-    "status",
-    "error",
-    "latency_ms",
-    "ttft_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "tokens_estimated",
-    "tokens_per_s",
-    "cost_usd",
-    "call_id",
-    "run_id",
-)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One call of a run: prompt number ``index`` (its ``prompt`` and chat ``messages``), to ``model``,
-    as sample number ``sample``."""
-
-    index: int
-    prompt: Any
-    messages: list
-    model: str
-    sample: int
 
 
 def compare(
@@ -66,6 +32,7 @@ def compare(
     concurrency: int = 8,
     per_model_concurrency: int | None = None,
     progress: bool = True,
+    backend: Any = "local",
     **params: Any,
 ) -> Any:
     """Run every prompt against every model, ``samples`` times each, and return one DataFrame row per
@@ -81,8 +48,13 @@ def compare(
     (KeyboardInterrupt) stops the run and returns the rows finished so far. The rows are also in
     ``llmkit.calls`` under one ``run_id``, with ``source="batch"``. :func:`side_by_side` turns the
     result into a wide table.
+
+    ``backend="ray"`` runs the calls on a Ray cluster (the one ``ray.init`` connected to, else a
+    local one), with the same rows, order and run id; ``llmkit.backends.RayBackend(num_cpus=,
+    num_gpus=, address=)`` sets its options (docs/scale.md). Checks run here either way.
     """
     _require_extras()
+    runner_backend = backends.resolve(backend)
     model_list = [models] if isinstance(models, str) else list(models)
     labels, prompt_list = _prompts(prompts)
     _check(model_list, prompt_list, samples, concurrency, per_model_concurrency)
@@ -91,6 +63,7 @@ def compare(
     check_list = prepare_checks(checks)  # before any call: a judge that does not exist stops the run here
     params.setdefault("source", "batch")
     run_id = uuid.uuid4().hex
+    runner = runner_backend.open(params)  # connects, ships the providers; bad input stops the run here
     jobs = [
         Job(i, prompt, _messages(prompt, system), model, sample)
         for i, prompt in enumerate(prompt_list)
@@ -110,9 +83,7 @@ def compare(
 
     async def run() -> None:
         try:
-            await run_jobs(
-                jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, params=params, run_id=run_id
-            )
+            await runner(jobs, on_row, concurrency=concurrency, per_model=per_model_concurrency, run_id=run_id)
         finally:
             if scorer is not None:
                 await scorer.finish()
@@ -155,56 +126,6 @@ async def _signal_when_done(run: Any, stopped: threading.Event) -> None:
         stopped.set()
 
 
-async def run_jobs(
-    jobs: list[Job],
-    on_row: Callable[[Job, dict[str, Any]], None],
-    *,
-    concurrency: int,
-    per_model: int | None,
-    params: dict[str, Any],
-    run_id: str,
-) -> None:
-    """Call every job through the dispatcher (streamed, ``sample=job.sample``), at most
-    ``concurrency`` at once (``per_model`` per model), and hand each finished row to ``on_row``."""
-    import asyncio
-
-    from llmkit.dispatch import acompletion
-
-    limit = asyncio.Semaphore(concurrency)
-    per_model_limits = {job.model: asyncio.Semaphore(per_model) for job in jobs} if per_model else {}
-
-    async def one(job: Job) -> None:
-        model_limit = per_model_limits.get(job.model)
-        if model_limit is not None:
-            async with model_limit, limit:
-                await call(job)
-        else:
-            async with limit:
-                await call(job)
-
-    async def call(job: Job) -> None:
-        with capture(run_id) as captured:
-            try:
-                stream = await acompletion(
-                    model=job.model, messages=job.messages, stream=True, sample=job.sample, **params
-                )
-                async for _ in stream:
-                    pass
-            except Exception:
-                pass  # the failure is in the record, and becomes the row
-        records = captured.records
-        if records:
-            on_row(job, _row(job, records[-1]))
-
-    tasks = [asyncio.ensure_future(one(job)) for job in jobs]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 def _record(scorer: Any, rows: list[dict[str, Any]], samples: int, run_id: str) -> None:
     """Write the run's check results (and sample numbers) to the call log as annotations, at once."""
     from llmkit.calllog import config
@@ -220,16 +141,6 @@ def _record(scorer: Any, rows: list[dict[str, Any]], samples: int, run_id: str) 
         llmkit.calls.annotate_many(items, source="compare")
     if scorer is not None:
         llmkit.calls.annotate_many(scorer.annotations(), source="check", encoded=True)
-
-
-def _row(job: Job, record: dict[str, Any]) -> dict[str, Any]:
-    row = {name: record.get(name) for name in ROW_FIELDS}
-    prompt = job.prompt if isinstance(job.prompt, str) else record.get("prompt")
-    row.update(prompt_index=job.index, prompt=prompt, model=job.model, sample=job.sample)
-    if record["status"] != "ok":
-        parts = [record.get("error_type"), record.get("error_message")]
-        row["error"] = ": ".join(str(part) for part in parts if part) or record["status"]
-    return row
 
 
 def _messages(prompt: Any, system: str | None) -> list[dict[str, Any]]:

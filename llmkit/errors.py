@@ -3,19 +3,20 @@
 ::
 
     LLMKitError
-    └── APIError                        .status_code .message .llm_provider .model
-        ├── BadRequestError             400 (and any other 4xx without a class of its own)
-        │   └── UnprocessableEntityError 422
-        ├── AuthenticationError         401
-        ├── PermissionDeniedError       403
-        ├── NotFoundError               404
-        ├── CacheMissError              404 replay mode: no cached answer for this call
-        ├── Timeout                     408 (and 504)
-        ├── RateLimitError              429
-        ├── InternalServerError         500
-        ├── BadGatewayError             502
-        ├── ServiceUnavailableError     503
-        └── APIConnectionError          the handler raised something without a status code
+    ├── APIError                        .status_code .message .llm_provider .model
+    │   ├── BadRequestError             400 (and any other 4xx without a class of its own)
+    │   │   └── UnprocessableEntityError 422
+    │   ├── AuthenticationError         401
+    │   ├── PermissionDeniedError       403
+    │   ├── NotFoundError               404
+    │   ├── CacheMissError              404 replay mode: no cached answer for this call
+    │   ├── Timeout                     408 (and 504)
+    │   ├── RateLimitError              429
+    │   ├── InternalServerError         500
+    │   ├── BadGatewayError             502
+    │   ├── ServiceUnavailableError     503
+    │   └── APIConnectionError          the handler raised something without a status code
+    └── WorkerLostError                 compare()'s Ray worker died running a call, on its retry too
 
     CustomLLMError                      what a handler raises: CustomLLMError(status_code, message)
 
@@ -41,6 +42,7 @@ __all__ = [
     "ServiceUnavailableError",
     "Timeout",
     "UnprocessableEntityError",
+    "WorkerLostError",
     "map_exception",
     "timeout_error",
 ]
@@ -57,6 +59,11 @@ class CustomLLMError(Exception):
 
 class LLMKitError(Exception):
     """Base class of every exception llmkit raises."""
+
+
+class WorkerLostError(LLMKitError):
+    """A worker process running a call died (compare()'s Ray backend), and so did the one it was
+    retried on; the message names both failures."""
 
 
 class APIError(LLMKitError):

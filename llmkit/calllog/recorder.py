@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from llmkit.calllog.record import build_record
 
-__all__ = ["Capture", "Entry", "begin", "capture", "drain", "ensure_writer"]
+__all__ = ["Capture", "Entry", "add_records", "begin", "capture", "drain", "ensure_writer"]
 
 _perf = time.perf_counter
 _time = time.time
@@ -143,6 +143,29 @@ def _submit(entry: Entry) -> None:
         _pending.append(entry)
         if _writer is None:
             ensure_writer()
+
+
+class _Made:
+    """A record built in another process (a Ray worker), queued like an entry of this one."""
+
+    __slots__ = ("model", "_record")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.model = record.get("model")
+        self._record = record
+
+    def record(self) -> dict[str, Any]:
+        return self._record
+
+
+def add_records(records: list[dict[str, Any]]) -> None:
+    """Log calls made elsewhere, from their finished records: written and called back like this
+    process's own calls (compare()'s Ray backend ships its workers' records here)."""
+    if off:
+        return
+    _pending.extend(_Made(record) for record in records)
+    if _writer is None:
+        ensure_writer()
 
 
 class Capture:
