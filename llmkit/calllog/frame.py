@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'") from None
 
-__all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
+__all__ = ["annotations_frame", "read_export", "summary", "summary_table", "to_dataframe", "writer_for"]
 
 CATEGORIES = ("model", "provider", "kind", "status", "source")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
@@ -98,19 +99,14 @@ def annotations_frame(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
-def rows_where(df: pd.DataFrame, column: str, keep: Callable[[Any], bool]) -> pd.DataFrame:
-    """The rows whose ``column`` value passes ``keep``, renumbered from 0."""
-    mask = np.fromiter((bool(keep(value)) for value in df[column]), dtype=bool, count=len(df))
-    return df[mask].reset_index(drop=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: calls, error rate, latency and TTFT p50/p95, median tokens/s, tokens, cost."""
-    grouped = df.groupby("model", observed=True, sort=True)
+def summary(df: pd.DataFrame, by: str = "model") -> pd.DataFrame:
+    """One row per model (or value of ``by``): calls, error rate, latency and TTFT p50/p95, median
+    tokens/s, tokens, cost. What a store's ``summary`` computes in its database, from a DataFrame."""
+    grouped = df.groupby(by, observed=True, sort=True)
     out = pd.DataFrame(
         {
             "calls": grouped.size(),
-            "error_rate": grouped["status"].agg(lambda s: float((s != "ok").mean())),
+            "error_rate": grouped["status"].agg(lambda s: float((s != "ok").mean())).astype(float),
             "latency_p50_ms": grouped["latency_ms"].quantile(0.5),
             "latency_p95_ms": grouped["latency_ms"].quantile(0.95),
             "ttft_p50_ms": grouped["ttft_ms"].quantile(0.5),
@@ -122,6 +118,26 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     )
     out.index = out.index.astype(str)
     return out
+
+
+def summary_table(columns: dict[str, list], by: str = "model") -> pd.DataFrame:
+    """The table :func:`summary` makes, from the columns a store's ``summary`` computed."""
+    out = pd.DataFrame(
+        {
+            "calls": np.array(columns["calls"], dtype="int64"),
+            **{name: np.array(columns[name], dtype=float) for name in _SUMMARY_FLOATS},
+            "total_tokens": pd.array(np.array(columns["total_tokens"], dtype=float), dtype="Int64"),
+            "cost_usd": np.array(columns["cost_usd"], dtype=float),
+        },
+        index=pd.Index(columns[by], dtype=object, name=by),
+    )
+    out.index = out.index.astype(str)  # the same dtype as summary()'s
+    return out
+
+
+_SUMMARY_FLOATS = (
+    "error_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_s_median"
+)  # fmt: skip
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -147,7 +163,8 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for name in (*JSON_COLUMNS, "annotations"):
         out[name] = pd.array(
-            [None if v is None else json.dumps(v, ensure_ascii=False) for v in out[name]], dtype="string[python]"
+            [None if v is None else json.dumps(_plain(v), ensure_ascii=False) for v in out[name]],
+            dtype="string[python]",
         )
     return out
 
@@ -159,18 +176,24 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _write_jsonl(df: pd.DataFrame, path: Path) -> None:
+    """One strict JSON object per line: NaN and infinities, which JSON has not, are written as null."""
     out = df.copy()
     out["started_at"] = out["started_at"].map(lambda t: t.isoformat())
     with open(path, "w", encoding="utf-8") as f:
         for record in out.to_dict("records"):
-            f.write(json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
+            f.write(json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _plain(value: Any) -> Any:
-    if value is pd.NA or (isinstance(value, float) and value != value):
-        return None
+    """``value`` with numpy scalars as Python ones and every missing or non-finite number as None."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
     return value
 
 

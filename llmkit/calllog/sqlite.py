@@ -2,20 +2,38 @@
 
 WAL mode lets a notebook kernel and a proxy server write the same file while others read it; each
 batch is one ``BEGIN IMMEDIATE`` transaction, so a crash loses at most the batch being written and
-never leaves half of one. The schema moves by named, append-only migrations (``MIGRATIONS``): a
-migration, once released, is never edited; a change is a new one at the end.
+never leaves half of one. Reads run on a connection of their own, so a long read never holds up the
+writer, and are built in ``query.py``: filters become ``WHERE`` clauses over the indexes of migration
+003, ``last=`` an ``ORDER BY ... LIMIT``, the summary a ``GROUP BY``. The schema moves by named,
+append-only migrations (``MIGRATIONS``): a migration, once released, is never edited; a change is a
+new one at the end.
+
+A file that is not an llmkit call log is refused before anything is written to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import threading
 import time
+from itertools import compress
+from operator import is_not
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
+from llmkit.calllog import query
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, LogStoreError, Table, decode_columns, encode_row
+from llmkit.calllog.store import (
+    ANNOTATION_COLUMNS,
+    Filters,
+    LogStoreError,
+    collector_paused,
+    decode_columns,
+    empty_columns,
+    encode_row,
+)
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
 
@@ -54,56 +72,79 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX annotations_call_id ON annotations (call_id);
         """,
     ),
+    (
+        # One index per filter, ending in started_at (and the rowid, seq, which SQLite appends): a
+        # filtered read walks it from its newest end and stops after the rows it returns.
+        "003_filter_indexes",
+        """
+        DROP INDEX calls_model;
+        DROP INDEX calls_run_id;
+        CREATE INDEX calls_model_started ON calls (model, started_at);
+        CREATE INDEX calls_provider_started ON calls (provider, started_at);
+        CREATE INDEX calls_status_started ON calls (status, started_at);
+        CREATE INDEX calls_source_started ON calls (source, started_at);
+        CREATE INDEX calls_kind_started ON calls (kind, started_at);
+        CREATE INDEX calls_run_id_started ON calls (run_id, started_at);
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
-_INSERT_CALLS = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES "
-_ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
-# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). One size
-# only, so that SQLite keeps two prepared statements (this and the one-row INSERT), not hundreds.
-_ROWS_PER_INSERT = 64 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(COLUMNS)
-_INSERT_MANY = _INSERT_CALLS + ", ".join([_ROW_PLACEHOLDERS] * _ROWS_PER_INSERT)
-_INSERT_ONE = _INSERT_CALLS + _ROW_PLACEHOLDERS
-
-
-def _insert_statements(rows: list[tuple]) -> list[tuple[str, Any, bool]]:
-    """``(sql, arguments, many)`` that insert ``rows``, mostly ``_ROWS_PER_INSERT`` at a time.
-
-    executemany releases and retakes the GIL once per row, and under a busy event loop each retake
-    can wait for the interpreter's switch interval: a writer thread inserting row by row manages a
-    few hundred rows a second and falls ever further behind. A multi-row INSERT retakes it once.
-    """
-    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
-    statements: list[tuple[str, Any, bool]] = [
-        (_INSERT_MANY, [value for row in rows[start : start + _ROWS_PER_INSERT] for value in row], False)
-        for start in range(0, whole, _ROWS_PER_INSERT)
-    ]
-    if whole < len(rows):
-        statements.append((_INSERT_ONE, rows[whole:], True))
-    return statements
-
-
+# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32).
+_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_ROWS_PER_INSERT = min(64, _MAX_VARIABLES // len(COLUMNS))
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
+_SELECT_ANNOTATIONS = f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotations"
+_SELECT_ANNOTATIONS_BY_SEQ = f"SELECT seq, {', '.join(ANNOTATION_COLUMNS)} FROM annotations"
+_IDS_PER_QUERY = 500
+_FETCH = 4096  # rows transposed at a time: the column lists grow, the row tuples are freed
+_NONES = (None,) * len(COLUMNS)
+_ESTIMATED = COLUMNS.index("tokens_estimated")
+
+
+def _inserts(records: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """``(sql, arguments)`` that insert ``records``: one multi-row INSERT per set of columns that hold a value.
+
+    A multi-row INSERT takes the GIL back once, where executemany retakes it after every row (under a
+    busy event loop each retake can wait a whole switch interval). Leaving a record's nulls out of the
+    INSERT, rather than binding None, halves the cost of binding: sqlite3 looks for an adapter for
+    None, and a typical call has nine of them.
+    """
+    groups: dict[tuple[bool, ...], list[Any]] = {}
+    for record in records:
+        row = encode_row(record)
+        if row[_ESTIMATED] is not None:  # a bool, which sqlite3 adapts too
+            row = (*row[:_ESTIMATED], int(row[_ESTIMATED]), *row[_ESTIMATED + 1 :])
+        present = tuple(map(is_not, row, _NONES))
+        groups.setdefault(present, []).extend(compress(row, present))
+    return [(_insert_sql(present, len(args) // sum(present)), args) for present, args in groups.items()]
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(present: tuple[bool, ...], rows: int) -> str:
+    columns = list(compress(COLUMNS, present))
+    values = f"({', '.join('?' * len(columns))})"
+    return f"INSERT OR IGNORE INTO calls ({', '.join(columns)}) VALUES {', '.join([values] * rows)}"
 
 
 class SQLiteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser()
-        self._lock = threading.Lock()
-        # Rows read so far, decoded, by seq: later reads fetch only rows written since (by any process).
-        self._cache = Table()
-        self._cached_seq = 0
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection, used from the writer thread and readers in turn under the lock.
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        # Two connections, each used by one thread at a time under its lock: the writer thread's, and
+        # the readers'. In WAL mode a read never waits for a write, nor a write for a read.
+        self._db = _connect(self.path, busy_timeout)
         try:
             self._prepare()
+            self._reader = _connect(self.path, busy_timeout)
         except BaseException as exc:
             self._db.close()
             if not isinstance(exc, sqlite3.DatabaseError) or _unwritable(exc):
-                raise  # LogStoreError already, or a file we may not write: config falls back to memory
+                raise  # LogStoreError already, or a file we may not write: config spills elsewhere
             raise LogStoreError(
                 f"{self.path} is not a usable llmkit call log ({exc}); move it away or point"
                 " LLMKIT_LOG_PATH at another file"
@@ -112,18 +153,20 @@ class SQLiteStore:
     def __str__(self) -> str:
         return str(self.path)
 
+    # -- opening -------------------------------------------------------------------------------------
     def _prepare(self) -> None:
         db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        # A crashed process loses nothing committed; a power cut may lose the last commits, and in
-        # WAL mode never leaves the file inconsistent.
-        db.execute("PRAGMA synchronous=NORMAL")
+        # Look before changing anything: WAL mode, once set, stays with the file.
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and _MIGRATIONS_TABLE not in tables:
             raise LogStoreError(
                 f"{self.path} is an SQLite database but not an llmkit call log (it has tables"
-                f" {', '.join(sorted(tables))}); point LLMKIT_LOG_PATH at another file"
+                f" {', '.join(sorted(tables))}); it was left untouched; point LLMKIT_LOG_PATH at another file"
             )
+        db.execute("PRAGMA journal_mode=WAL")
+        # A crashed process loses nothing committed; a power cut may lose the last commits, and in
+        # WAL mode never leaves the file inconsistent.
+        db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -146,110 +189,118 @@ class SQLiteStore:
                     db.execute(f"INSERT INTO {_MIGRATIONS_TABLE} VALUES (?, ?)", (name, time.time()))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
-    def _transaction(self, statements: list[tuple[str, Any, bool]]) -> None:
-        with self._lock:
+    # -- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args, many in statements:
-                    (db.executemany if many else db.execute)(sql, args)
+                yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        if records:
-            self._transaction(_insert_statements([_sql_row(encode_row(record)) for record in records]))
-
-    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
-        with self._lock:
-            if last is not None:  # a few rows: ask SQLite rather than load the whole log
-                return _columns(self._query_last(filters, last))
-            self._refresh()
-            return self._cache.select(filters)
-
-    def _query_last(self, filters: Filters, last: int) -> list[tuple]:
-        where, args = _where(filters)
-        columns = ", ".join(COLUMNS)
-        sql = (
-            f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where}"
-            " ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
-        )
-        return self._db.execute(sql, [*args, last]).fetchall()
-
-    def _refresh(self) -> None:
-        """Bring the cache up to date with rows written since the last read, by any process."""
-        db = self._db
-        db.execute("BEGIN")  # one snapshot for the new rows and the count
-        try:
-            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(
-                self._cache
-            ):
-                self._cache.clear()  # rows were deleted (the log cleared, perhaps by another process)
-                self._cached_seq = 0
-            sql = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
-            fresh = db.execute(sql, (self._cached_seq,)).fetchall()
-        finally:
-            db.execute("COMMIT")
-        if fresh:
-            self._cached_seq = fresh[-1][0]
-            self._cache.extend(decode_columns(list(zip(*fresh))[1:]))  # transposed in C, seq dropped
+        """All of ``records`` in one transaction, encoded a slice at a time: each INSERT lets go of the
+        GIL while SQLite works, so a large batch never holds up the caller's other threads for long."""
+        if not records:
+            return
+        with self._transaction() as db:
+            for start in range(0, len(records), _ROWS_PER_INSERT):
+                for sql, args in _inserts(records[start : start + _ROWS_PER_INSERT]):
+                    db.execute(sql, args)
 
     def annotate(self, rows: list[tuple]) -> None:
-        self._transaction([(_INSERT_ANNOTATION, rows, True)])
-
-    def read_annotations(self) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotations ORDER BY seq").fetchall()
+        with self._transaction() as db:
+            db.executemany(_INSERT_ANNOTATION, rows)
 
     def clear(self) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM calls")
-            self._db.execute("DELETE FROM annotations")
-            self._db.execute("COMMIT")
-            self._cache.clear()
-            self._cached_seq = 0
+        with self._transaction() as db:
+            db.execute("DELETE FROM calls")
+            db.execute("DELETE FROM annotations")
+
+    # -- reading -------------------------------------------------------------------------------------
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+        sql, args = query.select_calls(filters, last)
+        with self._read_lock, collector_paused():
+            cursor = self._reader.execute(sql, args)
+            columns: list[list[Any]] = [[] for _ in COLUMNS]
+            while chunk := cursor.fetchmany(_FETCH):
+                for column, values in zip(columns, zip(*chunk)):  # transposed in C
+                    column.extend(values)
+            if not columns[0]:
+                return empty_columns()
+            return dict(zip(COLUMNS, decode_columns(columns)))
+
+    def count(self, filters: Filters) -> int:
+        sql, args = query.count_calls(filters)
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchone()[0]
+
+    def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
+        """Counts and sums by SQLite's ``GROUP BY``; the percentiles, which SQLite lacks, in Python from
+        the three columns they need, read in the order of the groups."""
+        aggregates = query.summary(by, filters)
+        values = query.percentile_values(by, filters)
+        with self._read_lock, collector_paused():
+            db = self._reader
+            db.execute("BEGIN")  # one snapshot for both queries
+            try:
+                groups = db.execute(*aggregates).fetchall()
+                rows = db.execute(*values).fetchall()
+            finally:
+                db.execute("COMMIT")
+        names = (by, *query.SUMMARY_COLUMNS)
+        first = names.index(query.PERCENTILES[0][0])
+        out: dict[str, list] = {name: [] for name in names}
+        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups])):
+            row = list(group)
+            row[first : first + len(percentiles)] = percentiles
+            for name, value in zip(names, row):
+                out[name].append(value)
+        return out
+
+    def read_annotations(self) -> list[tuple]:
+        with self._read_lock:
+            return self._reader.execute(f"{_SELECT_ANNOTATIONS} ORDER BY seq").fetchall()
+
+    def annotations_for(self, call_ids: Sequence[str]) -> list[tuple]:
+        ids = list(dict.fromkeys(call_ids))
+        rows: list[tuple] = []
+        with self._read_lock:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                where = f" WHERE call_id IN ({', '.join('?' * len(chunk))})"
+                rows.extend(self._reader.execute(_SELECT_ANNOTATIONS_BY_SEQ + where, chunk).fetchall())
+        rows.sort()
+        return [row[1:] for row in rows]
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
 
-_ESTIMATED = COLUMNS.index("tokens_estimated")
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
 
 
-def _columns(rows: list[tuple]) -> dict[str, list]:
-    if not rows:
-        return {name: [] for name in COLUMNS}
-    return {name: list(values) for name, values in zip(COLUMNS, decode_columns(list(zip(*rows))))}
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction; the error that failed it is the one to report.
 
-
-def _sql_row(row: tuple) -> tuple:
-    estimated = row[_ESTIMATED]
-    if estimated is None:
-        return row
-    return row[:_ESTIMATED] + (int(estimated),) + row[_ESTIMATED + 1 :]
-
-
-def _where(filters: Filters) -> tuple[str, list[Any]]:
-    clauses, args = [], []
-    for name in ("model", "status", "source", "kind"):
-        allowed = filters.get(name)
-        if allowed is not None:
-            clauses.append(f"{name} IN ({', '.join('?' * len(allowed))})")
-            args.extend(allowed)
-    if filters.get("run_id") is not None:
-        clauses.append("run_id = ?")
-        args.append(filters["run_id"])
-    if filters.get("since") is not None:
-        clauses.append("started_at >= ?")
-        args.append(filters["since"])
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+    SQLite ends some transactions itself (a full disk, for one), and a ROLLBACK then fails with
+    "cannot rollback - no transaction is active", which would hide the real reason.
+    """
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _unwritable(exc: sqlite3.DatabaseError) -> bool:
