@@ -12,11 +12,12 @@ import importlib.util
 import ipaddress
 import logging
 import sys
+import warnings
 from typing import Any
 
 from llmkit.proxy.config import ProxyConfig, load_config
 
-__all__ = ["make_server", "serve"]
+__all__ = ["call_log_problem", "make_server", "serve"]
 
 logger = logging.getLogger("llmkit.proxy")
 
@@ -31,6 +32,10 @@ def serve(config_path: str, host: str = "0.0.0.0", port: int = 4000, access_log:
     config = load_config(config_path)
     for warning in risk_warnings(config, host):
         logger.warning(warning)
+    problem = call_log_problem()
+    if problem is not None:
+        logger.error("not starting: %s", problem)
+        return 2
     server = make_server(config, host, port, access_log=access_log)
     shown = f"[{host}]" if ":" in host else host
     logger.info("llmkit proxy: http://%s:%d serving %s", shown, port, ", ".join(config.model_names))
@@ -62,6 +67,15 @@ def make_server(config: ProxyConfig, host: str, port: int, access_log: bool = Fa
         server_header=False,
     )
     return uvicorn.Server(settings)
+
+
+def call_log_problem() -> str | None:
+    """Why the call log cannot be written where it is configured (a server would log elsewhere)."""
+    from llmkit.calllog import config as log_config
+
+    with warnings.catch_warnings():  # said once, by the caller, as the reason not to start
+        warnings.simplefilter("ignore")
+        return log_config.problem()
 
 
 def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
