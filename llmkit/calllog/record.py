@@ -8,6 +8,7 @@ of the record the writer stores: it is the last user message, derived from the m
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from typing import Any
@@ -161,11 +162,14 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
     usage, estimated = _RESULT_READERS[entry.kind](record, entry)
     if usage is None:
         return
-    prompt_tokens = _tokens(usage, "prompt_tokens")
-    completion_tokens = _tokens(usage, "completion_tokens")
+    get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
+    prompt, completion, total = get("prompt_tokens", None), get("completion_tokens", None), get("total_tokens", None)
+    prompt_tokens = prompt if isinstance(prompt, int) else None
+    completion_tokens = completion if isinstance(completion, int) else None
+    total_tokens = total if isinstance(total, int) else None
     record["prompt_tokens"] = prompt_tokens
     record["completion_tokens"] = completion_tokens
-    record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
+    record["total_tokens"] = total_tokens or (prompt_tokens or 0) + (completion_tokens or 0)
     record["tokens_estimated"] = estimated
     record["cost_usd"] = cost_of(record["model"], record["handler_model"], prompt_tokens, completion_tokens)
 
@@ -215,11 +219,6 @@ def _estimate(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-
-
-def _tokens(usage: Any, name: str) -> int | None:
-    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-    return value if isinstance(value, int) else None
 
 
 def _message_text(message: Any) -> str | None:

@@ -41,15 +41,15 @@ _NOT_SECRET_BEFORE_TOKEN = frozenset(
 )
 _MAX_DEPTH = 64
 
-_names: dict[str, bool] = {}
+_names: dict[Any, bool] = {}  # key -> whether it names a secret
 _hidden: dict[str, None] = {}  # an ordered set
 _lock = threading.Lock()
 
 
-def is_secret_name(name: str) -> bool:
+def is_secret_name(name: Any) -> bool:
     known = _names.get(name)
     if known is None:
-        known = _classify(name)
+        known = _classify(name) if isinstance(name, str) else False
         if len(_names) > 4096:  # parameter names are few; a flood of odd ones must not grow this
             _names.clear()
         _names[name] = known
@@ -76,14 +76,15 @@ def redacted(value: Any, found: list[str] | None = None, depth: int = 0) -> Any:
     if isinstance(value, dict):
         if depth >= _MAX_DEPTH:
             return REDACTED
-        for key, item in value.items():
-            if isinstance(item, _CONTAINERS) or (isinstance(key, str) and is_secret_name(key)):
+        names = _names
+        for key, item in value.items():  # the common case, nothing to hide: no copy, no call per key
+            if isinstance(item, _CONTAINERS) or names.get(key, True):
                 break
         else:
             return value
         out = {}
         for key, item in value.items():
-            if isinstance(key, str) and is_secret_name(key):
+            if is_secret_name(key):
                 if found is not None:
                     _texts(item, found)
                 out[key] = REDACTED

@@ -115,8 +115,8 @@ def _inserts(records: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     groups: dict[tuple[bool, ...], list[Any]] = {}
     for record in records:
         row = encode_row(record)
-        if row[_ESTIMATED] is not None:  # a bool, which sqlite3 adapts too
-            row = (*row[:_ESTIMATED], int(row[_ESTIMATED]), *row[_ESTIMATED + 1 :])
+        if row[_ESTIMATED] is not None:  # a bool, which sqlite3 would look for an adapter for too
+            row[_ESTIMATED] = 1 if row[_ESTIMATED] else 0
         present = tuple(map(is_not, row, _NONES))
         groups.setdefault(present, []).extend(compress(row, present))
     return [(_insert_sql(present, len(args) // sum(present)), args) for present, args in groups.items()]

@@ -163,9 +163,9 @@ def encode_json(value: Any) -> str | None:
     return to_json(value, fallback=_json_default, bytes_mode="base64", inf_nan_mode="null").decode()
 
 
-def encode_row(record: dict[str, Any]) -> tuple:
-    """A record as a row tuple in ``COLUMNS`` order: lists and dicts as JSON text, the prompt only
-    where there are no messages to derive it from, and no value registered with ``secrets.hide``."""
+def encode_row(record: dict[str, Any]) -> list[Any]:
+    """A record as a row in ``COLUMNS`` order: lists and dicts as JSON text, the prompt only where
+    there are no messages to derive it from, and no value registered with ``secrets.hide``."""
     row = list(map(record.get, COLUMNS))
     messages = row[_MESSAGES]
     if messages is not None:
@@ -176,7 +176,7 @@ def encode_row(record: dict[str, Any]) -> tuple:
     if has_hidden():
         for index in _TEXT_INDEXES:
             row[index] = scrub(row[index])
-    return tuple(row)
+    return row
 
 
 def decode_columns(columns: list[Sequence[Any]]) -> list[list[Any]]:
