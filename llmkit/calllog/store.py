@@ -231,11 +231,6 @@ class _Prompts(dict):
 _BOOLEANS = {0: False, 1: True}  # True and False are 1 and 0 as keys
 
 
-def decoded_row(record: dict[str, Any]) -> tuple:
-    """A record as a row of plain values, as a store returns it (lists and dicts copied through JSON)."""
-    return tuple(column[0] for column in decode_columns([[value] for value in encode_row(record)]))
-
-
 def records_of(columns: dict[str, list]) -> list[dict[str, Any]]:
     """Records (dicts of plain values, None for null) from columns a store returned."""
     names = list(columns)
@@ -261,10 +256,15 @@ def collector_paused() -> Iterator[None]:
 
 # -- the memory store ----------------------------------------------------------------------------------
 class MemoryStore:
-    """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends."""
+    """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends.
+
+    Rows are kept as a database keeps them (``encode_row``: lists and dicts as JSON text, a copy that
+    no caller can change afterwards) and decoded when read, so that writing one costs what encoding
+    it does, on the writer thread of a busy server too.
+    """
 
     def __init__(self) -> None:
-        self._rows: list[tuple] = []  # decoded rows, in the order written
+        self._rows: list[list[Any]] = []  # encoded rows, in the order written
         self._ordered = True  # by start time
         self._annotations: list[tuple] = []
         self._lock = threading.Lock()
@@ -273,7 +273,7 @@ class MemoryStore:
         return "memory"
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        rows = [decoded_row(record) for record in records]
+        rows = [encode_row(record) for record in records]
         with self._lock:
             if rows and self._rows and rows[0][_STARTED] < self._rows[-1][_STARTED]:
                 self._ordered = False
@@ -282,20 +282,23 @@ class MemoryStore:
             self._rows.extend(rows)
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
-        with self._lock:
-            if not self._ordered:
-                self._rows.sort(key=lambda row: row[_STARTED])  # stable: ties keep the order written
-                self._ordered = True
-            rows = list(filter(row_matcher(filters), self._rows)) if filters else list(self._rows)
+        rows = self._matching(filters)
         if last is not None:
             rows = rows[-last:]
         if not rows:
             return empty_columns()
-        return {name: list(values) for name, values in zip(COLUMNS, zip(*rows))}
+        return dict(zip(COLUMNS, decode_columns(list(zip(*rows)))))
 
     def count(self, filters: Filters) -> int:
+        return len(self._matching(filters))
+
+    def _matching(self, filters: Filters) -> list[list[Any]]:
         with self._lock:
-            return sum(map(row_matcher(filters), self._rows)) if filters else len(self._rows)
+            if not self._ordered:
+                self._rows.sort(key=lambda row: row[_STARTED])  # stable: ties keep the order written
+                self._ordered = True
+            rows = list(self._rows)
+        return list(filter(row_matcher(filters, metadata=_Decoded().__getitem__), rows)) if filters else rows
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -323,9 +326,10 @@ class MemoryStore:
 _INDEX = {name: COLUMNS.index(name) for name in COLUMNS}
 
 
-def row_matcher(filters: Filters) -> Callable[[tuple], bool]:
-    """A test of a decoded row (a tuple in ``COLUMNS`` order) against every filter in ``filters``."""
-    tests: list[Callable[[tuple], bool]] = []
+def row_matcher(filters: Filters, metadata: Callable[[Any], Any] | None = None) -> Callable[[Sequence[Any]], bool]:
+    """A test of a row (in ``COLUMNS`` order) against every filter in ``filters``; ``metadata`` turns
+    the row's metadata into the dict the tags are tested on (for rows that keep it as JSON text)."""
+    tests: list[Callable[[Sequence[Any]], bool]] = []
     for name in ("model", "provider", "status", "source", "kind"):
         if filters.get(name) is not None:
             tests.append(lambda row, i=_INDEX[name], allowed=frozenset(filters[name]): row[i] in allowed)
@@ -337,5 +341,6 @@ def row_matcher(filters: Filters) -> Callable[[tuple], bool]:
         tests.append(lambda row, until=filters["until"]: row[_STARTED] < until)
     keep = tag_matcher(filters.get("tags"))
     if keep is not None:
-        tests.append(lambda row, i=_INDEX["metadata"]: keep(row[i]))
+        read = metadata or (lambda value: value)
+        tests.append(lambda row, i=_INDEX["metadata"]: keep(read(row[i])))
     return lambda row: all(test(row) for test in tests)
