@@ -11,7 +11,7 @@ import pytest
 import llmkit
 from llmkit.calllog import configure_log, frame, query
 from llmkit.calllog.sqlite import SQLiteStore
-from llmkit.calllog.store import Filters, MemoryStore
+from llmkit.calllog.store import Filters, MemoryStore, records_of
 
 NOW = time.time()
 METADATA = [
@@ -200,3 +200,26 @@ def test_memory_and_sqlite_logs_give_the_same_frames(tmp_path):
     finally:
         configure_log()
     pd.testing.assert_frame_equal(from_sqlite, from_memory)
+
+
+def test_repeated_unfiltered_reads_come_from_a_bounded_copy(tmp_path):
+    store = SQLiteStore(tmp_path / "calls.db", read_cache_rows=100)
+    records = calls(60)
+    store.write(records[:40])
+    first = store.read(Filters())
+    assert len(store._cache) == 0  # one read is no reason to keep a copy
+    assert records_of(store.read(Filters())) == records_of(first) and len(store._cache) == 40
+    late = dict(records[40], started_at=NOW - 7200)  # finished last, started first
+    store.write([late, *records[41:]])
+    again = store.read(Filters())
+    assert list(again["started_at"]) == sorted(again["started_at"]) and again["call_id"][0] == late["call_id"]
+    fresh = SQLiteStore(tmp_path / "calls.db", read_cache_rows=0)
+    assert records_of(again) == records_of(fresh.read(Filters()))  # the copy reads as the database does
+    other = sqlite3.connect(tmp_path / "calls.db")
+    other.execute("DELETE FROM calls WHERE model = 'acme/small'")  # another process
+    other.commit()
+    assert records_of(store.read(Filters())) == records_of(fresh.read(Filters()))
+    store.write([dict(record, call_id=f"x{i:031x}") for i, record in enumerate(calls(120))])
+    assert len(store.read(Filters())["call_id"]) == 160 and len(store._cache) == 0  # over the bound: not kept
+    store.close()
+    fresh.close()

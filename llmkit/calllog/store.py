@@ -2,10 +2,12 @@
 in-memory store.
 
 Stores write records (dicts) and read them back as *columns*: a dict from each name in
-``record.COLUMNS`` to a list of plain Python values (None for null), oldest call first, with the list
-and dict columns (``record.JSON_COLUMNS``) decoded. Columns are what a DataFrame is built from, and
-keeping them saves transposing a million rows on every read. The SQLite store lives in ``sqlite.py``
-and builds its SQL in ``query.py``; ``config.py`` picks the store; the dispatcher never sees one.
+``record.COLUMNS`` to a list of plain Python values (None for null), oldest call first, with the
+list and dict columns (``record.JSON_COLUMNS``) decoded; a numeric column may instead be an
+``array('d')`` with NaN for null (``readcache.NUMBERS``), which ``records_of`` turns back. Columns
+are what a DataFrame is built from, and keeping them saves transposing a million rows on every read.
+The SQLite store lives in ``sqlite.py`` and builds its SQL in ``query.py``; ``config.py`` picks the
+store; the dispatcher never sees one.
 
 A chat's prompt is its last user message, so a row with messages keeps no copy of it: ``encode_row``
 leaves it out and ``decode_columns`` derives it again when the row is read.
@@ -21,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from pydantic_core import to_json
 
+from llmkit.calllog import readcache
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS, prompt_of
 from llmkit.calllog.secrets import has_hidden, scrub
 from llmkit.errors import LLMKitError
@@ -231,8 +234,9 @@ class _Prompts(dict):
 _BOOLEANS = {0: False, 1: True}  # True and False are 1 and 0 as keys
 
 
-def records_of(columns: dict[str, list]) -> list[dict[str, Any]]:
+def records_of(columns: dict[str, Any]) -> list[dict[str, Any]]:
     """Records (dicts of plain values, None for null) from columns a store returned."""
+    columns = readcache.plain(columns)
     names = list(columns)
     return [dict(zip(names, values)) for values in zip(*columns.values())]
 
