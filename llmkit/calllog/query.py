@@ -68,7 +68,7 @@ class Dialect:
     """What differs between SQL databases in the log's queries; this one is SQLite's.
 
     A PostgreSQL dialect sets ``placeholder = "%s"`` and ``table``, and overrides :meth:`any_of`,
-    :meth:`tags` and :meth:`percentile`.
+    :meth:`tags`, :meth:`percentile` and :meth:`sort_key`.
     """
 
     placeholder = "?"
@@ -111,6 +111,11 @@ class Dialect:
     def percentile(self, column: str, fraction: float) -> str | None:
         """SQL for a linearly interpolated percentile of ``column`` in a group, or None: SQLite has none."""
         return None
+
+    def sort_key(self, column: str) -> str:
+        """``column`` in ORDER BY, sorted as Python sorts its values (SQLite compares text by code point;
+        PostgreSQL needs ``COLLATE "C"`` on text for that)."""
+        return column
 
 
 SQLITE = Dialect()
@@ -175,7 +180,7 @@ def summary(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query:
         " CAST(avg(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS DOUBLE PRECISION),"
         f" {', '.join(percentile[name] for name, _, _ in PERCENTILES)},"
         " sum(total_tokens), sum(cost_usd)"
-        f" FROM {dialect.table}{condition.sql} GROUP BY {by} ORDER BY {by}"
+        f" FROM {dialect.table}{condition.sql} GROUP BY {by} ORDER BY {dialect.sort_key(by)}"
     )
     return Query(sql, condition.args)
 
@@ -184,8 +189,9 @@ def percentile_values(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query
     """The columns the percentiles are taken of, for the rows :func:`summary` counts, in the same order
     of ``by``: the first ``calls`` rows are the first group's, and so on."""
     condition = _grouped(filters, by, dialect)
+    order = dialect.sort_key(by)
     return Query(
-        f"SELECT {', '.join(_PERCENTILE_SOURCES)} FROM {dialect.table}{condition.sql} ORDER BY {by}", condition.args
+        f"SELECT {', '.join(_PERCENTILE_SOURCES)} FROM {dialect.table}{condition.sql} ORDER BY {order}", condition.args
     )
 
 
