@@ -99,3 +99,14 @@ def test_reads_decode_identical_json_once(log, last):
     columns = log._store().read(Filters(), last=last)
     assert columns["messages"][-1] is columns["messages"][-2]  # one object, shared
     assert columns["params"][-1] is columns["params"][-2]
+
+
+def test_a_value_sqlite_cannot_hold_is_stored_as_json_not_refused(tmp_path):
+    store = SQLiteStore(tmp_path / "calls.db")
+    odd = {"call_id": "a" * 32, "started_at": 1.0, "model": "m/x", "status": "ok",
+           "response": [{"type": "text", "text": "in parts"}], "prompt_tokens": 2**70}  # fmt: skip
+    store.write([odd, {"call_id": "b" * 32, "started_at": 2.0, "model": "m/y", "status": "ok"}])
+    columns = store.read(Filters())
+    assert columns["model"] == ["m/x", "m/y"]  # the whole batch, not refused for one odd row
+    assert json.loads(columns["response"][0]) == [{"type": "text", "text": "in parts"}]
+    store.close()

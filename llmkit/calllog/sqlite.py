@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 
 from llmkit.calllog import query
 from llmkit.calllog.readcache import ReadCache
-from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import (
     ANNOTATION_COLUMNS,
     Filters,
@@ -34,6 +34,7 @@ from llmkit.calllog.store import (
     collector_paused,
     decode_columns,
     empty_columns,
+    encode_json,
     encode_row,
 )
 
@@ -124,6 +125,21 @@ def _inserts(records: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
         present = tuple(map(is_not, row, _NONES))
         groups.setdefault(present, []).extend(compress(row, present))
     return [(_insert_sql(present, len(args) // sum(present)), args) for present, args in groups.items()]
+
+
+def _bindable(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with every value SQLite cannot hold as it is turned into JSON text."""
+    out = dict(record)
+    for name, value in record.items():
+        if name not in JSON_COLUMNS and not _fits(value):
+            out[name] = encode_json(value)
+    return out
+
+
+def _fits(value: Any) -> bool:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, (str, float, bytes))
 
 
 @functools.lru_cache(maxsize=256)
@@ -218,6 +234,14 @@ class SQLiteStore:
         GIL while SQLite works, so a large batch never holds up the caller's other threads for long."""
         if not records:
             return
+        try:
+            self._insert(records)
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError):
+            # A value sqlite3 cannot bind (a handler's answer that is a list, a huge number): the
+            # batch is written again with such values as JSON text, rather than refused for ever.
+            self._insert([_bindable(record) for record in records])
+
+    def _insert(self, records: list[dict[str, Any]]) -> None:
         with self._transaction() as db:
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 for sql, args in _inserts(records[start : start + _ROWS_PER_INSERT]):
