@@ -262,13 +262,13 @@ def collector_paused() -> Iterator[None]:
 class MemoryStore:
     """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends.
 
-    Rows are kept as a database keeps them (``encode_row``: lists and dicts as JSON text, a copy that
-    no caller can change afterwards) and decoded when read, so that writing one costs what encoding
-    it does, on the writer thread of a busy server too.
+    A record is encoded when written (``encode_row``: a copy no caller can change afterwards, and all
+    the writer thread of a busy server pays), and decoded, in bulk, by the first read after it.
     """
 
     def __init__(self) -> None:
-        self._rows: list[list[Any]] = []  # encoded rows, in the order written
+        self._written: list[list[Any]] = []  # encoded rows not read yet
+        self._rows: list[tuple] = []  # decoded rows
         self._ordered = True  # by start time
         self._annotations: list[tuple] = []
         self._lock = threading.Lock()
@@ -279,11 +279,7 @@ class MemoryStore:
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         rows = [encode_row(record) for record in records]
         with self._lock:
-            if rows and self._rows and rows[0][_STARTED] < self._rows[-1][_STARTED]:
-                self._ordered = False
-            if any(a[_STARTED] > b[_STARTED] for a, b in zip(rows, rows[1:])):
-                self._ordered = False
-            self._rows.extend(rows)
+            self._written.extend(rows)
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         rows = self._matching(filters)
@@ -291,18 +287,27 @@ class MemoryStore:
             rows = rows[-last:]
         if not rows:
             return empty_columns()
-        return dict(zip(COLUMNS, decode_columns(list(zip(*rows)))))
+        return {name: list(values) for name, values in zip(COLUMNS, zip(*rows))}
 
     def count(self, filters: Filters) -> int:
         return len(self._matching(filters))
 
-    def _matching(self, filters: Filters) -> list[list[Any]]:
+    def _matching(self, filters: Filters) -> list[tuple]:
         with self._lock:
+            if self._written:
+                fresh = list(zip(*decode_columns(list(zip(*self._written)))))
+                self._written.clear()
+                last = self._rows[-1][_STARTED] if self._rows else None
+                if (last is not None and fresh[0][_STARTED] < last) or any(
+                    a[_STARTED] > b[_STARTED] for a, b in zip(fresh, fresh[1:])
+                ):
+                    self._ordered = False
+                self._rows.extend(fresh)
             if not self._ordered:
                 self._rows.sort(key=lambda row: row[_STARTED])  # stable: ties keep the order written
                 self._ordered = True
-            rows = list(self._rows)
-        return list(filter(row_matcher(filters, metadata=_Decoded().__getitem__), rows)) if filters else rows
+            rows = self._rows
+            return list(filter(row_matcher(filters), rows)) if filters else list(rows)
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -319,6 +324,7 @@ class MemoryStore:
 
     def clear(self) -> None:
         with self._lock:
+            self._written.clear()
             self._rows.clear()
             self._annotations.clear()
             self._ordered = True
@@ -330,9 +336,8 @@ class MemoryStore:
 _INDEX = {name: COLUMNS.index(name) for name in COLUMNS}
 
 
-def row_matcher(filters: Filters, metadata: Callable[[Any], Any] | None = None) -> Callable[[Sequence[Any]], bool]:
-    """A test of a row (in ``COLUMNS`` order) against every filter in ``filters``; ``metadata`` turns
-    the row's metadata into the dict the tags are tested on (for rows that keep it as JSON text)."""
+def row_matcher(filters: Filters) -> Callable[[Sequence[Any]], bool]:
+    """A test of a decoded row (in ``COLUMNS`` order) against every filter in ``filters``."""
     tests: list[Callable[[Sequence[Any]], bool]] = []
     for name in ("model", "provider", "status", "source", "kind"):
         if filters.get(name) is not None:
@@ -345,6 +350,5 @@ def row_matcher(filters: Filters, metadata: Callable[[Any], Any] | None = None) 
         tests.append(lambda row, until=filters["until"]: row[_STARTED] < until)
     keep = tag_matcher(filters.get("tags"))
     if keep is not None:
-        read = metadata or (lambda value: value)
-        tests.append(lambda row, i=_INDEX["metadata"]: keep(read(row[i])))
+        tests.append(lambda row, i=_INDEX["metadata"]: keep(row[i]))
     return lambda row: all(test(row) for test in tests)
