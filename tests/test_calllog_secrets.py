@@ -34,6 +34,7 @@ class EchoParams(llmkit.CustomLLM):
 def leaky(monkeypatch):
     llmkit.register_provider("leaky", EchoParams())
     monkeypatch.setattr(secrets, "_hidden", {})  # values hidden by earlier tests' configs
+    monkeypatch.setattr(secrets, "hidden", False)
     yield
 
 

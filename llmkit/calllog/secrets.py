@@ -19,7 +19,7 @@ import re
 import threading
 from typing import Any
 
-__all__ = ["REDACTED", "has_hidden", "hide", "is_secret_name", "redacted", "replaced", "scrub"]
+__all__ = ["REDACTED", "hide", "is_secret_name", "redacted", "replaced", "scrub"]
 
 REDACTED = "<redacted>"
 MIN_HIDDEN = 8
@@ -43,6 +43,8 @@ _MAX_DEPTH = 64
 
 _names: dict[Any, bool] = {}  # key -> whether it names a secret
 _hidden: dict[str, None] = {}  # an ordered set
+#: Whether any value is hidden (read on every row written: a plain name, no call).
+hidden = False
 _lock = threading.Lock()
 
 
@@ -130,13 +132,11 @@ _CONTAINERS = (dict, list, tuple)
 
 def hide(value: Any) -> None:
     """Never store ``value``: wherever it appears in a record's texts, it is replaced by ``REDACTED``."""
+    global hidden
     if isinstance(value, str) and len(value) >= MIN_HIDDEN:
         with _lock:
             _hidden[value] = None
-
-
-def has_hidden() -> bool:
-    return bool(_hidden)
+            hidden = True
 
 
 def scrub(text: Any) -> Any:

@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from pydantic_core import to_json
 
-from llmkit.calllog import readcache
+from llmkit.calllog import readcache, secrets
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS, prompt_of
-from llmkit.calllog.secrets import has_hidden, scrub
+from llmkit.calllog.secrets import scrub
 from llmkit.errors import LLMKitError
 
 __all__ = [
@@ -176,7 +176,7 @@ def encode_row(record: dict[str, Any]) -> list[Any]:
         row[_PROMPT] = None
     row[_PARAMS] = encode_json(row[_PARAMS])
     row[_METADATA] = encode_json(row[_METADATA])
-    if has_hidden():
+    if secrets.hidden:
         for index in _TEXT_INDEXES:
             row[index] = scrub(row[index])
     return row
