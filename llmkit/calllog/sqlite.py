@@ -151,7 +151,8 @@ def _insert_sql(present: tuple[bool, ...], rows: int) -> str:
 
 class SQLiteStore:
     """``read_cache_rows``: the largest log kept in memory for repeated unfiltered reads (see
-    ``readcache``; about 400 MB for a million typical calls), 0 for none."""
+    ``readcache``; about 1.5 GB of the process's memory for a million calls like bench/calllog.py's),
+    0 for none."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, read_cache_rows: int = 1_000_000) -> None:
         self.path = Path(path).expanduser()
