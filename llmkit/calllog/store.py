@@ -263,13 +263,13 @@ class MemoryStore:
     """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends.
 
     A record is encoded when written (``encode_row``: a copy no caller can change afterwards, and all
-    the writer thread of a busy server pays), and decoded, in bulk, by the first read after it.
+    the writer thread of a busy server pays), and decoded, in bulk, by the first read after it, into
+    columns that reads copy or pick from.
     """
 
     def __init__(self) -> None:
         self._written: list[list[Any]] = []  # encoded rows not read yet
-        self._rows: list[tuple] = []  # decoded rows
-        self._ordered = True  # by start time
+        self._columns: list[list[Any]] = [[] for _ in COLUMNS]  # decoded, in order of start time
         self._annotations: list[tuple] = []
         self._lock = threading.Lock()
 
@@ -282,32 +282,35 @@ class MemoryStore:
             self._written.extend(rows)
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
-        rows = self._matching(filters)
-        if last is not None:
-            rows = rows[-last:]
-        if not rows:
-            return empty_columns()
-        return {name: list(values) for name, values in zip(COLUMNS, zip(*rows))}
+        with self._lock:
+            self._absorb()
+            index = _matching(self._columns, filters)
+            if last is not None:
+                index = (index if index is not None else range(len(self._columns[0])))[-last:]
+            if index is None:
+                return {name: list(values) for name, values in zip(COLUMNS, self._columns)}
+            return {name: [values[i] for i in index] for name, values in zip(COLUMNS, self._columns)}
 
     def count(self, filters: Filters) -> int:
-        return len(self._matching(filters))
-
-    def _matching(self, filters: Filters) -> list[tuple]:
         with self._lock:
-            if self._written:
-                fresh = list(zip(*decode_columns(list(zip(*self._written)))))
-                self._written.clear()
-                last = self._rows[-1][_STARTED] if self._rows else None
-                if (last is not None and fresh[0][_STARTED] < last) or any(
-                    a[_STARTED] > b[_STARTED] for a, b in zip(fresh, fresh[1:])
-                ):
-                    self._ordered = False
-                self._rows.extend(fresh)
-            if not self._ordered:
-                self._rows.sort(key=lambda row: row[_STARTED])  # stable: ties keep the order written
-                self._ordered = True
-            rows = self._rows
-            return list(filter(row_matcher(filters), rows)) if filters else list(rows)
+            self._absorb()
+            index = _matching(self._columns, filters)
+            return len(self._columns[0]) if index is None else len(index)
+
+    def _absorb(self) -> None:
+        """Decode the rows written since the last read into the columns, kept in order of start time."""
+        if not self._written:
+            return
+        fresh = decode_columns(list(zip(*self._written)))
+        self._written.clear()
+        started, new = self._columns[_STARTED], fresh[_STARTED]
+        ordered = not (started and new[0] < started[-1]) and all(a <= b for a, b in zip(new, new[1:]))
+        for column, values in zip(self._columns, fresh):
+            column.extend(values)
+        if not ordered:
+            started = self._columns[_STARTED]
+            order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep the order written
+            self._columns = [[column[i] for i in order] for column in self._columns]
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -325,9 +328,8 @@ class MemoryStore:
     def clear(self) -> None:
         with self._lock:
             self._written.clear()
-            self._rows.clear()
+            self._columns = [[] for _ in COLUMNS]
             self._annotations.clear()
-            self._ordered = True
 
     def close(self) -> None:
         pass
@@ -336,19 +338,25 @@ class MemoryStore:
 _INDEX = {name: COLUMNS.index(name) for name in COLUMNS}
 
 
-def row_matcher(filters: Filters) -> Callable[[Sequence[Any]], bool]:
-    """A test of a decoded row (in ``COLUMNS`` order) against every filter in ``filters``."""
-    tests: list[Callable[[Sequence[Any]], bool]] = []
+def _matching(columns: list[list[Any]], filters: Filters) -> list[int] | None:
+    """The positions of the rows of ``columns`` that pass every filter; None when there are no filters."""
+    index: Iterable[int] | None = None
+
+    def narrow(name: str, keep: Callable[[Any], bool]) -> None:
+        nonlocal index
+        values = columns[_INDEX[name]]
+        index = [i for i in (range(len(values)) if index is None else index) if keep(values[i])]
+
     for name in ("model", "provider", "status", "source", "kind"):
         if filters.get(name) is not None:
-            tests.append(lambda row, i=_INDEX[name], allowed=frozenset(filters[name]): row[i] in allowed)
+            narrow(name, frozenset(filters[name]).__contains__)
     if filters.get("run_id") is not None:
-        tests.append(lambda row, i=_INDEX["run_id"], wanted=filters["run_id"]: row[i] == wanted)
+        narrow("run_id", lambda run_id: run_id == filters["run_id"])  # not str.__eq__: NotImplemented is true
     if filters.get("since") is not None:
-        tests.append(lambda row, since=filters["since"]: row[_STARTED] >= since)
+        narrow("started_at", lambda started: started >= filters["since"])
     if filters.get("until") is not None:
-        tests.append(lambda row, until=filters["until"]: row[_STARTED] < until)
+        narrow("started_at", lambda started: started < filters["until"])
     keep = tag_matcher(filters.get("tags"))
     if keep is not None:
-        tests.append(lambda row, i=_INDEX["metadata"]: keep(row[i]))
-    return lambda row: all(test(row) for test in tests)
+        narrow("metadata", keep)
+    return None if index is None else list(index)
