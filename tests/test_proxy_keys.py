@@ -48,6 +48,9 @@ def test_each_key_answers_and_its_name_is_the_calls_user(config, log, tmp_path):
     # OpenAI's body field "user" stays a model parameter for the handler, apart from the key's name
     assert {call["optional_params"]["user"] for call in recorder.calls} == {"end-user-7"}
     assert {record["params"]["user"] for record in records} == {"end-user-7"}
+    by_user = log.summary(by="user", source="proxy")  # usage per person, computed by the database
+    assert by_user["calls"].to_dict() == {"alice": 2, "bob": 1, "master": 1}
+    assert len(log.to_dataframe(user="alice", source="proxy")) == 2
     log.flush()
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("calls.db*"))
     assert b"alice" in stored and not any(key.encode() in stored for key in (ALICE, BOB, MASTER))

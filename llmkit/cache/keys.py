@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from llmkit.calllog.record import _redacted
+from llmkit.calllog.secrets import redacted
 from llmkit.errors import BadRequestError
 from llmkit.params import split_model, split_params
 
@@ -53,7 +53,7 @@ def request_of(kind: str, model: Any, payload: Any, kwargs: dict[str, Any]) -> R
         raise BadRequestError(f"sample= is which repeated sample this call is: a whole number >= 0, got {sample!r}")
     _, params = split_params(kwargs)
     if params:
-        params = _redacted(params)
+        params = redacted(params)
     text = to_json(
         [_FORMAT, kind, provider, handler_model, _canonical(payload), _canonical(params), sample],
         fallback=repr,

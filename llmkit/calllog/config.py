@@ -1,9 +1,11 @@
 """Which store the log writes to: :func:`configure_log`, else ``LLMKIT_LOG`` / ``LLMKIT_LOG_PATH``, else
 the settings file's ``log`` (``llmkit logs off`` remembers an opt-out there; see :mod:`llmkit.settings`).
 
-The store opens on first use, not at import. An unwritable path warns once and keeps the calls in
-memory; a corrupt or foreign database file is an error naming the file (readers get it; calls keep
-working and are kept in memory meanwhile).
+The store opens on first use, not at import. A log that cannot be used (an unwritable path, a
+corrupt file, another application's database) warns once, naming the file, and the calls go to a
+fresh spill file in the temporary directory, named in the warning, so memory stays bounded. A corrupt
+or foreign file is also an error for readers; ``llmkit serve`` refuses to start on any of them
+(:func:`problem`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llmkit.calllog import recorder
+from llmkit.calllog import recorder, spill
 from llmkit.calllog.store import LogStoreError, MemoryStore
 
-__all__ = ["configure_log", "current_store", "default_path", "log_mode"]
+__all__ = ["configure_log", "current_store", "default_path", "log_mode", "problem"]
 
 MODES = ("sqlite", "memory", "off")
 _ENV_MODES = {
@@ -32,6 +34,7 @@ _path: Path | None = None
 _custom: Any = None  # a Store instance passed to configure_log
 _store: Any = None
 _error: Exception | None = None  # why the configured file could not be opened
+_problem: str | None = None  # why the configured store is not the one in use
 _orphans: list[Any] = []  # connections inherited across fork: never used, never closed, by the child
 
 
@@ -88,7 +91,7 @@ def _saved_mode() -> str:
 
 
 def _open() -> Any:
-    global _error
+    global _error, _problem
     mode = log_mode()
     if mode == "custom":
         return _custom
@@ -103,13 +106,29 @@ def _open() -> Any:
         return SQLiteStore(path)
     except LogStoreError as exc:
         _error = exc
+        _problem = str(exc)
     except Exception as exc:  # OSError, sqlite3.OperationalError: the file cannot be created or written
-        recorder.warn_once(
-            ("unwritable", str(path)),
-            f"llmkit cannot write its call log at {path} ({type(exc).__name__}: {exc}); keeping calls in"
-            " memory for this session. Set LLMKIT_LOG_PATH to a writable file, or LLMKIT_LOG=memory",
+        _problem = (
+            f"llmkit cannot write its call log at {path} ({type(exc).__name__}: {exc}); set LLMKIT_LOG_PATH"
+            " to a writable file, or LLMKIT_LOG=memory or LLMKIT_LOG=off"
         )
-    return MemoryStore()
+    return _fallback(path, _problem)
+
+
+def _fallback(path: Path, problem: str) -> Any:
+    """Where calls go while the configured log cannot be used: a spill file, said loudly, once."""
+    store = spill.spill_store(beside=path)
+    recorder.warn_once(("unusable", str(path)), f"{problem}. Meanwhile calls are written to {store}, a fresh call log")
+    return store
+
+
+def problem() -> str | None:
+    """Why the configured log is not in use (opening it now if need be), or None when it is.
+
+    ``llmkit serve`` refuses to start on such a log rather than serve with calls going elsewhere.
+    """
+    current_store()
+    return _problem
 
 
 def current_store(*, for_reading: bool = False) -> Any:
@@ -136,18 +155,18 @@ def configure_log(
     given). ``flush_interval`` is how many seconds finished calls may wait before they are written
     (0.05 by default). Calls queued so far are written to the previous store first.
     """
-    global _mode, _path, _custom, _store, _error, _saved
+    global _mode, _path, _custom, _store, _error, _saved, _problem
     if store is None and path is not None:
         store = "sqlite"
     _check(store, path, flush_interval)
     with _lock:
         recorder.stop_writer()  # flushes what is queued to the store it was meant for
-        if _store is not None and _store is not _custom:
+        if _store is not None and _store is not _custom and not spill.is_spill(_store):
             _store.close()
         _custom = store if store is not None and not isinstance(store, str) else None
         _mode = store if isinstance(store, str) else None
         _path = Path(path).expanduser() if path is not None else None
-        _store, _error, _saved = None, None, None
+        _store, _error, _saved, _problem = None, None, None, None
         if flush_interval is not None:
             recorder.flush_interval = float(flush_interval)
         sync_off()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'") from None
 
-__all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
+__all__ = ["annotations_frame", "read_export", "summary", "summary_table", "to_dataframe", "writer_for"]
 
 CATEGORIES = ("model", "provider", "kind", "status", "source", "user")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
@@ -102,24 +103,19 @@ def annotations_frame(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
-def rows_where(df: pd.DataFrame, column: str, keep: Callable[[Any], bool]) -> pd.DataFrame:
-    """The rows whose ``column`` value passes ``keep``, renumbered from 0."""
-    mask = np.fromiter((bool(keep(value)) for value in df[column]), dtype=bool, count=len(df))
-    return df[mask].reset_index(drop=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: calls, error rate, latency and TTFT p50/p95, median tokens/s, tokens, cost.
+def summary(df: pd.DataFrame, by: str = "model") -> pd.DataFrame:
+    """One row per model (or value of ``by``): calls, error rate, latency and TTFT p50/p95, median
+    tokens/s, tokens, cost. What a store's ``summary`` computes in its database, from a DataFrame.
 
     The figures are the live calls'; answers from the response cache are counted in ``cache_hits``.
     """
     hit = df["cache_hit"].fillna(False).to_numpy(dtype=bool)
-    hits = pd.Series(hit).groupby(df["model"].to_numpy(), sort=True).sum()
-    grouped = df[~hit].groupby("model", observed=True, sort=True)
+    hits = pd.Series(hit, index=df.index).groupby(df[by], observed=True, sort=True).sum()
+    grouped = df[~hit].groupby(by, observed=True, sort=True)
     out = pd.DataFrame(
         {
             "calls": grouped.size(),
-            "error_rate": grouped["status"].agg(lambda s: float((s != "ok").mean())),
+            "error_rate": grouped["status"].agg(lambda s: float((s != "ok").mean())).astype(float),
             "latency_p50_ms": grouped["latency_ms"].quantile(0.5),
             "latency_p95_ms": grouped["latency_ms"].quantile(0.95),
             "ttft_p50_ms": grouped["ttft_ms"].quantile(0.5),
@@ -130,10 +126,31 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out.index = out.index.astype(str)
-    out = out.reindex(hits.index.astype(str))  # a model answered only from the cache has a row too
-    out["calls"] = out["calls"].fillna(0).astype(int)
-    out["cache_hits"] = hits.to_numpy().astype(int)
+    out = out.reindex(pd.Index(hits.index.astype(str), name=by))  # a model answered only from the cache too
+    out["calls"] = out["calls"].fillna(0).astype("int64")
+    out["cache_hits"] = hits.to_numpy().astype("int64")
     return out
+
+
+def summary_table(columns: dict[str, list], by: str = "model") -> pd.DataFrame:
+    """The table :func:`summary` makes, from the columns a store's ``summary`` computed."""
+    out = pd.DataFrame(
+        {
+            "calls": np.array(columns["calls"], dtype="int64"),
+            **{name: np.array(columns[name], dtype=float) for name in _SUMMARY_FLOATS},
+            "total_tokens": pd.array(np.array(columns["total_tokens"], dtype=float), dtype="Int64"),
+            "cost_usd": np.array(columns["cost_usd"], dtype=float),
+            "cache_hits": np.array(columns["cache_hits"], dtype="int64"),
+        },
+        index=pd.Index(columns[by], dtype=object, name=by),
+    )
+    out.index = out.index.astype(str)  # the same dtype as summary()'s
+    return out
+
+
+_SUMMARY_FLOATS = (
+    "error_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_s_median"
+)  # fmt: skip
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -159,7 +176,8 @@ def _flat(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for name in (*JSON_COLUMNS, "annotations"):
         out[name] = pd.array(
-            [None if v is None else json.dumps(v, ensure_ascii=False) for v in out[name]], dtype="string[python]"
+            [None if v is None else json.dumps(_plain(v), ensure_ascii=False) for v in out[name]],
+            dtype="string[python]",
         )
     return out
 
@@ -171,18 +189,24 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def _write_jsonl(df: pd.DataFrame, path: Path) -> None:
+    """One strict JSON object per line: NaN and infinities, which JSON has not, are written as null."""
     out = df.copy()
     out["started_at"] = out["started_at"].map(lambda t: t.isoformat())
     with open(path, "w", encoding="utf-8") as f:
         for record in out.to_dict("records"):
-            f.write(json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
+            f.write(json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _plain(value: Any) -> Any:
-    if value is pd.NA or (isinstance(value, float) and value != value):
-        return None
+    """``value`` with numpy scalars as Python ones and every missing or non-finite number as None."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
     return value
 
 
@@ -207,7 +231,8 @@ def read_export(path: Path) -> pd.DataFrame:
     else:
         raise ValueError(f"cannot tell the format of {path}: name it .csv, .jsonl or .parquet")
     if suffix != ".jsonl":
-        for name in ("cache_hit", "session_id", "conversation_id"):  # a file exported before these columns
+        # a file exported before these columns existed
+        for name in ("cache_hit", "user", "error_traceback", "session_id", "conversation_id"):
             records.setdefault(name, [None] * len(raw))
         for name in (*JSON_COLUMNS, "annotations"):
             records[name] = [None if v is None else json.loads(v) for v in records[name]]

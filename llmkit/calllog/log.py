@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from llmkit.calllog import config, recorder
-from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.query import EXACT_FILTERS, GROUP_COLUMNS, LIST_FILTERS
 from llmkit.calllog.session import SESSION_ID
-from llmkit.calllog.store import EXACT_FILTERS, Filters, encode_json, records_of
+from llmkit.calllog.store import Filters, empty_columns, encode_json, records_of, split_tags
 
 __all__ = ["CallLog"]
 
@@ -20,11 +20,12 @@ class CallLog:
 
     Read it as a DataFrame (:meth:`to_dataframe`, :meth:`summary`), as records (:meth:`last`,
     :meth:`records`), or write it out (:meth:`export`). Filters, wherever they are accepted:
-    ``model``, ``status``, ``source``, ``kind`` (a value or a list of them), ``since`` (a datetime,
-    an ISO string, epoch seconds, or a timedelta meaning "this long ago"), ``run_id``, ``session_id``
-    (``calls.session_id`` is this process's), ``conversation_id``, and ``tags``
-    (a dict of ``metadata`` items that must match, or names that must be metadata keys or among
-    ``metadata["tags"]``).
+    ``model``, ``provider``, ``status``, ``source``, ``kind``, ``user`` (a value or a list of them),
+    ``since`` and ``until`` (a datetime, an ISO string, epoch seconds, or a timedelta meaning "this long
+    ago"; ``since`` inclusive, ``until`` exclusive), ``run_id``, ``session_id`` (``calls.session_id`` is
+    this process's), ``conversation_id``, and ``tags`` (a dict of ``metadata`` items that must match, or
+    names that must be metadata keys or among ``metadata["tags"]``). The store applies them (in SQL for
+    the SQLite store), so a filtered read costs what it returns.
     """
 
     #: This process's session id: the ``session_id`` of every call it logs (see ``calllog.session``).
@@ -40,20 +41,18 @@ class CallLog:
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
         """Matching records as dicts, oldest first, with JSON columns decoded."""
-        keep = tag_matcher(filters.pop("tags", None))
-        records = records_of(self._columns(filters))
-        return records if keep is None else [r for r in records if keep(r["metadata"])]
+        return records_of(self._read(filters))
 
     def last(self, n: int = 1, **filters: Any) -> list[dict[str, Any]]:
-        """The newest ``n`` matching records, oldest first; cheap on a large log (unless by tags)."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a whole number >= 1, got {n!r}")
-        if filters.get("tags") is not None:
-            return self.records(**filters)[-n:]
-        return records_of(self._columns(filters, last=n))
+        """The newest ``n`` matching records, oldest first; the database reads only those."""
+        return records_of(self._read(filters, last=_count_of(n)))
 
     def __len__(self) -> int:
-        return len(self._columns({}, last=None)["call_id"])
+        store = self._store()
+        if store is None:
+            return 0
+        count = getattr(store, "count", None)
+        return count(Filters()) if count is not None else len(store.read(Filters())["call_id"])
 
     def to_dataframe(self, last: int | None = None, **filters: Any) -> Any:
         """The log as a pandas DataFrame, one row per call (columns: ``llmkit.calllog.COLUMNS``).
@@ -62,21 +61,39 @@ class CallLog:
         """
         from llmkit.calllog import frame
 
-        if last is not None and filters.get("tags") is None:
-            return frame.to_dataframe(_as_columns(self.last(last, **filters)), self._annotations())
-        keep = tag_matcher(filters.pop("tags", None))
-        df = frame.to_dataframe(self._columns(filters), self._annotations())
-        df = df if keep is None else frame.rows_where(df, "metadata", keep)
-        return df if last is None else df.tail(last)
+        columns = self._read(filters, last=None if last is None else _count_of(last))
+        whole = not filters and last is None
+        return frame.to_dataframe(columns, self._annotations_of(columns["call_id"], whole))
 
-    def summary(self, **filters: Any) -> Any:
-        """One row per model: calls, error rate, latency and time-to-first-token percentiles, ...;
-        pass rates and the spread across samples when compare() checked or sampled (``llmkit.evals``)."""
+    def summary(self, by: str = "model", **filters: Any) -> Any:
+        """One row per model (or per value of another column, ``by="provider"``...): calls, error rate,
+        latency and time-to-first-token percentiles, median tokens/s, tokens and cost of the live calls,
+        and ``cache_hits``, the answers the response cache gave. The database computes it where the
+        store can. By model, it adds pass rates and the spread across samples when compare() checked
+        or sampled (``llmkit.evals``)."""
         from llmkit.calllog import frame
-        from llmkit.evals.stats import evaluation_columns
+        from llmkit.evals.stats import evaluation_columns, has_evaluations
 
-        df = self.to_dataframe(**filters)
-        return frame.summary(df).join(evaluation_columns(df))
+        if by not in GROUP_COLUMNS:
+            raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
+        pushed, rest = _filters(filters)
+        store = self._store()
+        calls = None
+        if store is not None and rest is None and callable(getattr(store, "summary", None)):
+            table = frame.summary_table(store.summary(pushed, by), by)
+        else:
+            calls = self.to_dataframe(**filters)
+            table = frame.summary(calls, by)
+        if by != "model" or not has_evaluations(self._annotations()):  # most logs: nothing more to read
+            return table
+        return table.join(evaluation_columns(calls if calls is not None else self.to_dataframe(**filters)))
+
+    def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
+        """The newest ``n`` calls whose prompt or response has every word of ``text``, newest first
+        (full-text search: SQLite's FTS5 index, made on the first search; see ``calllog.search``)."""
+        from llmkit.calllog.search import search
+
+        return search(text, n)
 
     def export(self, path: str | Path, **filters: Any) -> Path:
         """Write matching calls to ``path``: ``.csv``, ``.jsonl`` or ``.parquet``, by its extension."""
@@ -86,13 +103,6 @@ class CallLog:
         writer = frame.writer_for(path)  # checks the extension before reading anything
         writer(self.to_dataframe(**filters), path)
         return path
-
-    def search(self, text: str, n: int = 20) -> list[dict[str, Any]]:
-        """The newest ``n`` calls whose prompt or response has every word of ``text``, newest first
-        (full-text search: SQLite's FTS5 index, made on the first search; see ``calllog.search``)."""
-        from llmkit.calllog.search import search
-
-        return search(text, n)
 
     @staticmethod
     def read_export(path: str | Path) -> Any:
@@ -193,63 +203,68 @@ class CallLog:
         recorder.drain()
         return config.current_store(for_reading=True)
 
-    def _columns(self, filters: dict[str, Any], last: int | None = None) -> dict[str, list]:
-        filters = _filters(filters)
+    def _read(self, given: dict[str, Any], last: int | None = None) -> dict[str, list]:
+        filters, rest = _filters(given)
         store = self._store()
         if store is None:
-            return {name: [] for name in COLUMNS}
-        return store.read(filters, last=last)
+            return empty_columns()
+        if rest is None:
+            return store.read(filters, last=last)
+        columns = store.read(filters)  # tags the store cannot test: checked here, then the newest kept
+        keep = [i for i, meta in enumerate(columns["metadata"]) if rest(meta)]
+        keep = keep if last is None else keep[-last:]
+        return {name: [values[i] for i in keep] for name, values in columns.items()}
+
+    def _annotations_of(self, call_ids: list[str], whole: bool) -> list[tuple]:
+        """The annotations of these calls (those of others may come too: they are ignored)."""
+        store = self._store()
+        if store is None:
+            return []
+        annotations_for = getattr(store, "annotations_for", None)
+        if whole or annotations_for is None or len(call_ids) > _FEW_CALLS:
+            return store.read_annotations()
+        return annotations_for(call_ids) if call_ids else []
 
     def _annotations(self) -> list[tuple]:
         store = self._store()
         return store.read_annotations() if store is not None else []
 
 
-_LIST_FILTERS = ("model", "status", "source", "kind")
+_FEW_CALLS = 10_000  # up to this many calls, their annotations are read by call_id
 
 
-def _filters(given: dict[str, Any]) -> Filters:
-    unknown = set(given) - {*_LIST_FILTERS, "since", *EXACT_FILTERS}
+def _filters(given: dict[str, Any]) -> tuple[Filters, Callable[[Any], bool] | None]:
+    """Filters for the store, and a test of metadata for tags it cannot apply (or None)."""
+    unknown = set(given) - {*LIST_FILTERS, *EXACT_FILTERS, "since", "until", "tags"}
     if unknown:
         raise TypeError(
-            f"unknown filter(s) {', '.join(sorted(unknown))}; filter by model, status, source, kind, since,"
-            " run_id, session_id, conversation_id or tags"
+            f"unknown filter(s) {', '.join(sorted(unknown))}; filter by model, status, source, kind, provider,"
+            " user, since, until, run_id, session_id, conversation_id or tags"
         )
     filters = Filters()
-    for name in _LIST_FILTERS:
+    for name in LIST_FILTERS:
         value = given.get(name)
         if value is not None:
             filters[name] = (value,) if isinstance(value, str) else tuple(value)
     for name in EXACT_FILTERS:
         if given.get(name) is not None:
             filters[name] = given[name]
-    if given.get("since") is not None:
-        filters["since"] = _epoch(given["since"])
-    return filters
+    for name in ("since", "until"):
+        if given.get(name) is not None:
+            filters[name] = _epoch(given[name], name)
+    tags, rest = split_tags(given.get("tags"))
+    if tags is not None:
+        filters["tags"] = tags
+    return filters, rest
 
 
-def tag_matcher(tags: Any) -> Callable[[Any], bool] | None:
-    """A test of a call's metadata: every item of a ``tags`` dict matches, or every name in ``tags``
-    is a metadata key or an entry of ``metadata["tags"]``. None when ``tags`` is None."""
-    if tags is None:
-        return None
-    if isinstance(tags, dict):
-        return lambda meta: isinstance(meta, dict) and all(k in meta and meta[k] == v for k, v in tags.items())
-    names = [tags] if isinstance(tags, str) else list(tags)
-    if not all(isinstance(name, str) for name in names):
-        raise TypeError(f"tags must be a dict, a name or a list of names, got {tags!r}")
-
-    def has_names(meta: Any) -> bool:
-        if not isinstance(meta, dict):
-            return False
-        listed = meta.get("tags")
-        listed = listed if isinstance(listed, (list, tuple)) else ()
-        return all(name in meta or name in listed for name in names)
-
-    return has_names
+def _count_of(n: Any) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a whole number >= 1, got {n!r}")
+    return n
 
 
-def _epoch(since: Any) -> float:
+def _epoch(since: Any, name: str = "since") -> float:
     if isinstance(since, _dt.timedelta):
         return time.time() - since.total_seconds()
     if isinstance(since, (int, float)) and not isinstance(since, bool):
@@ -258,15 +273,11 @@ def _epoch(since: Any) -> float:
         try:
             since = _dt.datetime.fromisoformat(since)
         except ValueError:
-            raise ValueError(f"since={since!r} is not an ISO date or time such as '2026-01-31T12:00'") from None
+            raise ValueError(f"{name}={since!r} is not an ISO date or time such as '2026-01-31T12:00'") from None
     if isinstance(since, _dt.date) and not isinstance(since, _dt.datetime):
         since = _dt.datetime(since.year, since.month, since.day)
     if isinstance(since, _dt.datetime):  # pandas Timestamps are datetimes too
         if since.tzinfo is None:
             since = since.replace(tzinfo=_dt.timezone.utc)  # the log is in UTC; so are naive times
         return since.timestamp()
-    raise TypeError(f"since must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")
-
-
-def _as_columns(records: list[dict[str, Any]]) -> dict[str, list]:
-    return {name: [record[name] for record in records] for name in COLUMNS}
+    raise TypeError(f"{name} must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")

@@ -2,23 +2,27 @@
 
 The dispatcher keeps only references and two clock readings while a call runs (see ``recorder``);
 everything here (model parsing, parameters, response text, token estimates, cost, ids) runs later on
-the log's writer thread, so that logging costs the call almost nothing.
+the log's writer thread, so that logging costs the call almost nothing. A chat's prompt is not part
+of the record the writer stores: it is the last user message, derived from the messages when read.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import re
+import random
+import time
 from typing import Any
 
 from llmkit.calllog.costs import cost_of
+from llmkit.calllog.secrets import redacted, replaced
 from llmkit.calllog.session import SESSION_ID
 from llmkit.faults import handler_fault, traceback_text
 from llmkit.messages import last_user_text
 from llmkit.params import split_model, split_params
 from llmkit.tokens import count_message_tokens, count_tokens
 
-__all__ = ["COLUMNS", "JSON_COLUMNS", "build_record"]
+__all__ = ["COLUMNS", "JSON_COLUMNS", "build_record", "new_call_id", "prompt_of", "with_prompt"]
 
 #: Every record's fields, in the order of the DataFrame's columns.
 COLUMNS = (
@@ -60,25 +64,25 @@ JSON_COLUMNS = ("messages", "params", "metadata")
 
 
 def build_record(entry: Any) -> dict[str, Any]:
-    """The record of a finished call (``entry`` is a ``recorder.Entry``)."""
+    """The record of a finished call (``entry`` is a ``recorder.Entry``); a chat's prompt is left
+    to :func:`with_prompt`, so that the writer never spends time on it."""
     kwargs = entry.kwargs
+    kind = entry.kind
+    chat = kind == "chat" or kind == "stream"
     handler_model, provider = _split(entry.model, kwargs.get("custom_llm_provider"))
-    _, params = split_params(kwargs)  # control parameters (api_key, headers, ...) never reach the log
-    params = _redacted(params)
-    if entry.kind == "stream":
-        params["stream"] = True
+    found: list[str] = []  # secrets taken out of the parameters, which a handler may have echoed
     record: dict[str, Any] = {
-        "call_id": os.urandom(16).hex(),  # as unique as uuid4().hex, five times cheaper
+        "call_id": new_call_id(),
         "started_at": entry.started_at,
         "model": entry.model if isinstance(entry.model, str) else repr(entry.model),
         "provider": provider,
         "handler_model": handler_model,
-        "kind": entry.kind,
+        "kind": kind,
         "source": _text(kwargs.get("source")) or "python",
-        "messages": entry.payload if entry.kind in ("chat", "stream") else None,
-        "prompt": _prompt(entry),
-        "params": params,
-        "metadata": kwargs.get("metadata") or None,
+        "messages": entry.payload if chat else None,
+        "prompt": None if chat else _prompt(entry.payload),
+        "params": _params(kwargs, kind, found),
+        "metadata": redacted(kwargs.get("metadata"), found) or None,
         "run_id": entry.capture.run_id if entry.capture is not None else None,
         "user": _user(kwargs.get("metadata")),
         "session_id": SESSION_ID,
@@ -94,32 +98,77 @@ def build_record(entry: Any) -> dict[str, Any]:
     if entry.cache_hit:  # an answer the cache kept: it cost nothing, and its speed is not the model's
         record["cost_usd"] = 0.0 if entry.status == "ok" else None
         record.pop("tokens_per_s", None)
+    if found:
+        for name in ("response", "error_message", "error_traceback"):
+            record[name] = replaced(record.get(name), found)
     return record
 
 
-# Parameter names that hold credentials, wherever a caller put them (aws_secret_access_key=,
-# extra_body={"api_key": ...}); their values are replaced before anything is stored.
-_SECRET_NAME = re.compile(
-    r"api_?key|secret|password|passwd|credential|authorization|auth_?token|access_?token|session_?token|private_?key",
-    re.IGNORECASE,
-)
-REDACTED = "<redacted>"
+def with_prompt(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with a chat's prompt filled in from its messages, as callbacks and captures see it."""
+    if record.get("prompt") is None and record.get("messages") is not None:
+        record["prompt"] = prompt_of(record["messages"])
+    return record
 
 
-def _redacted(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, dict) and depth < 4:
-        return {
-            key: REDACTED if isinstance(key, str) and _SECRET_NAME.search(key) else _redacted(item, depth + 1)
-            for key, item in value.items()
-        }
-    return value
+def prompt_of(messages: Any) -> str | None:
+    """A chat's prompt: the text of its last user message."""
+    return (last_user_text(messages) or None) if isinstance(messages, list) else None
+
+
+def new_call_id() -> str:
+    """32 hex digits: the time in milliseconds, then 80 random bits (as unique as uuid4().hex).
+
+    Ids that grow with time are appended at the end of an index on call_id, where random ids land
+    anywhere in it and make each insert into a large log touch a different page.
+    """
+    global _random_hex, _used
+    if _used >= len(_random_hex):  # 20 random hex digits per id, drawn 1,024 ids at a time
+        _random_hex, _used = f"{_random_bits(80 * 1024):020480x}", 0
+    _used += 20
+    return f"{_time_ns() // 1_000_000:012x}" + _random_hex[_used - 20 : _used]
+
+
+_time_ns = time.time_ns
+_random_bits = random.getrandbits  # reseeded in a forked child by the random module itself
+_random_hex, _used = "", 0
+
+
+def _after_fork() -> None:
+    global _random_hex, _used
+    _random_hex, _used = "", 0  # a child draws its own: the parent's would repeat its ids
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _params(kwargs: dict[str, Any], kind: str, found: list[str]) -> dict[str, Any]:
+    _, params = split_params(kwargs)  # control parameters (api_key, headers, ...) never reach the log
+    params = redacted(params, found) if params else {}
+    if kind == "stream":
+        params["stream"] = True
+    return params
 
 
 def _split(model: Any, custom_llm_provider: Any) -> tuple[str | None, str | None]:
+    key = (model, custom_llm_provider)
     try:
-        return split_model(model, custom_llm_provider)
+        return _splits[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable model, which the call failed on
+        pass
+    try:
+        split: tuple[str | None, str | None] = split_model(model, custom_llm_provider)
     except Exception:  # a malformed model string: the call failed on it, and the log says so
-        return None, None
+        split = (None, None)
+    if isinstance(model, str):
+        if len(_splits) > 1024:  # a few models in practice; odd ones never grow this without bound
+            _splits.clear()
+        _splits[key] = split
+    return split
+
+
+_splits: dict[tuple[Any, Any], tuple[str | None, str | None]] = {}
 
 
 def _user(metadata: Any) -> str | None:
@@ -131,11 +180,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _prompt(entry: Any) -> str | None:
-    """The prompt as text: an image prompt, embedding input, or a chat's last user message."""
-    payload = entry.payload
-    if entry.kind in ("chat", "stream"):
-        return last_user_text(payload) or None
+def _prompt(payload: Any) -> str | None:
+    """An image prompt or an embedding's input as text."""
     if isinstance(payload, str):
         return payload
     if isinstance(payload, (list, tuple)):
@@ -149,13 +195,16 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
         return
     usage, estimated = _RESULT_READERS[entry.kind](record, entry)
     if usage is not None:
-        prompt_tokens = _tokens(usage, "prompt_tokens")
-        completion_tokens = _tokens(usage, "completion_tokens")
+        get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
+        prompt, completion, total = get("prompt_tokens", None), get("completion_tokens", None), get("total_tokens", None)
+        prompt_tokens = prompt if isinstance(prompt, int) else None
+        completion_tokens = completion if isinstance(completion, int) else None
+        total_tokens = total if isinstance(total, int) else None
         record["prompt_tokens"] = prompt_tokens
         record["completion_tokens"] = completion_tokens
-        record["total_tokens"] = _tokens(usage, "total_tokens") or (prompt_tokens or 0) + (completion_tokens or 0)
+        record["total_tokens"] = total_tokens or (prompt_tokens or 0) + (completion_tokens or 0)
         record["tokens_estimated"] = estimated
-    record["cost_usd"] = cost_of(
+    record["cost_usd"] = cost_of(  # images are priced without usage
         record["model"],
         record["handler_model"],
         record.get("prompt_tokens"),
@@ -212,11 +261,6 @@ def _estimate(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-
-
-def _tokens(usage: Any, name: str) -> int | None:
-    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-    return value if isinstance(value, int) else None
 
 
 def _message_text(message: Any) -> str | None:

@@ -5,6 +5,11 @@ readings, and at the end the result or the exception. Finishing an entry appends
 hundred nanoseconds. A daemon thread wakes every ``flush_interval`` seconds, builds the records
 (``record.build_record``), runs the callbacks and writes the batch to the store in one transaction.
 Readers flush first, so a call is visible as soon as it has returned; the queue is flushed at exit.
+
+Memory stays bounded when the store cannot keep up or refuses records: past ``MAX_PENDING`` queued
+calls the calling thread writes (or, when the writer is stuck in the store, spills the oldest) itself,
+and past ``MAX_UNWRITTEN`` refused records the oldest are written to a spill file (``spill.py``)
+named in a warning. A record is only ever lost with a warning saying so.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import time
 import warnings
 from typing import Any, Callable
 
-from llmkit.calllog.record import build_record
+from llmkit.calllog import spill
+from llmkit.calllog.record import build_record, with_prompt
 
 __all__ = ["Capture", "Entry", "add_records", "begin", "capture", "drain", "ensure_writer"]
 
@@ -47,7 +53,11 @@ _stop = threading.Event()
 _warned: set[Any] = set()
 _open_streams: set[Entry] = set()  # streams handed to callers and not ended yet
 _unwritten: list[dict] = []  # records of batches the store refused, retried on the next flush
-_MAX_UNWRITTEN = 100_000
+#: Finished calls that may wait for the writer before the calling thread takes some over.
+MAX_PENDING = 50_000
+#: Records the store refused that are kept to try again; older ones go to the spill file.
+MAX_UNWRITTEN = 10_000
+_SPILL_AT_ONCE = 1_000  # calls a calling thread spills when the queue is full and the writer stuck
 
 
 class Entry:
@@ -143,6 +153,31 @@ def _submit(entry: Entry) -> None:
         _pending.append(entry)
         if _writer is None:
             ensure_writer()
+        elif len(_pending) > MAX_PENDING:
+            _relieve()
+
+
+def _relieve() -> None:
+    """The queue is full: write it from this thread, or, when the writer is stuck in the store, spill
+    the oldest calls, so that a store that never answers costs time, not memory without bound."""
+    if _lock.acquire(blocking=False):
+        try:
+            drain()
+        finally:
+            _lock.release()
+        return
+    entries = []
+    while _pending and len(entries) < _SPILL_AT_ONCE:
+        try:
+            entries.append(_pending.popleft())
+        except IndexError:  # emptied meanwhile by the writer
+            break
+    records = _records_of(entries)
+    _spill(
+        records, f"llmkit's call log {store_getter()} has not taken calls for a while (more than {MAX_PENDING} wait)"
+    )
+    for record in records:
+        _run_callbacks(record)
 
 
 class _Made:
@@ -178,7 +213,7 @@ class Capture:
     @property
     def records(self) -> list[dict[str, Any]]:
         """The records of the calls finished so far, in the order they finished."""
-        return [entry.record() for entry in list(self.entries)]
+        return [with_prompt(entry.record()) for entry in list(self.entries)]
 
 
 def capture(run_id: str | None = None) -> _CaptureBlock:
@@ -248,10 +283,24 @@ def drain() -> None:
             entries.append(_pending.popleft())
         if not entries and not _unwritten:
             return
-        records = [record for record in map(_record_or_warn, entries) if record is not None]
+        records = _records_of(entries)
         _write(records)
     for record in records:
         _run_callbacks(record)
+
+
+def _records_of(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The entries' records, built a slice at a time with a pause between slices in which another
+    thread may take the GIL: an event loop serving requests waits at most one slice, not the batch."""
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(entries), _BUILD_SLICE):
+        if start:
+            time.sleep(0)
+        records.extend(record for record in map(_record_or_warn, entries[start : start + _BUILD_SLICE]) if record)
+    return records
+
+
+_BUILD_SLICE = 32
 
 
 def _write(records: list[dict[str, Any]]) -> None:
@@ -263,12 +312,37 @@ def _write(records: list[dict[str, Any]]) -> None:
     try:
         store.write(batch)
     except Exception as exc:
-        _unwritten = batch[-_MAX_UNWRITTEN:]
         warn_once(
             ("store", type(exc)),
             f"llmkit's call log could not write to {store}: {type(exc).__name__}: {exc};"
-            " keeping the calls in memory and trying again",
+            f" keeping up to {MAX_UNWRITTEN} calls in memory to try again, and writing older ones to a spill file",
         )
+        overflow, _unwritten = batch[:-MAX_UNWRITTEN], batch[-MAX_UNWRITTEN:]
+        if overflow:
+            _spill(overflow, f"llmkit's call log could not write to {store} ({type(exc).__name__}: {exc})")
+
+
+def _spill(records: list[dict[str, Any]], why: str) -> None:
+    """Write ``records`` to the spill file, saying once where it is; if even that fails, say what was lost."""
+    if not records:
+        return
+    try:
+        store = store_getter()
+        target = spill.spill_store(beside=getattr(store, "path", None))
+        target.write(records)
+    except Exception as exc:
+        warnings.warn(
+            f"{why}; {len(records)} calls were lost: they could not be written to a spill file either"
+            f" ({type(exc).__name__}: {exc})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
+    warn_once(
+        ("spill", str(target)),
+        f"{why}; the calls it cannot keep are written to {target} (an llmkit call log: read it with"
+        " llmkit.configure_log(path=...))",
+    )
 
 
 def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
@@ -282,6 +356,9 @@ def _record_or_warn(entry: Entry) -> dict[str, Any] | None:
 
 
 def _run_callbacks(record: dict[str, Any]) -> None:
+    if not callbacks:
+        return
+    with_prompt(record)
     wanted = "success" if record["status"] == "ok" else "failure"
     for on, callback in list(callbacks):
         if on != wanted:
@@ -320,11 +397,12 @@ def stop_writer() -> None:
 
 def _after_fork() -> None:
     # The child has no writer thread; the parent writes the calls it had queued.
-    global _writer, _lock, _build_lock
+    global _writer, _lock, _build_lock, _unwritten
     _writer = None
     _lock, _build_lock = threading.RLock(), threading.Lock()
     _pending.clear()
     _open_streams.clear()
+    _unwritten = []
 
 
 def _at_exit() -> None:

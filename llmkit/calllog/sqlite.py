@@ -2,20 +2,41 @@
 
 WAL mode lets a notebook kernel and a proxy server write the same file while others read it; each
 batch is one ``BEGIN IMMEDIATE`` transaction, so a crash loses at most the batch being written and
-never leaves half of one. The schema moves by named, append-only migrations (``MIGRATIONS``): a
-migration, once released, is never edited; a change is a new one at the end.
+never leaves half of one. Reads run on a connection of their own, so a long read never holds up the
+writer, and are built in ``query.py``: filters become ``WHERE`` clauses over the indexes of migration
+003, ``last=`` an ``ORDER BY ... LIMIT``, the summary a ``GROUP BY``; repeated unfiltered reads of a
+log up to ``read_cache_rows`` calls are served from a bounded copy in memory (``readcache.py``).
+The schema moves by named, append-only migrations (``MIGRATIONS``): a migration, once released, is
+never edited; a change is a new one at the end.
+
+A file that is not an llmkit call log is refused before anything is written to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import threading
 import time
+from itertools import compress
+from operator import is_not
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
-from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import ANNOTATION_COLUMNS, Filters, LogStoreError, Table, decode_columns, encode_row
+from llmkit.calllog import query
+from llmkit.calllog.readcache import ReadCache
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
+from llmkit.calllog.store import (
+    ANNOTATION_COLUMNS,
+    Filters,
+    LogStoreError,
+    collector_paused,
+    decode_columns,
+    empty_columns,
+    encode_json,
+    encode_row,
+)
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
 
@@ -89,58 +110,106 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX calls_conversation_id ON calls (conversation_id, started_at) WHERE conversation_id IS NOT NULL
         """,
     ),
+    (
+        # One index per filter, ending in started_at (and the rowid, seq, which SQLite appends): a
+        # filtered read walks it from its newest end and stops after the rows it returns.
+        "007_filter_indexes",
+        """
+        DROP INDEX calls_model;
+        DROP INDEX calls_run_id;
+        CREATE INDEX calls_model_started ON calls (model, started_at);
+        CREATE INDEX calls_provider_started ON calls (provider, started_at);
+        CREATE INDEX calls_status_started ON calls (status, started_at);
+        CREATE INDEX calls_source_started ON calls (source, started_at);
+        CREATE INDEX calls_kind_started ON calls (kind, started_at);
+        CREATE INDEX calls_run_id_started ON calls (run_id, started_at);
+        DROP INDEX calls_user;
+        CREATE INDEX calls_user_started ON calls (user, started_at);
+        """,
+    ),
 ]
 
 _MIGRATIONS_TABLE = "llmkit_migrations"
 #: Applied by llmkit.calllog.search on the first search, not here (see its docstring).
 SEARCH_MIGRATION = "fts_001_calls_prompt_response"
-_INSERT_CALLS = f"INSERT OR IGNORE INTO calls ({', '.join(COLUMNS)}) VALUES "
-_ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
-# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). One size
-# only, so that SQLite keeps two prepared statements (this and the one-row INSERT), not hundreds.
-_ROWS_PER_INSERT = 64 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(COLUMNS)
-_INSERT_MANY = _INSERT_CALLS + ", ".join([_ROW_PLACEHOLDERS] * _ROWS_PER_INSERT)
-_INSERT_ONE = _INSERT_CALLS + _ROW_PLACEHOLDERS
-
-
-def _insert_statements(rows: list[tuple]) -> list[tuple[str, Any, bool]]:
-    """``(sql, arguments, many)`` that insert ``rows``, mostly ``_ROWS_PER_INSERT`` at a time.
-
-    executemany releases and retakes the GIL once per row, and under a busy event loop each retake
-    can wait for the interpreter's switch interval: a writer thread inserting row by row manages a
-    few hundred rows a second and falls ever further behind. A multi-row INSERT retakes it once.
-    """
-    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
-    statements: list[tuple[str, Any, bool]] = [
-        (_INSERT_MANY, [value for row in rows[start : start + _ROWS_PER_INSERT] for value in row], False)
-        for start in range(0, whole, _ROWS_PER_INSERT)
-    ]
-    if whole < len(rows):
-        statements.append((_INSERT_ONE, rows[whole:], True))
-    return statements
-
-
+# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32).
+_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_ROWS_PER_INSERT = min(64, _MAX_VARIABLES // len(COLUMNS))
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
+_SELECT_ANNOTATIONS = f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotations"
+_SELECT_ANNOTATIONS_BY_SEQ = f"SELECT seq, {', '.join(ANNOTATION_COLUMNS)} FROM annotations"
+_IDS_PER_QUERY = 500
+_FETCH = 4096  # rows transposed at a time: the column lists grow, the row tuples are freed
+_NONES = (None,) * len(COLUMNS)
+_COUNT_UP_TO = "SELECT (SELECT count(*) FROM calls WHERE seq <= ?), (SELECT count(*) FROM calls)"
+_ROWS_AFTER = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
+_BOOLEANS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))
+
+
+def _inserts(records: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """``(sql, arguments)`` that insert ``records``: one multi-row INSERT per set of columns that hold a value.
+
+    A multi-row INSERT takes the GIL back once, where executemany retakes it after every row (under a
+    busy event loop each retake can wait a whole switch interval). Leaving a record's nulls out of the
+    INSERT, rather than binding None, halves the cost of binding: sqlite3 looks for an adapter for
+    None, and a typical call has nine of them.
+    """
+    groups: dict[tuple[bool, ...], list[Any]] = {}
+    for record in records:
+        row = encode_row(record)
+        for index in _BOOLEANS:
+            if row[index] is not None:  # a bool, which sqlite3 would look for an adapter for too
+                row[index] = 1 if row[index] else 0
+        present = tuple(map(is_not, row, _NONES))
+        groups.setdefault(present, []).extend(compress(row, present))
+    return [(_insert_sql(present, len(args) // sum(present)), args) for present, args in groups.items()]
+
+
+def _bindable(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with every value SQLite cannot hold as it is turned into JSON text."""
+    out = dict(record)
+    for name, value in record.items():
+        if name not in JSON_COLUMNS and not _fits(value):
+            out[name] = encode_json(value)
+    return out
+
+
+def _fits(value: Any) -> bool:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, (str, float, bytes))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(present: tuple[bool, ...], rows: int) -> str:
+    columns = list(compress(COLUMNS, present))
+    values = f"({', '.join('?' * len(columns))})"
+    return f"INSERT OR IGNORE INTO calls ({', '.join(columns)}) VALUES {', '.join([values] * rows)}"
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    """``read_cache_rows``: the largest log kept in memory for repeated unfiltered reads (see
+    ``readcache``; about 1.5 GB of the process's memory for a million calls like bench/calllog.py's),
+    0 for none."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, read_cache_rows: int = 1_000_000) -> None:
         self.path = Path(path).expanduser()
-        self._lock = threading.Lock()
-        # Rows read so far, decoded, by seq: later reads fetch only rows written since (by any process).
-        self._cache = Table()
-        self._cached_seq = 0
+        self._cache = ReadCache(read_cache_rows)
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection, used from the writer thread and readers in turn under the lock.
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        # Two connections, each used by one thread at a time under its lock: the writer thread's, and
+        # the readers'. In WAL mode a read never waits for a write, nor a write for a read.
+        self._db = _connect(self.path, busy_timeout)
         try:
             self._prepare()
+            self._reader = _connect(self.path, busy_timeout)
         except BaseException as exc:
             self._db.close()
             if not isinstance(exc, sqlite3.DatabaseError) or _unwritable(exc):
-                raise  # LogStoreError already, or a file we may not write: config falls back to memory
+                raise  # LogStoreError already, or a file we may not write: config spills elsewhere
             raise LogStoreError(
                 f"{self.path} is not a usable llmkit call log ({exc}); move it away or point"
                 " LLMKIT_LOG_PATH at another file"
@@ -149,18 +218,20 @@ class SQLiteStore:
     def __str__(self) -> str:
         return str(self.path)
 
+    # -- opening -------------------------------------------------------------------------------------
     def _prepare(self) -> None:
         db = self._db
-        db.execute("PRAGMA journal_mode=WAL")
-        # A crashed process loses nothing committed; a power cut may lose the last commits, and in
-        # WAL mode never leaves the file inconsistent.
-        db.execute("PRAGMA synchronous=NORMAL")
+        # Look before changing anything: WAL mode, once set, stays with the file.
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and _MIGRATIONS_TABLE not in tables:
             raise LogStoreError(
                 f"{self.path} is an SQLite database but not an llmkit call log (it has tables"
-                f" {', '.join(sorted(tables))}); point LLMKIT_LOG_PATH at another file"
+                f" {', '.join(sorted(tables))}); it was left untouched; point LLMKIT_LOG_PATH at another file"
             )
+        db.execute("PRAGMA journal_mode=WAL")
+        # A crashed process loses nothing committed; a power cut may lose the last commits, and in
+        # WAL mode never leaves the file inconsistent.
+        db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -183,111 +254,146 @@ class SQLiteStore:
                     db.execute(f"INSERT INTO {_MIGRATIONS_TABLE} VALUES (?, ?)", (name, time.time()))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
-    def _transaction(self, statements: list[tuple[str, Any, bool]]) -> None:
-        with self._lock:
+    # -- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args, many in statements:
-                    (db.executemany if many else db.execute)(sql, args)
+                yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        if records:
-            self._transaction(_insert_statements([_sql_row(encode_row(record)) for record in records]))
-
-    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
-        with self._lock:
-            if last is not None:  # a few rows: ask SQLite rather than load the whole log
-                return _columns(self._query_last(filters, last))
-            self._refresh()
-            return self._cache.select(filters)
-
-    def _query_last(self, filters: Filters, last: int) -> list[tuple]:
-        where, args = _where(filters)
-        columns = ", ".join(COLUMNS)
-        sql = (
-            f"SELECT {columns} FROM (SELECT seq, {columns} FROM calls{where}"
-            " ORDER BY started_at DESC, seq DESC LIMIT ?) ORDER BY started_at, seq"
-        )
-        return self._db.execute(sql, [*args, last]).fetchall()
-
-    def _refresh(self) -> None:
-        """Bring the cache up to date with rows written since the last read, by any process."""
-        db = self._db
-        db.execute("BEGIN")  # one snapshot for the new rows and the count
+        """All of ``records`` in one transaction, encoded a slice at a time: each INSERT lets go of the
+        GIL while SQLite works, so a large batch never holds up the caller's other threads for long."""
+        if not records:
+            return
         try:
-            if db.execute("SELECT count(*) FROM calls WHERE seq <= ?", (self._cached_seq,)).fetchone()[0] != len(
-                self._cache
-            ):
-                self._cache.clear()  # rows were deleted (the log cleared, perhaps by another process)
-                self._cached_seq = 0
-            sql = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
-            fresh = db.execute(sql, (self._cached_seq,)).fetchall()
-        finally:
-            db.execute("COMMIT")
-        if fresh:
-            self._cached_seq = fresh[-1][0]
-            self._cache.extend(decode_columns(list(zip(*fresh))[1:]))  # transposed in C, seq dropped
+            self._insert(records)
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError):
+            # A value sqlite3 cannot bind (a handler's answer that is a list, a huge number): the
+            # batch is written again with such values as JSON text, rather than refused for ever.
+            self._insert([_bindable(record) for record in records])
+
+    def _insert(self, records: list[dict[str, Any]]) -> None:
+        with self._transaction() as db:
+            for start in range(0, len(records), _ROWS_PER_INSERT):
+                for sql, args in _inserts(records[start : start + _ROWS_PER_INSERT]):
+                    db.execute(sql, args)
 
     def annotate(self, rows: list[tuple]) -> None:
-        self._transaction([(_INSERT_ANNOTATION, rows, True)])
-
-    def read_annotations(self) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotations ORDER BY seq").fetchall()
+        with self._transaction() as db:
+            db.executemany(_INSERT_ANNOTATION, rows)
 
     def clear(self) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM calls")
-            self._db.execute("DELETE FROM annotations")
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.execute("DELETE FROM calls")
+            db.execute("DELETE FROM annotations")
+        with self._read_lock:
             self._cache.clear()
-            self._cached_seq = 0
+
+    # -- reading -------------------------------------------------------------------------------------
+    def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
+        with self._read_lock, collector_paused():
+            if not filters and last is None:
+                db = self._reader
+                db.execute("BEGIN")  # one snapshot for the count and the new rows
+                try:
+                    kept = self._cache.read(self._count_up_to, self._rows_after)
+                finally:
+                    db.execute("COMMIT")
+                if kept is not None:
+                    return kept
+            columns = self._fetch(*query.select_calls(filters, last))
+            return dict(zip(COLUMNS, decode_columns(columns))) if columns[0] else empty_columns()
+
+    def _fetch(self, sql: str, args: Any) -> list[list[Any]]:
+        """The rows of a query as columns, transposed a chunk at a time (in C)."""
+        cursor = self._reader.execute(sql, args)
+        columns: list[list[Any]] = [[] for _ in cursor.description]
+        while chunk := cursor.fetchmany(_FETCH):
+            for column, values in zip(columns, zip(*chunk)):
+                column.extend(values)
+        return columns
+
+    def _count_up_to(self, seq: int) -> tuple[int, int]:
+        return self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+
+    def _rows_after(self, seq: int) -> list[list[Any]]:
+        seqs, *columns = self._fetch(_ROWS_AFTER, (seq,))
+        return [seqs, *decode_columns(columns)] if seqs else []
+
+    def count(self, filters: Filters) -> int:
+        sql, args = query.count_calls(filters)
+        with self._read_lock:
+            return self._reader.execute(sql, args).fetchone()[0]
+
+    def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
+        """Counts and sums by SQLite's ``GROUP BY``; the percentiles, which SQLite lacks, in Python from
+        the three columns they need, read in the order of the groups."""
+        aggregates = query.summary(by, filters)
+        values = query.percentile_values(by, filters)
+        with self._read_lock, collector_paused():
+            db = self._reader
+            db.execute("BEGIN")  # one snapshot for both queries
+            try:
+                groups = db.execute(*aggregates).fetchall()
+                rows = db.execute(*values).fetchall()
+            finally:
+                db.execute("COMMIT")
+        names = (by, *query.SUMMARY_COLUMNS)
+        first = names.index(query.PERCENTILES[0][0])
+        out: dict[str, list] = {name: [] for name in names}
+        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups])):
+            row = list(group)
+            row[first : first + len(percentiles)] = percentiles
+            for name, value in zip(names, row):
+                out[name].append(value)
+        return out
+
+    def read_annotations(self) -> list[tuple]:
+        with self._read_lock:
+            return self._reader.execute(f"{_SELECT_ANNOTATIONS} ORDER BY seq").fetchall()
+
+    def annotations_for(self, call_ids: Sequence[str]) -> list[tuple]:
+        ids = list(dict.fromkeys(call_ids))
+        rows: list[tuple] = []
+        with self._read_lock:
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                where = f" WHERE call_id IN ({', '.join('?' * len(chunk))})"
+                rows.extend(self._reader.execute(_SELECT_ANNOTATIONS_BY_SEQ + where, chunk).fetchall())
+        rows.sort()
+        return [row[1:] for row in rows]
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
 
-_ESTIMATED = COLUMNS.index("tokens_estimated")
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
 
 
-def _columns(rows: list[tuple]) -> dict[str, list]:
-    if not rows:
-        return {name: [] for name in COLUMNS}
-    return {name: list(values) for name, values in zip(COLUMNS, decode_columns(list(zip(*rows))))}
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction; the error that failed it is the one to report.
 
-
-def _sql_row(row: tuple) -> tuple:
-    estimated = row[_ESTIMATED]
-    if estimated is None:
-        return row
-    return row[:_ESTIMATED] + (int(estimated),) + row[_ESTIMATED + 1 :]
-
-
-def _where(filters: Filters) -> tuple[str, list[Any]]:
-    clauses, args = [], []
-    for name in ("model", "status", "source", "kind"):
-        allowed = filters.get(name)
-        if allowed is not None:
-            clauses.append(f"{name} IN ({', '.join('?' * len(allowed))})")
-            args.extend(allowed)
-    for name in ("run_id", "session_id", "conversation_id"):
-        if filters.get(name) is not None:
-            clauses.append(f"{name} = ?")
-            args.append(filters[name])
-    if filters.get("since") is not None:
-        clauses.append("started_at >= ?")
-        args.append(filters["since"])
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+    SQLite ends some transactions itself (a full disk, for one), and a ROLLBACK then fails with
+    "cannot rollback - no transaction is active", which would hide the real reason.
+    """
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _unwritable(exc: sqlite3.DatabaseError) -> bool:

@@ -1,23 +1,32 @@
-"""Where records go: the interface every store implements, and the in-memory store.
+"""Where records go: the interface every store implements, what the log's rows look like, and the
+in-memory store.
 
 Stores write records (dicts) and read them back as *columns*: a dict from each name in
-``record.COLUMNS`` to a list of plain Python values, oldest call first, with the list and dict
-columns (``record.JSON_COLUMNS``) decoded. Columns are what a DataFrame is built from, and keeping
-them saves transposing a million rows on every read. The SQLite store lives in ``sqlite.py``; a server
-database would be one more class with these six methods, chosen in ``config.py``; the dispatcher
-never sees a store.
+``record.COLUMNS`` to a list of plain Python values (None for null), oldest call first, with the
+list and dict columns (``record.JSON_COLUMNS``) decoded; a numeric column may instead be an
+``array('d')`` with NaN for null (``readcache.NUMBERS``), which ``records_of`` turns back. Columns
+are what a DataFrame is built from, and keeping them saves transposing a million rows on every read.
+The SQLite store lives in ``sqlite.py`` and builds its SQL in ``query.py``; ``config.py`` picks the
+store; the dispatcher never sees one.
+
+A chat's prompt is its last user message, so a row with messages keeps no copy of it: ``encode_row``
+leaves it out and ``decode_columns`` derives it again when the row is read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import threading
-from array import array
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from pydantic_core import to_json
 
-from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
+from llmkit.calllog import readcache, secrets
+from llmkit.calllog.query import EXACT_FILTERS, LIST_FILTERS
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS, prompt_of
+from llmkit.calllog.secrets import scrub
 from llmkit.errors import LLMKitError
 
 __all__ = [
@@ -26,18 +35,30 @@ __all__ = [
     "LogStoreError",
     "MemoryStore",
     "Store",
-    "Table",
+    "collector_paused",
     "decode_columns",
-    "decoded_row",
     "encode_json",
     "encode_row",
     "records_of",
+    "split_tags",
+    "tag_matcher",
 ]
 
 #: One annotation row: a label put on a call after the fact (a vote, a rating, a tag).
 ANNOTATION_COLUMNS = ("call_id", "name", "value", "group_id", "source", "created_at")
 
 _JSON_INDEXES = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
+_MESSAGES = COLUMNS.index("messages")
+_PARAMS = COLUMNS.index("params")
+_METADATA = COLUMNS.index("metadata")
+_PROMPT = COLUMNS.index("prompt")
+_FLAGS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))  # booleans, 0/1 in SQLite
+_STARTED = COLUMNS.index("started_at")
+# Where a secret value could travel: parameters, metadata, messages, a handler's answer or error.
+_TEXT_INDEXES = tuple(
+    COLUMNS.index(name)
+    for name in ("messages", "prompt", "params", "response", "error_message", "error_traceback", "metadata")
+)
 
 
 class LogStoreError(LLMKitError):
@@ -45,13 +66,19 @@ class LogStoreError(LLMKitError):
 
 
 class Filters(dict):
-    """Row filters a store applies: ``model``, ``status``, ``source``, ``kind`` (tuples of allowed
-    values), ``run_id``, ``session_id``, ``conversation_id`` (one value each), ``since`` (epoch seconds,
-    inclusive)."""
+    """Row filters a store applies, every one of them: ``model``, ``provider``, ``status``, ``source``,
+    ``kind`` (tuples of allowed values), ``run_id``, ``session_id``, ``conversation_id`` (one value each),
+    ``since`` (epoch seconds, inclusive),
+    ``until`` (epoch seconds, exclusive), ``tags`` (a dict of ``metadata`` items, or a tuple of names
+    that are metadata keys or entries of ``metadata["tags"]``; see :func:`tag_matcher`)."""
 
 
 class Store(Protocol):
-    def write(self, records: list[dict[str, Any]]) -> None: ...
+    """What the log needs of a store. The first six methods are required; the last three are optional
+    and let a database do the work (without them the log computes the same from :meth:`read`)."""
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append records, all or none of them (raise, and the caller keeps them to try again)."""
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         """Columns of the calls matching ``filters`` by start time, oldest first; the newest ``last``."""
@@ -59,14 +86,69 @@ class Store(Protocol):
     def annotate(self, rows: list[tuple]) -> None:
         """Append annotation rows: tuples in the order of ``ANNOTATION_COLUMNS``, value as JSON text."""
 
-    def read_annotations(self) -> list[tuple]: ...
+    def read_annotations(self) -> list[tuple]:
+        """Every annotation row, oldest first."""
 
     def clear(self) -> None: ...
 
     def close(self) -> None: ...
 
+    # -- optional ----------------------------------------------------------------------------------
+    def count(self, filters: Filters) -> int:
+        """How many calls match ``filters``."""
 
-# -- JSON for the list and dict columns -------------------------------------------------------------
+    def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
+        """Columns ``by`` and ``query.SUMMARY_COLUMNS``: one row per value of ``by`` that is not null."""
+
+    def annotations_for(self, call_ids: Sequence[str]) -> list[tuple]:
+        """The annotation rows of these calls, oldest first."""
+
+
+# -- tags ----------------------------------------------------------------------------------------------
+def tag_matcher(tags: Any) -> Callable[[Any], bool] | None:
+    """A test of a call's metadata: every item of a ``tags`` dict matches, or every name in ``tags``
+    is a metadata key or an entry of ``metadata["tags"]``. None when ``tags`` is None."""
+    if tags is None:
+        return None
+    if isinstance(tags, dict):
+        return lambda meta: isinstance(meta, dict) and all(k in meta and meta[k] == v for k, v in tags.items())
+    names = [tags] if isinstance(tags, str) else list(tags)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"tags must be a dict, a name or a list of names, got {tags!r}")
+
+    def has_names(meta: Any) -> bool:
+        if not isinstance(meta, dict):
+            return False
+        listed = meta.get("tags")
+        listed = listed if isinstance(listed, (list, tuple)) else ()
+        return all(name in meta or name in listed for name in names)
+
+    return has_names
+
+
+def split_tags(tags: Any) -> tuple[Any, Callable[[Any], bool] | None]:
+    """``tags`` as the part every store filters on (names, and dict items whose value is None, a
+    string or a number), and a test of metadata for the rest (dict items whose value is a list or a
+    dict, which SQL compares differently from Python), or None when nothing is left."""
+    if tags is None:
+        return None, None
+    if not isinstance(tags, dict):
+        names = (tags,) if isinstance(tags, str) else tuple(tags)
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError(f"tags must be a dict, a name or a list of names, got {tags!r}")
+        return names, None
+    simple = {k: v for k, v in tags.items() if isinstance(k, str) and _plain_scalar(v)}
+    rest = {k: v for k, v in tags.items() if k not in simple}
+    return simple or None, tag_matcher(rest) if rest else None
+
+
+def _plain_scalar(value: Any) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, (bool, int, float)) and abs(value) < 2**53  # compared exactly as JSON numbers
+
+
+# -- rows: JSON for the list and dict columns, the prompt kept once -----------------------------------
 def _json_default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):  # objects that look like pydantic models but are not
@@ -75,183 +157,123 @@ def _json_default(value: Any) -> Any:
 
 
 def encode_json(value: Any) -> str | None:
-    # pydantic-core's encoder (already a dependency) is about 8x faster than json.dumps here, and it
-    # writes pydantic objects in messages (a Message appended from a response) as their fields.
-    return None if value is None else to_json(value, fallback=_json_default, bytes_mode="base64").decode()
+    """Strict JSON text (NaN and infinities become null, as no JSON reader takes them).
 
-
-def encode_row(record: dict[str, Any]) -> tuple:
-    """A record as a row tuple in ``COLUMNS`` order, lists and dicts as JSON text."""
-    row = [record.get(name) for name in COLUMNS]
-    for index in _JSON_INDEXES:
-        row[index] = encode_json(row[index])
-    return tuple(row)
-
-
-# -- columns in memory -------------------------------------------------------------------------------
-_STARTED = COLUMNS.index("started_at")
-
-
-class Table:
-    """Calls as columns in memory: the memory store's contents, and the SQLite store's read cache.
-
-    Numbers are kept in ``array('d')`` columns (NaN for null), which numpy reads without converting a
-    million float objects; repeated short texts (model, status, ...) share one string object. Rows are
-    appended as written (roughly as calls finish) and put in order of start time when read. Not
-    thread-safe by itself: its owner holds a lock.
+    pydantic-core's encoder (already a dependency) is about 8x faster than json.dumps here, and it
+    writes pydantic objects in messages (a Message appended from a response) as their fields.
     """
+    if value is None:
+        return None
+    if not value and type(value) is dict:
+        return "{}"  # most calls' params
+    return to_json(value, fallback=_json_default, bytes_mode="base64", inf_nan_mode="null").decode()
+
+
+def encode_row(record: dict[str, Any]) -> list[Any]:
+    """A record as a row in ``COLUMNS`` order: lists and dicts as JSON text, the prompt only where
+    there are no messages to derive it from, and no value registered with ``secrets.hide``."""
+    row = list(map(record.get, COLUMNS))
+    messages = row[_MESSAGES]
+    if messages is not None:
+        row[_MESSAGES] = encode_json(messages)
+        row[_PROMPT] = None
+    row[_PARAMS] = encode_json(row[_PARAMS])
+    row[_METADATA] = encode_json(row[_METADATA])
+    if secrets.hidden:
+        for index in _TEXT_INDEXES:
+            row[index] = scrub(row[index])
+    return row
+
+
+def decode_columns(columns: list[Sequence[Any]]) -> list[list[Any]]:
+    """Columns as a database returns them (JSON text, 0/1 booleans, no prompt where there are
+    messages) as columns of plain values.
+
+    Identical JSON texts (the same params, the same prompt sent to several models) are decoded once
+    and share one object, which saves most of the time and memory on a large log; the loops run in C
+    (``map`` over a dict's lookup), JSON is parsed only for texts not seen before.
+    """
+    if not columns or not columns[0]:
+        return [[] for _ in COLUMNS]
+    columns = [column if type(column) is list else list(column) for column in columns]
+    for index in _JSON_INDEXES:
+        texts = columns[index]
+        decoded = _Decoded()
+        columns[index] = list(map(decoded.__getitem__, texts))
+        if index == _MESSAGES:
+            derived = list(map(_Prompts(decoded).__getitem__, texts))
+            stored = columns[_PROMPT]
+            if stored.count(None) == len(stored):  # a log written since prompts are derived
+                columns[_PROMPT] = derived
+            else:
+                columns[_PROMPT] = [a if a is not None else b for a, b in zip(stored, derived)]
+    for index in _FLAGS:
+        columns[index] = list(map(_BOOLEANS.get, columns[index]))
+    return columns
+
+
+class _Decoded(dict):
+    """JSON text -> its value, parsed on first sight; None -> None."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, Any] = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
-        self._shared: dict[Any, Any] = {}
-        self._ordered = True
+        super().__init__({None: None})
 
-    def __len__(self) -> int:
-        return len(self.columns["call_id"])
-
-    def append(self, rows: list[tuple]) -> None:
-        """Append decoded rows (tuples in ``COLUMNS`` order)."""
-        if rows:
-            self.extend(list(zip(*rows)))  # transposed in C
-
-    def extend(self, columns: list[Sequence[Any]]) -> None:
-        """Append decoded columns (sequences in ``COLUMNS`` order, of equal length)."""
-        if not columns or not columns[0]:
-            return
-        started = self.columns["started_at"]
-        new = columns[_STARTED]
-        if (started and new[0] < started[-1]) or any(a > b for a, b in zip(new, new[1:])):
-            self._ordered = False
-        share = self._shared.setdefault
-        for name, column in zip(COLUMNS, columns):
-            values = self.columns[name]
-            if name in NUMBERS:
-                values.extend([_NAN if v is None else v for v in column])
-            elif name in SHARED:
-                values.extend([share(v, v) for v in column])
-            else:
-                values.extend(column)
-
-    def select(self, filters: Filters, last: int | None = None) -> dict[str, Any]:
-        """Copies of the columns of matching rows, oldest first; the newest ``last`` of them."""
-        self._order()
-        index = self._matching(filters)
-        if last is not None:
-            index = (index if index is not None else range(len(self)))[-last:]
-        if index is None:
-            return {name: _copy(values) for name, values in self.columns.items()}
-        return {name: _copy(values, index) for name, values in self.columns.items()}
-
-    def clear(self) -> None:
-        for values in self.columns.values():
-            del values[:]
-        self._shared.clear()
-        self._ordered = True
-
-    def _order(self) -> None:
-        if self._ordered:
-            return
-        started = self.columns["started_at"]
-        order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep write order
-        for name, values in self.columns.items():
-            self.columns[name] = _copy(values, order)
-        self._ordered = True
-
-    def _matching(self, filters: Filters) -> list[int] | None:
-        index: list[int] | None = None
-        for name in ("model", "status", "source", "kind", *EXACT_FILTERS, "since"):
-            wanted = filters.get(name)
-            if wanted is None:
-                continue
-            values = self.columns["started_at" if name == "since" else name]
-            candidates = range(len(values)) if index is None else index
-            if name == "since":
-                index = [i for i in candidates if values[i] >= wanted]
-            elif name in EXACT_FILTERS:
-                index = [i for i in candidates if values[i] == wanted]
-            else:
-                allowed = set(wanted)
-                index = [i for i in candidates if values[i] in allowed]
-        return index
+    def __missing__(self, text: str) -> Any:
+        value = self[text] = json.loads(text)
+        return value
 
 
-#: Filters that match one value exactly.
-EXACT_FILTERS = ("run_id", "session_id", "conversation_id")
-#: Columns kept as floats, NaN for null.
-NUMBERS = frozenset(
-    ("started_at", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms",
-     "tokens_per_s", "cost_usd", "status_code")
-)  # fmt: skip
-_INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
-#: Short texts that repeat from row to row.
-SHARED = frozenset(
-    ("model", "provider", "handler_model", "kind", "source", "finish_reason", "status", "error_type", "run_id",
-     "session_id", "conversation_id")
-)  # fmt: skip
-_NAN = float("nan")
+class _Prompts(dict):
+    """Messages' JSON text -> the prompt derived from them, using their decoded value."""
+
+    def __init__(self, decoded: _Decoded) -> None:
+        super().__init__({None: None})
+        self._decoded = decoded
+
+    def __missing__(self, text: str) -> Any:
+        prompt = self[text] = prompt_of(self._decoded[text])
+        return prompt
 
 
-def _copy(values: Any, index: Any = None) -> Any:
-    if isinstance(values, array):
-        return array("d", values) if index is None else array("d", [values[i] for i in index])
-    return list(values) if index is None else [values[i] for i in index]
+_BOOLEANS = {0: False, 1: True}  # True and False are 1 and 0 as keys
 
 
 def records_of(columns: dict[str, Any]) -> list[dict[str, Any]]:
     """Records (dicts of plain values, None for null) from columns a store returned."""
-    plain = dict(columns)
-    for name in NUMBERS & plain.keys():
-        plain[name] = [None if v != v else v for v in plain[name]]
-    for name in _INTEGERS:
-        if name in plain:
-            plain[name] = [None if v is None else int(v) for v in plain[name]]
-    names = list(plain)
-    return [dict(zip(names, values)) for values in zip(*plain.values())]
+    columns = readcache.plain(columns)
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*columns.values())]
 
 
-def decoded_row(record: dict[str, Any]) -> tuple:
-    """A record as a row of plain values, lists and dicts copied through JSON as a store returns them."""
-    row = list(encode_row(record))
-    for index in _JSON_INDEXES:
-        row[index] = None if row[index] is None else json.loads(row[index])
-    return tuple(row)
+def empty_columns() -> dict[str, list]:
+    return {name: [] for name in COLUMNS}
 
 
-def decode_columns(columns: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    """Columns as a database returns them (JSON text, 0/1 booleans) as columns of plain values.
-
-    Identical JSON texts (the same params, the same prompt sent to several models) are decoded once
-    and share one object, which saves most of the time and memory on a large log.
-    """
-    if not columns:
-        return columns
-    columns = list(columns)
-    for index in _JSON_INDEXES:
-        cache: dict[str, Any] = {}
-        decoded = []
-        for text in columns[index]:
-            if text is None:
-                decoded.append(None)
-                continue
-            value = cache.get(text, _MISSING)
-            if value is _MISSING:
-                value = cache[text] = json.loads(text)
-            decoded.append(value)
-        columns[index] = decoded
-    for index in _BOOLEANS:
-        columns[index] = [None if v is None else bool(v) for v in columns[index]]
-    return columns
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """A large read makes millions of objects, and each full collection would walk them all again;
+    none of them can form a cycle, so the cyclic garbage collector waits until the read is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-_MISSING = object()
-_BOOLEANS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))  # 0/1 in SQLite
-
-
+# -- the memory store ----------------------------------------------------------------------------------
 class MemoryStore:
-    """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends."""
+    """Calls kept in this process only (``LLMKIT_LOG=memory``), gone when it ends.
+
+    A record is encoded when written (``encode_row``: a copy no caller can change afterwards, and all
+    the writer thread of a busy server pays), and decoded, in bulk, by the first read after it, into
+    columns that reads copy or pick from.
+    """
 
     def __init__(self) -> None:
-        self._table = Table()
+        self._written: list[list[Any]] = []  # encoded rows not read yet
+        self._columns: list[list[Any]] = [[] for _ in COLUMNS]  # decoded, in order of start time
         self._annotations: list[tuple] = []
         self._lock = threading.Lock()
 
@@ -259,13 +281,40 @@ class MemoryStore:
         return "memory"
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        rows = [decoded_row(record) for record in records]
+        rows = [encode_row(record) for record in records]
         with self._lock:
-            self._table.append(rows)
+            self._written.extend(rows)
 
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
-            return self._table.select(filters, last)
+            self._absorb()
+            index = _matching(self._columns, filters)
+            if last is not None:
+                index = (index if index is not None else range(len(self._columns[0])))[-last:]
+            if index is None:
+                return {name: list(values) for name, values in zip(COLUMNS, self._columns)}
+            return {name: [values[i] for i in index] for name, values in zip(COLUMNS, self._columns)}
+
+    def count(self, filters: Filters) -> int:
+        with self._lock:
+            self._absorb()
+            index = _matching(self._columns, filters)
+            return len(self._columns[0]) if index is None else len(index)
+
+    def _absorb(self) -> None:
+        """Decode the rows written since the last read into the columns, kept in order of start time."""
+        if not self._written:
+            return
+        fresh = decode_columns(list(zip(*self._written)))
+        self._written.clear()
+        started, new = self._columns[_STARTED], fresh[_STARTED]
+        ordered = not (started and new[0] < started[-1]) and all(a <= b for a, b in zip(new, new[1:]))
+        for column, values in zip(self._columns, fresh):
+            column.extend(values)
+        if not ordered:
+            started = self._columns[_STARTED]
+            order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep the order written
+            self._columns = [[column[i] for i in order] for column in self._columns]
 
     def annotate(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -275,10 +324,45 @@ class MemoryStore:
         with self._lock:
             return list(self._annotations)
 
+    def annotations_for(self, call_ids: Sequence[str]) -> list[tuple]:
+        wanted = set(call_ids)
+        with self._lock:
+            return [row for row in self._annotations if row[0] in wanted]
+
     def clear(self) -> None:
         with self._lock:
-            self._table.clear()
+            self._written.clear()
+            self._columns = [[] for _ in COLUMNS]
             self._annotations.clear()
 
     def close(self) -> None:
         pass
+
+
+_INDEX = {name: COLUMNS.index(name) for name in COLUMNS}
+
+
+def _matching(columns: list[list[Any]], filters: Filters) -> list[int] | None:
+    """The positions of the rows of ``columns`` that pass every filter; None when there are no filters."""
+    index: Iterable[int] | None = None
+
+    def narrow(name: str, keep: Callable[[Any], bool]) -> None:
+        nonlocal index
+        values = columns[_INDEX[name]]
+        index = [i for i in (range(len(values)) if index is None else index) if keep(values[i])]
+
+    for name in LIST_FILTERS:
+        if filters.get(name) is not None:
+            narrow(name, frozenset(filters[name]).__contains__)
+    for name in EXACT_FILTERS:
+        wanted = filters.get(name)
+        if wanted is not None:
+            narrow(name, lambda value, wanted=wanted: value == wanted)  # not str.__eq__: NotImplemented is true
+    if filters.get("since") is not None:
+        narrow("started_at", lambda started: started >= filters["since"])
+    if filters.get("until") is not None:
+        narrow("started_at", lambda started: started < filters["until"])
+    keep = tag_matcher(filters.get("tags"))
+    if keep is not None:
+        narrow("metadata", keep)
+    return None if index is None else list(index)

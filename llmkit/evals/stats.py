@@ -10,7 +10,7 @@ from typing import Any
 
 from llmkit.evals.scoring import CHECKS, SAMPLE
 
-__all__ = ["evaluation_columns", "wilson"]
+__all__ = ["evaluation_columns", "has_evaluations", "wilson"]
 
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
@@ -26,6 +26,12 @@ def wilson(passed: int, total: int, z: float = Z95) -> tuple[float, float]:
     low = 0.0 if passed == 0 else max(0.0, centre - half)  # exact at the ends, where rounding strays
     high = 1.0 if passed == total else min(1.0, centre + half)
     return low, high
+
+
+def has_evaluations(annotation_rows: Any) -> bool:
+    """Whether any call was checked or sampled, from annotation rows ``(call_id, name, value, ...)``:
+    when none was, a summary has no evaluation columns and need not read the calls for them."""
+    return any(row[1] == CHECKS or row[1] == SAMPLE for row in annotation_rows)
 
 
 def _passed(annotations: Any) -> bool | None:

@@ -40,6 +40,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import llmkit
+from llmkit.calllog.secrets import hide
 from llmkit.errors import BadRequestError
 from llmkit.params import split_model
 
@@ -391,6 +392,7 @@ def _resolve(path: Path, where: str, value: Any, environ: Any) -> Any:
             f"config file {path}: {where} reads the environment variable {name}, which is not set;"
             f" set it (export {name}=...) before starting, or write the value in the config"
         )
+    hide(environ[name])  # whatever key carries it, a value kept out of the config is kept out of the log
     return environ[name]
 
 

@@ -16,11 +16,12 @@ import logging
 import os
 import socket
 import sys
+import warnings
 from typing import Any
 
 from llmkit.proxy.config import ProxyConfig, load_config
 
-__all__ = ["ServeError", "bind_socket", "make_server", "serve"]
+__all__ = ["ServeError", "bind_socket", "call_log_problem", "make_server", "serve"]
 
 logger = logging.getLogger("llmkit.proxy")
 
@@ -52,6 +53,10 @@ def serve(
     config = load_config(config_path)
     for warning in risk_warnings(config, host):
         logger.warning(warning)
+    problem = call_log_problem()
+    if problem is not None:
+        logger.error("not starting: %s", problem)
+        return 2
     sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     many = f" with {workers} workers" if workers > 1 else ""
@@ -146,6 +151,15 @@ def make_server(
         server_header=False,
     )
     return ProxyServer(settings, app, graceful_seconds, read_timeout, parent=parent)
+
+
+def call_log_problem() -> str | None:
+    """Why the call log cannot be written where it is configured (a server would log elsewhere)."""
+    from llmkit.calllog import config as log_config
+
+    with warnings.catch_warnings():  # said once, by the caller, as the reason not to start
+        warnings.simplefilter("ignore")
+        return log_config.problem()
 
 
 def risk_warnings(config: ProxyConfig, host: str) -> list[str]:

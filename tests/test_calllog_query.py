@@ -1,0 +1,263 @@
+"""Reads run in the database: filters in WHERE over indexes, last= as ORDER BY ... LIMIT, summary as
+GROUP BY; the results are those the in-memory store gives for the same calls."""
+
+import datetime as dt
+import sqlite3
+import time
+
+import pandas as pd
+import pytest
+
+import llmkit
+from llmkit.calllog import configure_log, frame, query
+from llmkit.calllog.sqlite import SQLiteStore
+from llmkit.calllog.store import Filters, MemoryStore, records_of
+
+NOW = time.time()
+METADATA = [
+    None,
+    {"tags": ["eval", "nightly"], "user": "ann"},
+    {"tags": ["eval"], "user": "bob", "team": 7},
+    {"user": "ann", "flag": True, "ratio": 0.5},
+    {"tags": "eval", "note": None},  # a string, not a list: "eval" is no tag of it
+    {"nested": {"a": 1}, "list": [1, 2]},
+    "just text",
+]
+
+
+def calls(n=60):
+    """Records of every shape the filters look at: models, providers, kinds, statuses, tags, times."""
+    models = ["acme/small", "acme/large", "other/fast"]
+    out = []
+    for i in range(n):
+        ok = i % 7 != 3
+        out.append(
+            {
+                "call_id": f"{i:032x}",
+                "started_at": NOW - 3600 + i * 60,
+                "model": models[i % 3],
+                "provider": models[i % 3].split("/")[0],
+                "handler_model": models[i % 3].split("/")[1],
+                "kind": ("chat", "stream", "image")[i % 3],
+                "source": ("python", "proxy")[i % 2],
+                "messages": [{"role": "user", "content": f"q{i}"}] if i % 3 != 2 else None,
+                "prompt": f"a picture {i}" if i % 3 == 2 else None,
+                "params": {"temperature": 0.1 * (i % 4)},
+                "response": f"answer {i}" if ok else None,
+                "status": "ok" if ok else "error",
+                "status_code": None if ok else 429,
+                "latency_ms": 100.0 + (i * 37) % 250,
+                "ttft_ms": 10.0 + i % 9 if i % 3 == 1 else None,
+                "completion_tokens": 10 + i % 5 if ok else None,
+                "prompt_tokens": 5 if ok else None,
+                "total_tokens": 15 + i % 5 if ok else None,
+                "tokens_per_s": 50.0 + i % 11 if ok else None,
+                "cost_usd": 0.001 * i if i % 2 else None,
+                "metadata": METADATA[i % len(METADATA)],
+                "run_id": "run-a" if i < 20 else None,
+                "cache_hit": i % 5 == 0,  # answered by the response cache: counted apart in a summary
+                "user": ("ann", "bob", None)[i % 3],
+                "session_id": f"session-{i % 2}",
+            }
+        )
+    return out
+
+
+def cache_only(n=3):
+    """Calls of a model only ever answered from the response cache."""
+    return [
+        {**record, "call_id": f"c{i:031x}", "model": "cache/only", "provider": "cache", "cache_hit": True}
+        for i, record in enumerate(calls()[:n])
+    ]
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """The same calls in a SQLite store and in a memory store, written in one shuffled order."""
+    records = calls()
+    shuffled = records[1::2] + records[0::2]  # written out of start order, as concurrent calls finish
+    sqlite_store, memory_store = SQLiteStore(tmp_path / "calls.db"), MemoryStore()
+    sqlite_store.write(shuffled)
+    memory_store.write(shuffled)
+    yield sqlite_store, memory_store
+    sqlite_store.close()
+
+
+FILTERS = [
+    {},
+    {"model": ("acme/small",)},
+    {"model": ("acme/small", "other/fast"), "status": ("ok",)},
+    {"provider": ("acme",)},
+    {"kind": ("stream",), "source": ("proxy",)},
+    {"status": ("error",)},
+    {"run_id": "run-a"},
+    {"since": NOW - 1800},
+    {"since": NOW - 3000, "until": NOW - 1200},
+    {"tags": ("eval",)},
+    {"tags": ("user", "eval")},
+    {"tags": {"user": "ann"}},
+    {"tags": {"team": 7, "user": "bob"}},
+    {"tags": {"flag": 1}},  # True == 1, as Python compares them
+    {"tags": {"note": None}},
+    {"tags": {"ratio": 0.5}, "model": ("acme/small", "acme/large", "other/fast")},
+    {"model": ("nothing",)},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=str)
+@pytest.mark.parametrize("last", [None, 1, 4])
+def test_sqlite_filters_return_what_memory_returns(stores, filters, last):
+    sqlite_store, memory_store = stores
+    got = sqlite_store.read(Filters(filters), last=last)
+    expected = memory_store.read(Filters(filters), last=last)
+    assert got["call_id"] == expected["call_id"]
+    assert got == expected
+    assert sqlite_store.count(Filters(filters)) == memory_store.count(Filters(filters))
+
+
+def test_rows_come_oldest_first_and_last_keeps_the_newest(stores):
+    sqlite_store, _ = stores
+    started = sqlite_store.read(Filters())["started_at"]
+    assert started == sorted(started) and len(started) == 60
+    assert sqlite_store.read(Filters(), last=3)["started_at"] == started[-3:]
+
+
+def test_a_filtered_read_walks_the_index_of_its_filter(stores, tmp_path):
+    db = sqlite3.connect(tmp_path / "calls.db")
+    for column in ("model", "provider", "status", "source", "kind", "run_id"):
+        value = "x" if column != "run_id" else "run-a"
+        sql, args = query.select_calls(Filters({column: (value,)} if column != "run_id" else {column: value}), last=10)
+        plan = " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, args))
+        assert f"USING INDEX calls_{column}_started" in plan, plan
+        assert "TEMP B-TREE" not in plan.split("newest")[0]  # no sort of the matching rows: the index is in order
+    sql, args = query.select_calls(Filters({"since": NOW}), last=10)
+    assert "USING INDEX calls_started_at" in " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_a_filtered_read_touches_only_the_rows_it_returns(tmp_path):
+    """SQLite's VM counts rows stepped through; a model= last= read over 20,000 calls visits a handful."""
+    store = SQLiteStore(tmp_path / "big.db")
+    records = [dict(record, call_id=f"{i:032x}", started_at=NOW + i) for i, record in enumerate(calls(60) * 334)]
+    store.write(records)
+    db = sqlite3.connect(tmp_path / "big.db")
+    sql, args = query.select_calls(Filters({"model": ("acme/small",)}), last=5)
+    steps = []
+    db.set_progress_handler(lambda: steps.append(1), 100)  # called every 100 VM instructions
+    assert len(db.execute(sql, args).fetchall()) == 5
+    small = len(steps)
+    steps.clear()
+    db.execute("SELECT count(*) FROM calls WHERE latency_ms > 0").fetchall()  # every row, for scale
+    assert small * 100 < len(steps)
+
+
+def test_the_migration_adds_the_filter_indexes(tmp_path):
+    SQLiteStore(tmp_path / "calls.db").close()
+    db = sqlite3.connect(tmp_path / "calls.db")
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {f"calls_{c}_started" for c in ("model", "provider", "status", "source", "kind", "run_id")} <= indexes
+    assert "calls_model" not in indexes and "calls_run_id" not in indexes  # replaced, not doubled
+
+
+@pytest.mark.parametrize(
+    "by", ["model", "provider", "kind", "status", "source", "status_code", "run_id", "user", "session_id"]
+)
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"since": NOW - 2000}, {"model": ("acme/small",)}, {"tags": ("eval",)}, {"user": ("ann",)},
+     {"session_id": "session-1"}],
+    ids=str,
+)  # fmt: skip
+def test_summary_in_sql_is_the_summary_of_the_dataframe(stores, by, filters):
+    sqlite_store, memory_store = stores
+    in_sql = frame.summary_table(sqlite_store.summary(Filters(filters), by), by)
+    columns = memory_store.read(Filters(filters))
+    from_frame = frame.summary(frame.to_dataframe(columns, []), by)
+    pd.testing.assert_frame_equal(in_sql, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
+    assert in_sql["cache_hits"].sum() == sum(1 for r in memory_store_records(memory_store, filters, by) if r["cache_hit"])
+    assert list(in_sql.index) == sorted(in_sql.index, key=lambda v: (len(v), v) if by == "status_code" else v)
+
+
+def memory_store_records(store, filters, by):
+    return [r for r in records_of(store.read(Filters(filters))) if r[by] is not None]
+
+
+@pytest.mark.parametrize("by", ["model", "provider"])
+def test_summary_figures_are_the_live_calls_and_hits_are_counted_apart(stores, by):
+    sqlite_store, memory_store = stores
+    for store in stores:
+        store.write(cache_only())
+    table = frame.summary_table(sqlite_store.summary(Filters(), by), by)
+    from_frame = frame.summary(frame.to_dataframe(memory_store.read(Filters()), []), by)
+    pd.testing.assert_frame_equal(table, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
+    if by != "model":
+        return
+    only = table.loc["cache/only"]
+    assert only["calls"] == 0 and only["cache_hits"] == 3 and pd.isna(only["latency_p50_ms"])
+    live = [r for r in calls() if r["model"] == "acme/small" and not r["cache_hit"]]
+    assert table.loc["acme/small", "calls"] == len(live)
+    assert table.loc["acme/small", "total_tokens"] == sum(r["total_tokens"] or 0 for r in live)
+
+
+def test_summary_by_an_unknown_column_is_refused(log):
+    with pytest.raises(ValueError, match="cannot summarize by 'messages'; group by one of model, provider"):
+        log.summary(by="messages")
+
+
+def test_calls_summary_groups_by_any_column(log):
+    llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": "hi"}], source="widget")
+    llmkit.completion(model="demo/lorem", messages=[{"role": "user", "content": "hi"}], tokens_per_second=0)
+    by_source = log.summary(by="source")
+    assert list(by_source.index) == ["python", "widget"] and by_source.index.name == "source"
+    assert by_source["calls"].tolist() == [1, 1]
+    assert log.summary(by="provider").loc["demo", "calls"] == 2
+
+
+def test_provider_until_and_tags_filters_through_calls(log):
+    llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": "a"}], metadata={"tags": ["x"]})
+    middle = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.01)
+    llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": "b"}], metadata={"cfg": {"k": [1]}})
+    assert [r["prompt"] for r in log.records(until=middle)] == ["a"]
+    assert [r["prompt"] for r in log.records(provider="demo", since=middle)] == ["b"]
+    assert [r["prompt"] for r in log.last(5, tags={"cfg": {"k": [1]}})] == ["b"]  # a dict value: checked in Python
+    assert log.summary(tags={"cfg": {"k": [1]}})["calls"].tolist() == [1]
+    assert len(log.to_dataframe(tags="x", last=10)) == 1
+    with pytest.raises(ValueError, match="until='soon' is not an ISO date"):
+        log.records(until="soon")
+
+
+def test_memory_and_sqlite_logs_give_the_same_frames(tmp_path):
+    records = calls()
+    configure_log("memory")
+    try:
+        llmkit.calls._store().write(records)
+        from_memory = llmkit.calls.to_dataframe(model=["acme/small", "other/fast"])
+        configure_log("sqlite", path=tmp_path / "calls.db")
+        llmkit.calls._store().write(records)
+        from_sqlite = llmkit.calls.to_dataframe(model=["acme/small", "other/fast"])
+    finally:
+        configure_log()
+    pd.testing.assert_frame_equal(from_sqlite, from_memory)
+
+
+def test_repeated_unfiltered_reads_come_from_a_bounded_copy(tmp_path):
+    store = SQLiteStore(tmp_path / "calls.db", read_cache_rows=100)
+    records = calls(60)
+    store.write(records[:40])
+    first = store.read(Filters())
+    assert len(store._cache) == 0  # one read is no reason to keep a copy
+    assert records_of(store.read(Filters())) == records_of(first) and len(store._cache) == 40
+    late = dict(records[40], started_at=NOW - 7200)  # finished last, started first
+    store.write([late, *records[41:]])
+    again = store.read(Filters())
+    assert list(again["started_at"]) == sorted(again["started_at"]) and again["call_id"][0] == late["call_id"]
+    fresh = SQLiteStore(tmp_path / "calls.db", read_cache_rows=0)
+    assert records_of(again) == records_of(fresh.read(Filters()))  # the copy reads as the database does
+    other = sqlite3.connect(tmp_path / "calls.db")
+    other.execute("DELETE FROM calls WHERE model = 'acme/small'")  # another process
+    other.commit()
+    assert records_of(store.read(Filters())) == records_of(fresh.read(Filters()))
+    store.write([dict(record, call_id=f"x{i:031x}") for i, record in enumerate(calls(120))])
+    assert len(store.read(Filters())["call_id"]) == 160 and len(store._cache) == 0  # over the bound: not kept
+    store.close()
+    fresh.close()
