@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llmkit.errors import LLMKitError
+
 __all__ = ["main"]
 
 
@@ -19,6 +21,11 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("providers", help="list the providers a model string can name")
     serve = commands.add_parser("serve", help="an OpenAI-compatible HTTP proxy for a config.yaml's models")
     _add_serve_options(serve, required=True)
+    logs = commands.add_parser("logs", help="the call log")
+    actions = logs.add_subparsers(dest="logs_command", metavar="ACTION", required=True)
+    load = actions.add_parser("import", help="load an llmkit SQLite log (a file of unsent calls) into PostgreSQL")
+    load.add_argument("path", metavar="PATH", help="the SQLite file")
+    load.add_argument("--url", help="the PostgreSQL database (default: LLMKIT_LOG_URL)")
     # LiteLLM's spelling, `litellm --config PATH`, works as `llmkit --config PATH` too.
     _add_serve_options(parser, required=False)
     return parser
@@ -45,6 +52,29 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _import_log(args: argparse.Namespace) -> int:
+    import os
+
+    url = args.url or os.environ.get("LLMKIT_LOG_URL")
+    if not url:
+        print("llmkit logs import: name the database: --url postgresql://... or LLMKIT_LOG_URL", file=sys.stderr)
+        return 2
+    try:
+        from llmkit.calllog.postgres import PostgresStore
+        from llmkit.calllog.transfer import import_sqlite_log
+
+        store = PostgresStore(url)
+        try:
+            result = import_sqlite_log(args.path, store)
+        finally:
+            store.close()
+    except (ImportError, OSError, LLMKitError) as exc:
+        print(f"llmkit logs import: {exc}", file=sys.stderr)
+        return 1
+    print(f"imported {result} from {args.path} into {store}; the file can now be deleted")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -57,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(provider_names()))
         return 0
+    if args.command == "logs":
+        return _import_log(args)
     if args.command == "serve" or args.config:
         return _serve(args)
     parser.print_help()

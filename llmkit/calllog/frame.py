@@ -15,7 +15,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ImportError("llmkit's DataFrames need pandas: pip install 'llmkit[dataframe]'") from None
 
-__all__ = ["annotations_frame", "read_export", "rows_where", "summary", "to_dataframe", "writer_for"]
+__all__ = ["annotations_frame", "read_export", "rows_where", "summary", "summary_table", "to_dataframe", "writer_for"]
 
 CATEGORIES = ("model", "provider", "kind", "status", "source")
 INTEGERS = ("prompt_tokens", "completion_tokens", "total_tokens", "status_code")
@@ -122,6 +122,26 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     )
     out.index = out.index.astype(str)
     return out
+
+
+def summary_table(columns: dict[str, list]) -> pd.DataFrame:
+    """The table :func:`summary` makes, from a summary a store computed (``model`` and its columns)."""
+    out = pd.DataFrame(
+        {
+            "calls": np.array(columns["calls"], dtype="int64"),
+            **{name: np.array(columns[name], dtype=float) for name in SUMMARY_FLOATS},
+            "total_tokens": pd.array(np.array(columns["total_tokens"], dtype=float), dtype="Int64"),
+            "cost_usd": np.array(columns["cost_usd"], dtype=float),
+        },
+        index=pd.Index(columns["model"], dtype=object, name="model"),
+    )
+    out.index = out.index.astype(str)  # the same dtype as summary()'s
+    return out
+
+
+SUMMARY_FLOATS = (
+    "error_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_s_median"
+)  # fmt: skip
 
 
 # -- files ------------------------------------------------------------------------------------------

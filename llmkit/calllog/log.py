@@ -68,6 +68,9 @@ class CallLog:
         """One row per model: calls, error rate, latency and time-to-first-token percentiles, ..."""
         from llmkit.calllog import frame
 
+        store = self._store()
+        if hasattr(store, "summary") and filters.get("tags") is None:  # computed by the database
+            return frame.summary_table(store.summary(_filters(filters)))
         return frame.summary(self.to_dataframe(**filters))
 
     def export(self, path: str | Path, **filters: Any) -> Path:

@@ -15,11 +15,13 @@
       custom_provider_map:
         - {provider: my-provider, custom_handler: module.attribute}   # imported next to this file
       num_retries: 2                  # also in router_settings, with timeout, fallbacks, routing_strategy
+      log_url: os.environ/LLMKIT_LOG_URL   # llmkit's own: the call log in PostgreSQL
     general_settings:
       master_key: os.environ/LLMKIT_MASTER_KEY
 
 A bad config raises :class:`ConfigError`, whose message names the file, the key path, what was
-wrong and how to fix it. Loading registers the config's handlers with llmkit's provider registry.
+wrong and how to fix it. Loading registers the config's handlers with llmkit's provider registry,
+and points the call log at ``log_url`` when one is given.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class Settings(_Lenient):
     num_retries: Optional[int] = Field(default=None, ge=0)
     request_timeout: Optional[float] = Field(default=None, gt=0)
     fallbacks: Optional[Fallbacks] = None
+    log_url: Optional[str] = None
 
 
 class GeneralSettings(_Lenient):
@@ -218,6 +221,7 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     settings = raw.llmkit_settings or raw.litellm_settings
     section = "llmkit_settings" if raw.llmkit_settings else "litellm_settings"
     _register_handlers(path, section, settings.custom_provider_map)
+    _open_log(path, section, _resolve(path, f"{section}.log_url", settings.log_url, environ))
     deployments = _deployments(path, raw, environ)
     config = ProxyConfig(path, raw, deployments)
     _check_fallbacks(path, config)
@@ -234,6 +238,18 @@ def _register_prices(deployments: dict[str, list[Deployment]]) -> None:
                 input_cost_per_token=deployment.input_cost_per_token or 0.0,
                 output_cost_per_token=deployment.output_cost_per_token or 0.0,
             )
+
+
+def _open_log(path: Path, section: str, url: str | None) -> None:
+    """Point the call log at ``log_url`` (PostgreSQL); a database that cannot be used stops the start."""
+    if url is None:
+        return
+    from llmkit.calllog import LogStoreError, configure_log
+
+    try:
+        configure_log(url=url)
+    except (LogStoreError, ValueError, TypeError) as exc:
+        raise ConfigError(f"config file {path}: {section}.log_url: {exc}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
