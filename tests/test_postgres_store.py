@@ -180,6 +180,19 @@ def test_text_postgresql_cannot_hold_is_stored_cleaned_not_lost(pg_log):
     assert prompts == ["nul\ufffdhere", "lone ? surrogate", "hello there"]
 
 
+def test_a_batch_larger_than_the_buffer_is_written_whole_while_the_database_is_up(pg_url, tmp_path):
+    store = open_store(pg_url, buffer_size=10, spill_dir=tmp_path)
+    records = [{"call_id": uuid.uuid4().hex, "started_at": 1e9 + i, "model": "m", "status": "ok"} for i in range(100)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            store.write(records)
+        assert query(pg_url, "SELECT count(*) FROM llmkit.calls") == [(100,)]
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        store.close()
+
+
 # -- configuration ---------------------------------------------------------------------------------------------
 def test_the_url_wins_over_the_sqlite_path(pg_url, monkeypatch, tmp_path):
     path = tmp_path / "calls.db"

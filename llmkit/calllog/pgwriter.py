@@ -86,16 +86,21 @@ class Writer:
         """Write ``records`` now, or keep them for later when the database cannot be reached."""
         with self._lock:
             self._waiting.extend(records)
-            overflow = [self._waiting.popleft() for _ in range(len(self._waiting) - self.buffer_size)]
             down = self._down
-        if overflow:
-            self._save_locally(
-                overflow, f"PostgreSQL is unreachable ({down}) and {self.buffer_size} calls already wait"
-            )
-        if down is not None and not self._exiting:
-            return  # the retrier writes them when the database is back
+        if down is not None:
+            self._trim()
+            if not self._exiting:
+                return  # the retrier writes them when the database is back
         if not self.flush() and self._exiting:
             self._save_all_locally()
+
+    def _trim(self) -> None:
+        """While the database is away, keep the newest ``buffer_size`` records; save older ones locally."""
+        with self._lock:
+            overflow = [self._waiting.popleft() for _ in range(len(self._waiting) - self.buffer_size)]
+        if overflow:
+            why = f"PostgreSQL is unreachable ({self._down}) and {self.buffer_size} calls already wait"
+            self._save_locally(overflow, why)
 
     def flush(self) -> bool:
         """Write every waiting record; False when the database cannot be reached (retrying meanwhile)."""
@@ -164,6 +169,7 @@ class Writer:
             if self._retrier is None or not self._retrier.is_alive():
                 self._retrier = threading.Thread(target=self._retry, name="llmkit-calllog-reconnect", daemon=True)
                 self._retrier.start()
+        self._trim()
         if first:
             recorder.warn_once(
                 ("postgres-down", self._describe),
