@@ -102,6 +102,33 @@ def test_records_read_back_exactly_as_the_sqlite_store_gives_them(pg_url, tmp_pa
         postgres.close()
 
 
+def test_a_full_read_in_many_pages_matches_sqlite_across_ties_and_filters(pg_url, tmp_path, monkeypatch):
+    from llmkit.calllog import postgres
+    from llmkit.calllog.sqlite import SQLiteStore
+
+    monkeypatch.setattr(postgres, "_PAGE", 7)
+    records = [
+        {
+            "call_id": uuid.uuid4().hex,
+            "started_at": 1e9 + i // 3,
+            "model": f"m{i % 2}",
+            "status": "ok",
+            "prompt": str(i),
+        }
+        for i in range(60)
+    ]  # three calls share each start time, so pages end inside groups of ties
+    sqlite, store = SQLiteStore(tmp_path / "calls.db"), open_store(pg_url)
+    try:
+        for target in (sqlite, store):
+            target.write(records)
+        for filters in (Filters(), Filters(model=("m1",)), Filters(since=1e9 + 5)):
+            expected = records_of(sqlite.read(filters))
+            assert records_of(store.read(filters)) == expected and len(expected) > 7
+    finally:
+        sqlite.close()
+        store.close()
+
+
 def test_migrations_have_the_sqlite_names_and_the_tables_its_columns(pg_url, tmp_path):
     from llmkit.calllog import postgres, sqlite
 

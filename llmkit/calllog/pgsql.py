@@ -2,7 +2,8 @@
 
 Every read the store makes is built here from a ``store.Filters``, so that the filters run in the
 database (``WHERE``, ``ORDER BY ... LIMIT`` over the indexes of migration 001) and the summary is
-computed there (``GROUP BY``, ``percentile_cont``). Placeholders are psycopg's ``%s``.
+computed there (``GROUP BY``, ``percentile_cont``). Placeholders are psycopg's ``%s``. The store
+reads the whole log in pages (keyset pagination on ``(started_at, seq)``), in one snapshot.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from llmkit.calllog.record import COLUMNS
 from llmkit.calllog.store import Filters
 
-__all__ = ["SUMMARY_COLUMNS", "select_calls", "summary", "where"]
+__all__ = ["SUMMARY_COLUMNS", "newest", "page", "summary", "where"]
 
 CALLS = "llmkit.calls"
 _ORDER = "started_at, seq"
@@ -52,14 +53,22 @@ def where(filters: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def select_calls(filters: Filters, last: int | None = None) -> tuple[str, list[Any]]:
-    """The calls matching ``filters``, oldest first, in ``COLUMNS`` order; only the newest ``last``."""
+def newest(filters: Filters, last: int) -> tuple[str, list[Any]]:
+    """The newest ``last`` calls matching ``filters``, oldest first, in ``COLUMNS`` order."""
     condition, args = where(filters)
     columns = ", ".join(COLUMNS)
-    if last is None:
-        return f"SELECT {columns} FROM {CALLS}{condition} ORDER BY {_ORDER}", args
     newest = f"SELECT seq, {columns} FROM {CALLS}{condition} ORDER BY started_at DESC, seq DESC LIMIT %s"
     return f"SELECT {columns} FROM ({newest}) AS newest ORDER BY {_ORDER}", [*args, int(last)]
+
+
+def page(filters: Filters, after: tuple[float, int] | None, size: int) -> tuple[str, list[Any]]:
+    """Up to ``size`` calls matching ``filters`` after the (started_at, seq) ``after``, oldest first:
+    ``seq`` then ``COLUMNS``. Pages read the whole log a bounded piece at a time, each from the index."""
+    condition, args = where(filters)
+    if after is not None:
+        condition = (condition + " AND" if condition else " WHERE") + " (started_at, seq) > (%s, %s)"
+        args = [*args, *after]
+    return f"SELECT seq, {', '.join(COLUMNS)} FROM {CALLS}{condition} ORDER BY {_ORDER} LIMIT %s", [*args, int(size)]
 
 
 def summary(filters: Filters) -> tuple[str, list[Any]]:

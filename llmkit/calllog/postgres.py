@@ -4,7 +4,7 @@ Chosen by ``LLMKIT_LOG_URL=postgresql://...``, ``configure_log(url=...)`` or the
 ``log_url``. The records, columns and migrations are the SQLite store's (``sqlite.py``), in the
 schema ``llmkit`` (``pgdb.py``). Writes go through ``pgwriter.Writer``: batches copied in with COPY,
 kept and retried while the database is away, never dropped. Reads run in the database: the SQL is in
-``pgsql.py``; a full read streams from a server-side cursor in chunks.
+``pgsql.py``; a full read comes in pages of rows, all from one snapshot.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ _INSERT_ANNOTATION_ONCE = (
     _INSERT_ANNOTATION
     + f" WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.annotations WHERE call_id = %s AND name = %s AND created_at = %s)"
 )
-_READ_CHUNK = 50_000  # rows per fetch of a full read: memory stays bounded by a chunk, not the log
+# Rows per page of a full read: the memory a read needs beyond its result stays bounded by a page.
+_PAGE = 100_000
+_STARTED = COLUMNS.index("started_at")
 _SUMMARY_WORK_MEM = "256MB"  # percentiles sort a column per model; in memory, not on disk
 
 
@@ -165,18 +167,23 @@ class PostgresStore:
     # -- reading --------------------------------------------------------------------------------------
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         self._written()
-        sql, args = pgsql.select_calls(filters, last)
         with self.database.connection() as conn, _collector_paused():
+            cursor = conn.cursor(binary=True)
             if last is not None:
-                return _as_columns(decode_columns(list(zip(*conn.cursor(binary=True).execute(sql, args)))))
+                rows = cursor.execute(*pgsql.newest(filters, last)).fetchall()
+                return _as_columns(decode_columns(list(zip(*rows))))
             columns: list[list] = [[] for _ in COLUMNS]
-            with conn.transaction():  # a server-side cursor lives in a transaction
-                cursor = conn.cursor(name="llmkit_read", binary=True)
-                cursor.execute(sql, args)
-                while chunk := cursor.fetchmany(_READ_CHUNK):
-                    for column, values in zip(columns, decode_columns(list(zip(*chunk)))):
-                        column.extend(values)
-            return dict(zip(COLUMNS, columns))
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
+                after = None
+                while True:
+                    rows = cursor.execute(*pgsql.page(filters, after, _PAGE)).fetchall()
+                    if rows:  # seq first, then COLUMNS
+                        for column, values in zip(columns, decode_columns(list(zip(*rows))[1:])):
+                            column.extend(values)
+                    if len(rows) < _PAGE:
+                        return dict(zip(COLUMNS, columns))
+                    after = (rows[-1][1 + _STARTED], rows[-1][0])
 
     def summary(self, filters: Filters) -> dict[str, list]:
         """The per-model summary computed by the database: ``model`` and ``pgsql.SUMMARY_COLUMNS``."""
