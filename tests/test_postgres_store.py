@@ -214,7 +214,8 @@ def test_a_batch_larger_than_the_buffer_is_written_whole_while_the_database_is_u
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             store.write(records)
-        assert query(pg_url, "SELECT count(*) FROM llmkit.calls") == [(100,)]
+            store.write(records[50:] + [{**records[0], "call_id": "new"}])  # as a batch retried after a lost ack
+        assert query(pg_url, "SELECT count(*), count(DISTINCT call_id) FROM llmkit.calls") == [(101, 101)]
         assert list(tmp_path.iterdir()) == []
     finally:
         store.close()

@@ -14,6 +14,8 @@ import gc
 from pathlib import Path
 from typing import Any, Iterator
 
+import psycopg
+
 from llmkit.calllog import pgsql
 from llmkit.calllog.pgdb import SCHEMA, Database
 from llmkit.calllog.pgwriter import BUFFER_SIZE, Writer
@@ -64,14 +66,15 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 _COLUMN_LIST = ", ".join(COLUMNS)
-# Rows are copied into a temporary table, then inserted from it skipping call_ids already there: a
-# batch retried after a commit whose acknowledgement was lost, or a spill file imported twice, adds
-# nothing twice.
+_COPY = f"COPY {SCHEMA}.calls ({_COLUMN_LIST}) FROM STDIN"
+# When a batch holds a call_id already there (a batch retried after a commit whose acknowledgement
+# was lost, a spill file imported twice), its rows go through a temporary table and only new ones
+# are inserted.
 _INCOMING = (
     f"CREATE TEMP TABLE IF NOT EXISTS llmkit_incoming ON COMMIT DELETE ROWS AS"
     f" SELECT {_COLUMN_LIST} FROM {SCHEMA}.calls WITH NO DATA"
 )
-_COPY = f"COPY llmkit_incoming ({_COLUMN_LIST}) FROM STDIN"
+_COPY_INCOMING = f"COPY llmkit_incoming ({_COLUMN_LIST}) FROM STDIN"
 _MOVE = (
     f"INSERT INTO {SCHEMA}.calls ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM llmkit_incoming"
     " ON CONFLICT (call_id) DO NOTHING"
@@ -93,14 +96,23 @@ _SUMMARY_WORK_MEM = "256MB"  # percentiles sort a column per model; in memory, n
 
 def insert_rows(conn: Any, rows: list[tuple]) -> int:
     """Insert encoded rows (``store.encode_row``) in one transaction; returns how many were new."""
-    with conn.transaction():
-        conn.execute(_INCOMING)
-        with conn.cursor() as cursor:
-            with cursor.copy(_COPY) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(_MOVE)
-            return cursor.rowcount
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            _copy(cursor, _COPY, rows)
+        return len(rows)
+    except psycopg.errors.UniqueViolation:
+        pass
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(_INCOMING)
+        _copy(cursor, _COPY_INCOMING, rows)
+        cursor.execute(_MOVE)
+        return cursor.rowcount
+
+
+def _copy(cursor: Any, sql: str, rows: list[tuple]) -> None:
+    with cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 class PostgresStore:
