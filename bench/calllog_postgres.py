@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import llmkit  # noqa: E402
 from llmkit.calllog import configure_log  # noqa: E402
 
 READER = """
-import json, sys, time
+import json, statistics, sys, time
 import pandas, llmkit
 from llmkit.calllog import configure_log
 kind, where = sys.argv[1], sys.argv[2]
@@ -49,7 +48,6 @@ def timed(fn, runs):
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-import statistics
 last = timed(lambda: llmkit.calls.to_dataframe(model="acme/small", last=1000), 20)
 summary = timed(llmkit.calls.summary, 5)
 print(json.dumps({"first_read_s": first, "last_1000_ms": last * 1000, "summary_s": summary}))

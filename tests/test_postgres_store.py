@@ -310,6 +310,43 @@ except llmkit.calllog.LogStoreError as exc:
     assert "Wr0ng-pass" not in done.stdout + done.stderr
 
 
+def test_an_analyst_role_reads_and_adds_but_may_not_clear_the_log(pg_log, pg_url, postgres_server):
+    """The roles docs/team.md suggests: SELECT and INSERT on the llmkit schema's tables."""
+    import psycopg
+
+    llmkit.completion(model="demo/echo", messages=USER_MESSAGE, source="proxy")
+    llmkit.calls.flush()
+    name = f"analyst_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'an4lyst-pw'")
+        conn.execute(f"GRANT USAGE ON SCHEMA llmkit TO {name}")
+        conn.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA llmkit TO {name}")
+    configure_log(url=pg_url.replace(f"llmkit:{PASSWORD}@", f"{name}:an4lyst-pw@"))
+    llmkit.completion(model="demo/echo", messages=USER_MESSAGE)
+    records = llmkit.calls.records()
+    assert [r["source"] for r in records] == ["proxy", "python"]
+    llmkit.calls.annotate(records[0]["call_id"], "vote", "best")
+    with pytest.raises(LogStoreError, match="permission denied for table calls; this user may not do that"):
+        llmkit.calls.clear()
+    assert len(llmkit.calls.records()) == 2
+
+
+def test_a_user_who_may_not_create_the_schema_is_told_the_fix(pg_url):
+    import psycopg
+
+    name = f"plain_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'pl4in-pw'")
+    try:
+        with pytest.raises(LogStoreError) as info:
+            configure_log(url=pg_url.replace(f"llmkit:{PASSWORD}@", f"{name}:pl4in-pw@"))
+    finally:
+        configure_log()
+    message = str(info.value)
+    assert "permission denied for database" in message and "CREATE SCHEMA llmkit AUTHORIZATION" in message
+    assert "pl4in-pw" not in message
+
+
 def test_import_llmkit_loads_no_psycopg():
     code = "import sys, llmkit; print([m for m in ('psycopg', 'psycopg_pool') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

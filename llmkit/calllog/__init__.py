@@ -1,8 +1,8 @@
 """The call log: every call made through llmkit, recorded once, persisted, and read as DataFrames.
 
 ``recorder`` is the calling path's side (cheap entries, a writer thread), ``record`` builds the
-records, ``store`` / ``sqlite`` keep them, ``config`` picks the store, ``log`` is ``llmkit.calls``,
-and ``frame`` (pandas, loaded on use) makes DataFrames, summaries and exports.
+records, ``store`` / ``sqlite`` / ``postgres`` keep them, ``config`` picks the store, ``log`` is
+``llmkit.calls``, and ``frame`` (pandas, loaded on use) makes DataFrames, summaries and exports.
 """
 
 from llmkit.calllog.config import configure_log

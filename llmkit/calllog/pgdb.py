@@ -183,8 +183,9 @@ _HINTS = [
     (r"connection refused|could not connect|timeout expired|no route to host",
      "is the server running and reachable at that host and port?"),
     (r"failed to resolve host|could not translate host name", "check the host name in the URL"),
-    (r"permission denied", f"ask the database's owner to GRANT this user CREATE on the database, or to create"
-                           f" the schema {SCHEMA} for it (CREATE SCHEMA {SCHEMA} AUTHORIZATION user)"),
+    (r"permission denied for (database|schema)", f"ask the database's owner to let this user create the schema"
+     f" {SCHEMA} (GRANT CREATE ON DATABASE ...) or to create it (CREATE SCHEMA {SCHEMA} AUTHORIZATION ...)"),
+    (r"permission denied", "this user may not do that; ask the database's owner for the privilege (see docs/team.md)"),
     (r"invalid (URI|percent|integer value)|missing \"=\"|connection info string",
      "write the URL as postgresql://user:password@host:5432/database"),
 ]  # fmt: skip

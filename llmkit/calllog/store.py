@@ -3,9 +3,9 @@
 Stores write records (dicts) and read them back as *columns*: a dict from each name in
 ``record.COLUMNS`` to a list of plain Python values, oldest call first, with the list and dict
 columns (``record.JSON_COLUMNS``) decoded. Columns are what a DataFrame is built from, and keeping
-them saves transposing a million rows on every read. The SQLite store lives in ``sqlite.py``; a server
-database would be one more class with these six methods, chosen in ``config.py``; the dispatcher
-never sees a store.
+them saves transposing a million rows on every read. The SQLite store lives in ``sqlite.py``, the
+PostgreSQL one in ``postgres.py`` (which also computes ``summary`` itself); ``config.py`` chooses;
+the dispatcher never sees a store.
 """
 
 from __future__ import annotations
