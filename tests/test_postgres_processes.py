@@ -244,23 +244,26 @@ def test_calls_unsent_at_exit_are_saved_and_llmkit_logs_import_loads_them_once(p
     assert prompts == sorted(f"late-{i}" for i in range(30))
 
 
-def test_llmkit_logs_import_says_what_is_wrong(pg_url, postgres_server, tmp_path):
-    foreign = tmp_path / "other.db"
+def test_llmkit_logs_import_says_what_is_wrong(pg_url, postgres_server, tmp_path, monkeypatch, capsys):
     import sqlite3
 
+    from llmkit.cli import main
+
+    foreign = tmp_path / "other.db"
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE things (x)")
+    monkeypatch.delenv("LLMKIT_LOG_URL", raising=False)
     cases = [
         ([str(tmp_path / "missing.db"), "--url", pg_url], "does not exist"),
         ([str(foreign), "--url", pg_url], "not an llmkit call log"),
         ([str(foreign), "--url", postgres_server.url(password="Wr0ng-pass")], "password authentication failed"),
         ([str(foreign)], "name the database: --url postgresql://... or LLMKIT_LOG_URL"),
     ]
-    env = {key: value for key, value in os.environ.items() if key != "LLMKIT_LOG_URL"}
     for args, expected in cases:
-        done = subprocess.run([*llmkit_command(), "logs", "import", *args], env=env, capture_output=True, text=True)
-        assert done.returncode in (1, 2) and expected in done.stderr, (args, done.stderr)
-        assert "Traceback" not in done.stderr and "Wr0ng-pass" not in done.stderr
+        status = main(["logs", "import", *args])
+        err = capsys.readouterr().err
+        assert status in (1, 2) and err.startswith("llmkit logs import: ") and expected in err, (args, err)
+        assert "Wr0ng-pass" not in err
 
 
 # -- several proxies and a notebook ---------------------------------------------------------------------------

@@ -174,6 +174,8 @@ def _check(store: Any, path: Any, url: Any, flush_interval: Any) -> None:
         raise ValueError(f"path= is where the SQLite log goes; it means nothing with store={store!r}")
     if url is not None and store != "postgres":
         raise ValueError(f"url= is the PostgreSQL log's database; it means nothing with store={store!r}")
+    if store == "postgres" and url is None and not os.environ.get("LLMKIT_LOG_URL"):
+        raise ValueError("store='postgres' needs the database: url='postgresql://...' or LLMKIT_LOG_URL")
     if url is not None and not isinstance(url, str):
         raise TypeError(f"url must be a string such as 'postgresql://user:pass@host:5432/db', got {type(url).__name__}")
     if flush_interval is not None and not (isinstance(flush_interval, (int, float)) and flush_interval > 0):

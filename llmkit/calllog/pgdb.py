@@ -32,7 +32,18 @@ SCHEMA = "llmkit"
 _MIGRATION_LOCK = 0x6C6C6D6B6974  # "llmkit"
 _APPLIED = f"{SCHEMA}.migrations"  # the names of the migrations applied, as in the SQLite file
 _SCHEMES = ("postgresql://", "postgres://")
-_CONNECT_DEFAULTS = {"connect_timeout": 10, "application_name": "llmkit"}
+# Unless the URL says otherwise. A database behind a network that drops packets (rather than refusing
+# connections) would hold a write for the operating system's TCP timeout, many minutes: keepalives
+# and tcp_user_timeout turn that into an error within seconds, and the writer's retries take over.
+_CONNECT_DEFAULTS = {
+    "connect_timeout": 10,
+    "application_name": "llmkit",
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,  # milliseconds
+}
 
 
 class RedactedURL:
