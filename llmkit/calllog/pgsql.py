@@ -79,11 +79,13 @@ def summary(filters: Filters) -> tuple[str, list[Any]]:
     """
     condition, args = where(filters)
     condition = (condition + " AND" if condition else " WHERE") + " model IS NOT NULL"
+    # Grouped by byte order ("C"): the order pandas sorts in, and a far cheaper sort of a million
+    # rows than a language's collation, which a team's database usually has.
     sql = f"""
         SELECT model, calls, error_rate, latency[1], latency[2], ttft[1], ttft[2], tokens_per_s_median,
                total_tokens, cost_usd
         FROM (
-            SELECT model,
+            SELECT model COLLATE "C" AS model,
                    count(*) AS calls,
                    avg((status IS DISTINCT FROM 'ok')::int)::float8 AS error_rate,
                    percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms) AS latency,
@@ -92,8 +94,8 @@ def summary(filters: Filters) -> tuple[str, list[Any]]:
                    sum(total_tokens) AS total_tokens,
                    sum(cost_usd) AS cost_usd
             FROM {CALLS}{condition}
-            GROUP BY model
+            GROUP BY 1
         ) AS per_model
-        ORDER BY model COLLATE "C"
+        ORDER BY model
     """
     return sql, args

@@ -227,8 +227,10 @@ class Writer:
             self._save_all_locally()
         with self._io:
             self._drop_connection()
-        if self._spill is not None:
-            self._spill.close()
+        with self._spill_lock:
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None  # a late record opens a new file rather than fail on a closed one
 
     def _at_exit(self) -> None:
         # Runs before the recorder's last flush (atexit is last-in, first-out): from now on, records
