@@ -2,9 +2,11 @@
 
 Everything llmkit keeps in PostgreSQL lives in one schema, ``llmkit`` (``llmkit.calls``,
 ``llmkit.annotations``, and the tables that come later), so a team can point llmkit at a database
-that holds other things too. The call log's store (``postgres.py``) and any other table's owner
-share one :class:`Database`: its migrations, its pool of connections for readers, and its rule that
-a password never appears in an error, a warning or a ``repr``.
+that holds other things too. One list of named migrations (``postgres.MIGRATIONS``, the twin of
+``sqlite.MIGRATIONS``) creates every table; another table (the response cache's) is one more
+migration at its end, and its owner borrows connections from the log store's :class:`Database`
+(``store.database.connection()``): the same pool, the same clear errors, and the same rule that a
+password never appears in an error, a warning or a ``repr``.
 
 psycopg is imported here, and this module only when a URL is configured.
 """
