@@ -71,7 +71,7 @@ def test_processes_writing_one_log_under_load_lose_and_duplicate_nothing(pg_url)
     assert len(made) == len(set(made)) == 4 * 4 * 500
     stored = [row[0] for row in query(pg_url, "SELECT call_id FROM llmkit.calls")]
     assert len(stored) == len(made) and set(stored) == set(made)
-    (prompts,) = query(pg_url, "SELECT count(DISTINCT prompt) FROM llmkit.calls")
+    (prompts,) = query(pg_url, "SELECT count(DISTINCT llmkit.call_prompt(prompt, messages)) FROM llmkit.calls")
     assert prompts == (len(made),)
 
 
@@ -193,7 +193,7 @@ def test_while_the_database_is_down_calls_wait_and_the_oldest_spill_to_a_named_f
     while query(pg_url, "SELECT count(*) FROM llmkit.calls") != [(40,)]:
         assert time.monotonic() < deadline, "the waiting calls were not written once the database was back"
         time.sleep(0.1)
-    assert [r[0] for r in query(pg_url, "SELECT prompt FROM llmkit.calls ORDER BY started_at")] == [
+    assert [r[0] for r in query(pg_url, "SELECT llmkit.call_prompt(prompt, messages) FROM llmkit.calls ORDER BY started_at")] == [
         f"p{i}" for i in range(60, 100)
     ]
     spilled = SQLiteStore(spill)
@@ -240,7 +240,7 @@ def test_calls_unsent_at_exit_are_saved_and_llmkit_logs_import_loads_them_once(p
     assert first.stdout.startswith("imported 30 calls and 0 annotations") and PASSWORD not in first.stdout
     again = subprocess.run([*command, "--url", pg_url], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "imported 0 calls (30 were there already)" in again.stdout
-    prompts = sorted(row[0] for row in query(pg_url, "SELECT prompt FROM llmkit.calls"))
+    prompts = sorted(row[0] for row in query(pg_url, "SELECT llmkit.call_prompt(prompt, messages) FROM llmkit.calls"))
     assert prompts == sorted(f"late-{i}" for i in range(30))
 
 
@@ -322,7 +322,7 @@ def test_proxies_on_several_ports_share_one_log_that_a_notebook_reads(pg_url, tm
         )
         assert notebook.returncode == 0, notebook.stderr
         assert notebook.stdout.split("\n")[:2] == ["400 ['proxy'] 400 10", "{'demo/echo': 400}"]
-        assert query(pg_url, "SELECT count(DISTINCT prompt) FROM llmkit.calls") == [(400,)]
+        assert query(pg_url, "SELECT count(DISTINCT llmkit.call_prompt(prompt, messages)) FROM llmkit.calls") == [(400,)]
         assert not (tmp_path / "unused.db").exists()
     finally:
         client.close()

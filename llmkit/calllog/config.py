@@ -122,10 +122,13 @@ def _open() -> Any:
     return _fallback(path, _problem)
 
 
-def _fallback(path: Path, problem: str) -> Any:
+def _fallback(path: Path, problem: str, *, importable: bool = False) -> Any:
     """Where calls go while the configured log cannot be used: a spill file, said loudly, once."""
     store = spill.spill_store(beside=path)
-    recorder.warn_once(("unusable", str(path)), f"{problem}. Meanwhile calls are written to {store}, a fresh call log")
+    later = f" (load it into PostgreSQL later with: llmkit logs import {store})" if importable else ""
+    recorder.warn_once(
+        ("unusable", str(path)), f"{problem}. Meanwhile calls are written to {store}, a fresh call log{later}"
+    )
     return store
 
 
@@ -154,7 +157,7 @@ def _open_postgres() -> Any:
     except LogStoreError as exc:
         _error = exc
         _problem = str(exc)
-    return _fallback(default_path(), _problem)
+    return _fallback(default_path(), _problem, importable=True)
 
 
 def current_store(*, for_reading: bool = False) -> Any:

@@ -17,9 +17,11 @@ import contextlib
 import re
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import unquote
 
+from llmkit.calllog.pgsql import SCHEMA
 from llmkit.calllog.store import LogStoreError
 
 try:
@@ -29,7 +31,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["SCHEMA", "Database", "RedactedURL"]
 
-SCHEMA = "llmkit"
 # One number for every llmkit process: migrations run under this advisory lock, one process at a time.
 _MIGRATION_LOCK = 0x6C6C6D6B6974  # "llmkit"
 _APPLIED = f"{SCHEMA}.migrations"  # the names of the migrations applied, as in the SQLite file
@@ -89,7 +90,7 @@ class Database:
     in autocommit mode; callers open transactions where they need one.
     """
 
-    def __init__(self, url: str, migrations: list[tuple[str, str]], *, pool_size: int = 4) -> None:
+    def __init__(self, url: object, migrations: list[tuple[str, str]], *, pool_size: int = 4) -> None:
         if not isinstance(url, str) or not url.startswith(_SCHEMES):
             shown = RedactedURL(url) if isinstance(url, str) else repr(url)
             raise LogStoreError(
@@ -196,8 +197,8 @@ _HINTS = [
     (r"connection refused|could not connect|timeout expired|no route to host",
      "is the server running and reachable at that host and port?"),
     (r"failed to resolve host|could not translate host name", "check the host name in the URL"),
-    (r"permission denied for (database|schema)", f"ask the database's owner to let this user create the schema"
-     f" {SCHEMA} (GRANT CREATE ON DATABASE ...) or to create it (CREATE SCHEMA {SCHEMA} AUTHORIZATION ...)"),
+    (r"permission denied for (database|schema)", (f"ask the database's owner to let this user create the schema"
+     f" {SCHEMA} (GRANT CREATE ON DATABASE ...) or to create it (CREATE SCHEMA {SCHEMA} AUTHORIZATION ...)")),
     (r"permission denied", "this user may not do that; ask the database's owner for the privilege (see docs/team.md)"),
     (r"invalid (URI|percent|integer value)|missing \"=\"|connection info string",
      "write the URL as postgresql://user:password@host:5432/database"),

@@ -1,101 +1,99 @@
-"""The SQL of the PostgreSQL store's reads, in one place: filters, the newest ``last``, the summary.
+"""What is PostgreSQL's own in the log's SQL: its :class:`~llmkit.calllog.query.Dialect`, and keyset pages.
 
-Every read the store makes is built here from a ``store.Filters``, so that the filters run in the
-database (``WHERE``, ``ORDER BY ... LIMIT`` over the indexes of migration 001) and the summary is
-computed there (``GROUP BY``, ``percentile_cont``). Placeholders are psycopg's ``%s``. The store
-reads the whole log in pages (keyset pagination on ``(started_at, seq)``), in one snapshot.
+Every read is built by ``query.py`` like SQLite's, with :data:`POSTGRES` for what differs: ``%s``
+placeholders, the table in the ``llmkit`` schema, ``"user"`` quoted (a reserved word here),
+``= ANY(%s)`` for a list of values, ``tags`` tested on the metadata as ``jsonb``, percentiles by
+``percentile_cont``, booleans that are booleans, and text grouped and sorted in byte order
+(``COLLATE "C"``: pandas' order, and a cheaper sort than a language's collation). A full read comes in
+pages (:func:`page`), so that neither the server nor this process holds the whole result twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from llmkit.calllog.query import Dialect, Query, where
 from llmkit.calllog.record import COLUMNS
-from llmkit.calllog.store import Filters
 
-__all__ = ["SUMMARY_COLUMNS", "newest", "page", "summary", "where"]
+__all__ = ["POSTGRES", "PostgresDialect", "page"]
 
-CALLS = "llmkit.calls"
-_ORDER = "started_at, seq"
-_LIST_FILTERS = ("model", "status", "source", "kind")
-_KNOWN = frozenset((*_LIST_FILTERS, "run_id", "since"))
-
-#: The summary's columns after ``model``, as ``frame.summary`` names them.
-SUMMARY_COLUMNS = (
-    "calls", "error_rate", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms",
-    "tokens_per_s_median", "total_tokens", "cost_usd",
-)  # fmt: skip
+SCHEMA = "llmkit"
+_RESERVED = frozenset(("user",))
+_NOT_TEXT = frozenset(("status_code",))  # the one column summaries group by that is no text
+_METADATA = "metadata::jsonb"  # stored as JSON text (a type PostgreSQL can read it as: the writer sees to it)
+_OBJECT = f"jsonb_typeof({_METADATA}) = 'object'"
 
 
-def where(filters: Filters) -> tuple[str, list[Any]]:
-    """`` WHERE ...`` (or nothing) and its arguments; a filter this store cannot apply is an error."""
-    unknown = set(filters) - _KNOWN
-    if unknown:  # never silently return rows a caller asked to leave out
-        raise ValueError(f"the PostgreSQL store cannot filter by {', '.join(sorted(unknown))}")
-    clauses: list[str] = []
-    args: list[Any] = []
-    for name in _LIST_FILTERS:
-        allowed = filters.get(name)
-        if allowed is None:
-            continue
-        if len(allowed) == 1:  # "=" lets an index on (name, started_at) return rows already in order
-            clauses.append(f"{name} = %s")
-            args.append(allowed[0])
-        else:
-            clauses.append(f"{name} = ANY(%s)")
-            args.append(list(allowed))
-    if filters.get("run_id") is not None:
-        clauses.append("run_id = %s")
-        args.append(filters["run_id"])
-    if filters.get("since") is not None:
-        clauses.append("started_at >= %s")
-        args.append(float(filters["since"]))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+class PostgresDialect(Dialect):
+    placeholder = "%s"
+    table = f"{SCHEMA}.calls"
+
+    def name(self, column: str) -> str:
+        return f'"{column}"' if column in _RESERVED else column
+
+    def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        if len(values) == 1:  # "=" lets an index on (column, started_at) return rows already in order
+            return f"{column} = %s", [values[0]]
+        return f"{column} = ANY(%s)", [list(values)]
+
+    def tags(self, tags: Any) -> tuple[list[str], list[Any]]:
+        """As ``store.tag_matcher`` tests: the metadata is an object with each item of a dict (a number
+        equal to a number or a boolean, as Python compares them), or with each name as a key or an entry
+        of its ``tags`` list."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if isinstance(tags, dict):
+            for key, value in tags.items():
+                item = f"({_METADATA} -> %s)"
+                if value is None:
+                    clauses.append(f"{_OBJECT} AND {item} = 'null'::jsonb")
+                    args.append(key)
+                elif isinstance(value, str):
+                    clauses.append(f"{_OBJECT} AND {item} = to_jsonb(%s::text)")
+                    args.extend([key, value])
+                else:  # True == 1 == 1.0; a number past float's range equals no tag (tags are < 2**53)
+                    clauses.append(
+                        f"{_OBJECT} AND CASE jsonb_typeof({item})"
+                        f" WHEN 'boolean' THEN {item}::boolean::int = %s"
+                        f" WHEN 'number' THEN CASE WHEN abs({item}::numeric) < 1e300"
+                        f" THEN {item}::numeric::float8 = %s END END"
+                    )
+                    args.extend([key, key, float(value), key, key, float(value)])
+            return clauses, args
+        for name in tags:  # a metadata key, or an entry of metadata["tags"] when that is a list
+            clauses.append(
+                f"{_OBJECT} AND ({_METADATA} ? %s OR (jsonb_typeof({_METADATA} -> 'tags') = 'array'"
+                f" AND {_METADATA} -> 'tags' ? %s))"
+            )
+            args.extend([name, name])
+        return clauses, args
+
+    def flag(self, column: str) -> str:
+        return f"coalesce({column}, false)"
+
+    def percentile(self, column: str, fraction: float) -> str | None:
+        # percentile_cont interpolates between the closest ranks and skips nulls, as pandas' quantile
+        # does; those of one column share one sort.
+        return f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {column})"
+
+    def sort_key(self, column: str) -> str:
+        return column if column in _NOT_TEXT else f'{column} COLLATE "C"'
 
 
-def newest(filters: Filters, last: int) -> tuple[str, list[Any]]:
-    """The newest ``last`` calls matching ``filters``, oldest first, in ``COLUMNS`` order."""
-    condition, args = where(filters)
-    columns = ", ".join(COLUMNS)
-    newest = f"SELECT seq, {columns} FROM {CALLS}{condition} ORDER BY started_at DESC, seq DESC LIMIT %s"
-    return f"SELECT {columns} FROM ({newest}) AS newest ORDER BY {_ORDER}", [*args, int(last)]
+POSTGRES = PostgresDialect()
 
 
-def page(filters: Filters, after: tuple[float, int] | None, size: int) -> tuple[str, list[Any]]:
+def page(filters: Any, after: tuple[float, int] | None, size: int) -> Query:
     """Up to ``size`` calls matching ``filters`` after the (started_at, seq) ``after``, oldest first:
-    ``seq`` then ``COLUMNS``. Pages read the whole log a bounded piece at a time, each from the index."""
-    condition, args = where(filters)
+    ``seq``, then ``COLUMNS``. Each page is read from the index on started_at (or a filter's), from
+    where the previous one ended."""
+    condition = where(filters, POSTGRES)
+    sql, args = condition.sql, condition.args
     if after is not None:
-        condition = (condition + " AND" if condition else " WHERE") + " (started_at, seq) > (%s, %s)"
+        sql = (sql + " AND" if sql else " WHERE") + " (started_at, seq) > (%s, %s)"
         args = [*args, *after]
-    return f"SELECT seq, {', '.join(COLUMNS)} FROM {CALLS}{condition} ORDER BY {_ORDER} LIMIT %s", [*args, int(size)]
-
-
-def summary(filters: Filters) -> tuple[str, list[Any]]:
-    """One row per model (code-point order, as pandas sorts): ``model`` then ``SUMMARY_COLUMNS``.
-
-    ``percentile_cont`` interpolates linearly between the closest ranks, as pandas' ``quantile``
-    does, and skips nulls as pandas skips NaN; so does ``sum``, which is null when every value is.
-    """
-    condition, args = where(filters)
-    condition = (condition + " AND" if condition else " WHERE") + " model IS NOT NULL"
-    # Grouped by byte order ("C"): the order pandas sorts in, and a far cheaper sort of a million
-    # rows than a language's collation, which a team's database usually has.
-    sql = f"""
-        SELECT model, calls, error_rate, latency[1], latency[2], ttft[1], ttft[2], tokens_per_s_median,
-               total_tokens, cost_usd
-        FROM (
-            SELECT model COLLATE "C" AS model,
-                   count(*) AS calls,
-                   avg((status IS DISTINCT FROM 'ok')::int)::float8 AS error_rate,
-                   percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms) AS latency,
-                   percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY ttft_ms) AS ttft,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY tokens_per_s) AS tokens_per_s_median,
-                   sum(total_tokens) AS total_tokens,
-                   sum(cost_usd) AS cost_usd
-            FROM {CALLS}{condition}
-            GROUP BY 1
-        ) AS per_model
-        ORDER BY model
-    """
-    return sql, args
+    columns = ", ".join(map(POSTGRES.name, COLUMNS))
+    return Query(
+        f"SELECT seq, {columns} FROM {POSTGRES.table}{sql} ORDER BY started_at, seq LIMIT %s", [*args, int(size)]
+    )

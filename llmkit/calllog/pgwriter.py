@@ -18,15 +18,16 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 
 from llmkit.calllog import recorder
 from llmkit.calllog.store import LogStoreError
 
-__all__ = ["Writer"]
+__all__ = ["BUFFER_SIZE", "Writer", "cleaned_record", "cleaned_value"]
 
 #: Records kept in memory while the database is unreachable, before the oldest go to the spill file.
 BUFFER_SIZE = 20_000
@@ -246,10 +247,11 @@ class Writer:
 # -- what PostgreSQL cannot store ------------------------------------------------------------------------
 def cleaned_record(record: dict) -> dict:
     """``record`` with NUL characters (which PostgreSQL's text cannot hold) and lone surrogates replaced."""
-    return {key: _cleaned(value) for key, value in record.items()}
+    return {key: cleaned_value(value) for key, value in record.items()}
 
 
-def _cleaned(value: Any, depth: int = 0) -> Any:
+def cleaned_value(value: Any, depth: int = 0) -> Any:
+    """``value`` (a text, or lists and dicts of them) with NUL characters and lone surrogates replaced."""
     if isinstance(value, str):
         if "\x00" in value:
             value = value.replace("\x00", "\ufffd")
@@ -261,7 +263,7 @@ def _cleaned(value: Any, depth: int = 0) -> Any:
     if depth > 20:
         return value
     if isinstance(value, dict):
-        return {_cleaned(key, depth + 1): _cleaned(item, depth + 1) for key, item in value.items()}
+        return {cleaned_value(key, depth + 1): cleaned_value(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_cleaned(item, depth + 1) for item in value]
+        return [cleaned_value(item, depth + 1) for item in value]
     return value

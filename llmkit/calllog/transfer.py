@@ -11,13 +11,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from llmkit.calllog.record import COLUMNS
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import ANNOTATION_COLUMNS
 
 __all__ = ["ImportResult", "import_sqlite_log"]
 
 _CHUNK = 10_000
-_ESTIMATED = COLUMNS.index("tokens_estimated")
+_FLAGS = tuple(COLUMNS.index(name) for name in ("tokens_estimated", "cache_hit"))
+_JSON = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
 
 
 class ImportResult:
@@ -56,9 +57,17 @@ def import_sqlite_log(path: str | Path, store: Any) -> ImportResult:
     return result
 
 
-def _row(row: tuple) -> tuple:
-    """SQLite's 0/1 for tokens_estimated as the boolean PostgreSQL keeps."""
-    estimated = row[_ESTIMATED]
-    if estimated is None:
-        return row
-    return row[:_ESTIMATED] + (bool(estimated),) + row[_ESTIMATED + 1 :]
+def _row(row: tuple) -> list:
+    """A SQLite row as PostgreSQL keeps it: 0/1 flags as booleans, JSON strict (an older log's may hold
+    NaN), and no NUL character, which PostgreSQL's text cannot hold."""
+    from llmkit.calllog.pgwriter import cleaned_value
+    from llmkit.calllog.postgres import strict_json
+
+    out = [cleaned_value(value) if isinstance(value, str) and "\x00" in value else value for value in row]
+    for index in _FLAGS:
+        if out[index] is not None:
+            out[index] = bool(out[index])
+    for index in _JSON:
+        if out[index] is not None:
+            out[index] = strict_json(row[index])
+    return out
