@@ -7,14 +7,15 @@ shares the answers.
 
 Answers are written by a thread of their own, so that a call never waits for the network: this
 process finds an answer it kept in memory until it is written. A lookup that cannot reach the
-database is a miss (said once in a warning), and for the next ``RETRY_SECONDS`` lookups do not try
-again, so that calls go on at full speed while the database is away; a call never fails because the
-cache could not be read.
+database within a second is a miss (said once in a warning), and for the next ``RETRY_SECONDS``
+lookups do not try again, so that calls go on at full speed while the database is away; a call never
+fails because the cache could not be read.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from llmkit.calllog.store import LogStoreError
 __all__ = ["RETRY_SECONDS", "PostgresCacheStore"]
 
 RETRY_SECONDS = 5.0
+_LOOKUP_TIMEOUT = 1.0  # seconds a lookup waits for a connection: a call must not wait long on the cache
 _TABLE = f"{SCHEMA}.response_cache"
 _GET = f"SELECT value FROM {_TABLE} WHERE key = %s"
 _PUT = (
@@ -41,7 +43,8 @@ class PostgresCacheStore:
     def __init__(self, database: Any) -> None:
         self.database = database
         self._unwritten: dict[str, str] = {}  # answers handed to put and not written yet
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-cache")
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # started on the first put
+        self._writer_lock = threading.Lock()
         self._away_until = 0.0  # lookups are misses until then: the database could not be reached
 
     def __str__(self) -> str:
@@ -54,7 +57,7 @@ class PostgresCacheStore:
         if time.monotonic() < self._away_until:
             return None
         try:
-            with self.database.connection() as conn:
+            with self.database.connection(_LOOKUP_TIMEOUT) as conn:
                 row = conn.execute(_GET, (key,)).fetchone()
         except LogStoreError as exc:
             self._away_until = time.monotonic() + RETRY_SECONDS
@@ -64,7 +67,13 @@ class PostgresCacheStore:
 
     def put(self, key: str, kind: str, model: str, value: str) -> None:
         self._unwritten[key] = value
-        self._writer.submit(self._write, key, kind, model, value)
+        self._writes().submit(self._write, key, kind, model, value)
+
+    def _writes(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmkit-cache")
+            return self._writer
 
     def _write(self, key: str, kind: str, model: str, value: str) -> None:
         try:
@@ -78,10 +87,12 @@ class PostgresCacheStore:
 
     def flush(self) -> None:
         """Wait until every answer handed to ``put`` is written (or could not be)."""
-        try:
-            self._writer.submit(int).result()  # one worker: done when everything before it is
-        except RuntimeError:  # shut down: it finished its queue
-            pass
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.submit(int).result()  # one worker: done when everything before it is
+            except RuntimeError:  # shut down: it finished its queue
+                pass
 
     def clear(self, model: str | None = None) -> int:
         self.flush()  # an answer still on its way would come back after the clear
@@ -99,4 +110,7 @@ class PostgresCacheStore:
 
     def close(self) -> None:
         """Write what waits; the connections are the log store's, and stay open."""
-        self._writer.shutdown(wait=True)
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)

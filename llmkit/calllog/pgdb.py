@@ -119,11 +119,12 @@ class Database:
         return {key: value for key, value in _CONNECT_DEFAULTS.items() if f"{key}=" not in given}
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A pooled connection for a short piece of work; errors become :class:`LogStoreError`."""
+    def connection(self, timeout: float | None = None) -> Iterator[Any]:
+        """A pooled connection for a short piece of work, waited for up to ``timeout`` seconds (the
+        connect timeout by default); errors become :class:`LogStoreError`."""
         pool = self._pool or self._open_pool()
         try:
-            with pool.connection(timeout=_CONNECT_DEFAULTS["connect_timeout"]) as conn:
+            with pool.connection(timeout=_CONNECT_DEFAULTS["connect_timeout"] if timeout is None else timeout) as conn:
                 yield conn
         except psycopg.Error as exc:
             raise LogStoreError(self.explain(exc)) from None

@@ -261,6 +261,7 @@ class PostgresStore:
             spill_dir=Path(spill_dir).expanduser(),
             buffer_size=buffer_size,
         )
+        self._cache: Any = None  # the response cache's store, once asked for
 
     def __str__(self) -> str:
         return str(self.database.url)
@@ -299,6 +300,8 @@ class PostgresStore:
 
     def close(self) -> None:
         self._writer.close()
+        if self._cache is not None:
+            self._cache.close()  # answers on their way are written first
         self.database.close()
 
     # -- reading --------------------------------------------------------------------------------------
@@ -374,7 +377,9 @@ class PostgresStore:
         """The response cache's store, in this database, on this store's connections (``cache/backend.py``)."""
         from llmkit.cache.postgres import PostgresCacheStore
 
-        return PostgresCacheStore(self.database)
+        if self._cache is None:
+            self._cache = PostgresCacheStore(self.database)
+        return self._cache
 
 
 class WorkerOpener:
