@@ -381,7 +381,9 @@ def test_the_proxy_config_log_url_sends_proxy_calls_to_postgres(pg_url, tmp_path
         assert log_mode() == "postgres"
         llmkit.calls.flush()
         # a chat's prompt is not stored: llmkit.call_prompt derives it in SQL, for a team's own queries
-        rows = query(pg_url, "SELECT source, llmkit.call_prompt(prompt, messages) FROM llmkit.calls ORDER BY started_at")
+        rows = query(
+            pg_url, "SELECT source, llmkit.call_prompt(prompt, messages) FROM llmkit.calls ORDER BY started_at"
+        )
         assert rows == [("proxy", f"q{i}") for i in range(5)]
     finally:
         configure_log()
@@ -440,3 +442,60 @@ def test_records_written_by_sqlite_import_unchanged(pg_url, tmp_path):
         store.close()
     with sqlite3.connect(tmp_path / "calls.db") as db:  # read, never changed
         assert db.execute("SELECT count(*) FROM calls").fetchone() == (6,)
+
+
+# -- full-text search --------------------------------------------------------------------------------------------
+def ask(*prompts, answer=None):
+    for prompt in prompts:
+        content = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        llmkit.completion(model="demo/echo", messages=content, mock_response=answer or f"re: {prompt}")
+
+
+def test_search_finds_words_of_prompts_and_responses_newest_first(pg_log, pg_url):
+    ask("the quick brown fox", "lazy dogs sleep all day")
+    ask("a fox and two dogs", answer="nothing in common")  # the prompt alone holds the words: derived in SQL
+    assert [r["prompt"] for r in pg_log.search("fox dogs")] == ["a fox and two dogs"]
+    assert [r["prompt"] for r in pg_log.search("fox")] == ["a fox and two dogs", "the quick brown fox"]
+    assert [r["prompt"] for r in pg_log.search("COMMON")] == ["a fox and two dogs"]  # and the response's
+    ask([{"role": "system", "content": "zebra rules"}, {"role": "user", "content": [
+        {"type": "text", "text": "look at"}, {"type": "image_url", "image_url": {"url": "x"}},
+        {"type": "text", "text": "this okapi"}]}], answer="ok")  # fmt: skip
+    assert [r["prompt"] for r in pg_log.search("okapi look")] == ["look at this okapi"]  # text parts, joined
+    assert pg_log.search("zebra") == []  # a system message is not the prompt
+    llmkit.image_generation(model="demo/image", prompt="a lighthouse at dusk")
+    assert [r["kind"] for r in pg_log.search("lighthouse")] == ["image"]  # a stored prompt
+    assert pg_log.search('"unbalanced -quote: AND') == []  # words are words, never query syntax
+    ask("it's a fox_den")
+    assert [r["prompt"] for r in pg_log.search("it's DEN")] == ["it's a fox_den"]
+    assert len(pg_log.search("fox", n=1)) == 1
+    pg_log.clear()
+    assert pg_log.search("fox") == []
+
+
+def test_search_reads_the_index_and_a_huge_answer_is_still_logged(pg_log, pg_url):
+    words = " ".join(f"w{i:07d}" for i in range(200_000))  # 1.8 MB of distinct words: past a tsvector's limit
+    ask("an enormous answer", answer=words)
+    ask("a small one")
+    assert [r["prompt"] for r in pg_log.search("enormous")] == ["an enormous answer"]
+    assert [r["prompt"] for r in pg_log.search("w0000001")] == ["an enormous answer"]  # its beginning is searched
+    with psycopg_connect(pg_url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN SELECT seq FROM llmkit.calls WHERE llmkit.call_words(prompt, messages, response)"
+            " @@ plainto_tsquery('simple'::regconfig, 'small') ORDER BY seq DESC LIMIT 20"))  # fmt: skip
+    assert "calls_words" in plan, plan
+
+
+def test_llmkit_logs_search_on_postgres(pg_log, capsys):
+    from llmkit.cli import main
+
+    ask("where is the lighthouse", answer="over there")
+    ask("nothing here")
+    assert main(["logs", "search", "lighthouse", "--json"]) == 0
+    assert [r["prompt"] for r in json.loads(capsys.readouterr().out)] == ["where is the lighthouse"]
+
+
+def psycopg_connect(url):
+    import psycopg
+
+    return psycopg.connect(url)

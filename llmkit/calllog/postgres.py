@@ -397,6 +397,12 @@ class WorkerOpener:
 
     __str__ = __repr__
 
+    def __eq__(self, other: object) -> bool:  # the same database: a warm worker keeps its store open
+        return isinstance(other, WorkerOpener) and other._url == self._url
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
 
 def _insert_records(conn: Any, records: list[dict[str, Any]]) -> None:
     insert_rows(conn, [database_row(record) for record in records])
