@@ -267,9 +267,9 @@ def test_llmkit_logs_import_says_what_is_wrong(pg_url, postgres_server, tmp_path
 
 
 # -- several proxies and a notebook ---------------------------------------------------------------------------
-def start_proxy(config: Path, env: dict) -> tuple[subprocess.Popen, str]:
+def start_proxy(config: Path, env: dict, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [*llmkit_command(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    command = [*llmkit_command(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *args]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -329,3 +329,49 @@ def test_proxies_on_several_ports_share_one_log_that_a_notebook_reads(pg_url, tm
         for process, _ in proxies:
             process.terminate()
             process.wait(timeout=30)
+
+
+def test_two_proxy_workers_under_load_write_every_call_once(pg_url, tmp_path):
+    """``llmkit serve --workers 2``: two processes on one port, one PostgreSQL log (issue 10, section 4)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent("""
+        model_list:
+          - model_name: echo
+            litellm_params: {model: demo/echo}
+        llmkit_settings:
+          log_url: os.environ/TEAM_LOG_URL
+    """)
+    )
+    process, url = start_proxy(config, env_with(TEAM_LOG_URL=pg_url), "--workers", "2")
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def load(thread: int, n: int) -> None:
+        with httpx.Client(timeout=30) as client:  # a connection of its own: the workers share them out
+            for i in range(n):
+                prompt = f"t{thread}-{i}"
+                body = {"model": "echo", "messages": [{"role": "user", "content": prompt}]}
+                assert client.post(url + "/v1/chat/completions", json=body).status_code == 200
+                with lock:
+                    answered.append(prompt)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(load, range(8), [150] * 8))
+        workers = 0
+        for extra in range(200):  # each worker has answered some (its own session_id), on fresh connections
+            workers = query(pg_url, "SELECT count(DISTINCT session_id) FROM llmkit.calls")[0][0]
+            if workers == 2:
+                break
+            load(100 + extra, 1)
+        process.terminate()  # SIGTERM: both workers drain, and write what they logged
+        assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert workers == 2
+    rows = query(pg_url, "SELECT call_id, llmkit.call_prompt(prompt, messages), source FROM llmkit.calls")
+    assert len(rows) == len(answered) >= 1200  # none lost
+    assert len({row[0] for row in rows}) == len(rows)  # none twice
+    assert sorted(row[1] for row in rows) == sorted(answered) and {row[2] for row in rows} == {"proxy"}
