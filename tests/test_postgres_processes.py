@@ -193,9 +193,9 @@ def test_while_the_database_is_down_calls_wait_and_the_oldest_spill_to_a_named_f
     while query(pg_url, "SELECT count(*) FROM llmkit.calls") != [(40,)]:
         assert time.monotonic() < deadline, "the waiting calls were not written once the database was back"
         time.sleep(0.1)
-    assert [r[0] for r in query(pg_url, "SELECT llmkit.call_prompt(prompt, messages) FROM llmkit.calls ORDER BY started_at")] == [
-        f"p{i}" for i in range(60, 100)
-    ]
+    assert [
+        r[0] for r in query(pg_url, "SELECT llmkit.call_prompt(prompt, messages) FROM llmkit.calls ORDER BY started_at")
+    ] == [f"p{i}" for i in range(60, 100)]
     spilled = SQLiteStore(spill)
     assert spilled.read(Filters())["prompt"] == [f"p{i}" for i in range(60)]  # the oldest
     spilled.close()
@@ -322,7 +322,9 @@ def test_proxies_on_several_ports_share_one_log_that_a_notebook_reads(pg_url, tm
         )
         assert notebook.returncode == 0, notebook.stderr
         assert notebook.stdout.split("\n")[:2] == ["400 ['proxy'] 400 10", "{'demo/echo': 400}"]
-        assert query(pg_url, "SELECT count(DISTINCT llmkit.call_prompt(prompt, messages)) FROM llmkit.calls") == [(400,)]
+        assert query(pg_url, "SELECT count(DISTINCT llmkit.call_prompt(prompt, messages)) FROM llmkit.calls") == [
+            (400,)
+        ]
         assert not (tmp_path / "unused.db").exists()
     finally:
         client.close()

@@ -472,6 +472,42 @@ def test_search_finds_words_of_prompts_and_responses_newest_first(pg_log, pg_url
     assert pg_log.search("fox") == []
 
 
+MESSAGES = [
+    [{"role": "user", "content": "first"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "last"}],
+    [{"role": "system", "content": "only a system message"}],
+    [{"role": "user", "content": "asked"}, {"role": "assistant", "content": "answered last"}],
+    [{"content": "no role is a user"}],
+    [{"role": "", "content": "an empty role too"}],
+    [{"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "image_url"}, {"text": "two"}]}],
+    [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+    [{"role": "user", "content": ""}, {"role": "user"}],
+    [{"role": "user", "content": None}],
+    [{"role": "user", "content": "earlier"}, "not a message"],
+    [],
+    "a string, not a list",
+    {"role": "user", "content": "a dict, not a list"},
+]
+
+
+@pytest.fixture(scope="module")
+def migrated_url(postgres_server):
+    """A database with llmkit's tables and functions, shared by tests that only read."""
+    url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    open_store(url).close()
+    return url
+
+
+@pytest.mark.parametrize("messages", MESSAGES, ids=range(len(MESSAGES)))
+def test_the_prompt_derived_in_sql_is_the_one_python_derives(migrated_url, messages):
+    from llmkit.calllog.record import prompt_of
+    from llmkit.calllog.store import encode_json
+
+    pg_url = migrated_url
+    (derived,) = query(pg_url, "SELECT llmkit.call_prompt(NULL, %s)", encode_json(messages))[0]
+    assert derived == prompt_of(messages)
+    assert query(pg_url, "SELECT llmkit.call_prompt('stored', %s)", encode_json(messages)) == [("stored",)]
+
+
 def test_search_reads_the_index_and_a_huge_answer_is_still_logged(pg_log, pg_url):
     words = " ".join(f"w{i:07d}" for i in range(200_000))  # 1.8 MB of distinct words: past a tsvector's limit
     ask("an enormous answer", answer=words)
