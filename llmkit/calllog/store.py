@@ -75,7 +75,12 @@ class Filters(dict):
 
 class Store(Protocol):
     """What the log needs of a store. The first six methods are required; the last three are optional
-    and let a database do the work (without them the log computes the same from :meth:`read`)."""
+    and let a database do the work (without them the log computes the same from :meth:`read`).
+
+    Other parts look for three more, each optional: ``search(text, limit)`` (``calllog.search``: the
+    database's own full-text search), ``for_workers()`` (``backends.ray``: a picklable opener, for
+    workers that write a shared log themselves) and ``response_cache()`` (``cache.backend``: the
+    response cache's store beside the log). The PostgreSQL store (``postgres.py``) has all three."""
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append records, all or none of them (raise, and the caller keeps them to try again)."""
