@@ -46,6 +46,11 @@ class PostgresCacheStore:
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None  # started on the first put
         self._writer_lock = threading.Lock()
         self._away_until = 0.0  # lookups are misses until then: the database could not be reached
+        try:  # connect now, with the usual patience: a lookup waits a second at most, a first connection may not
+            with database.connection():
+                pass
+        except LogStoreError:
+            self._away_until = time.monotonic() + RETRY_SECONDS
 
     def __str__(self) -> str:
         return str(self.database.url)
