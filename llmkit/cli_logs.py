@@ -3,8 +3,10 @@
 ``llmkit logs`` prints the newest calls as a table (``-n``, ``--model``, ``--status``, ``--since``;
 ``--json`` / ``--csv`` for other programs); ``llmkit logs search TEXT`` searches prompts and responses;
 ``llmkit logs path`` says where the log is; ``llmkit logs off|on`` opts out of (or back into) logging,
-remembered in the settings file; ``llmkit cache stats`` describes the response cache. Thin: each
-reads through ``llmkit.calls`` / ``llmkit.cache``; none needs pandas.
+remembered in the settings file; ``llmkit logs import PATH`` loads an llmkit SQLite log (a spill file
+of calls PostgreSQL could not take) into the PostgreSQL log; ``llmkit cache stats`` describes the
+response cache. Thin: each reads through ``llmkit.calls`` / ``llmkit.cache`` (``import`` through
+``calllog.transfer``); none needs pandas.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def add_commands(commands: Any) -> None:
     actions.add_parser("path", help="where the call log is kept").set_defaults(run=_path)
     actions.add_parser("off", help="stop logging calls (remembered in llmkit's settings file)").set_defaults(run=_off)
     actions.add_parser("on", help="log calls again").set_defaults(run=_on)
+    load = actions.add_parser("import", help="load an llmkit SQLite log (a file of unsent calls) into PostgreSQL")
+    load.add_argument("path", metavar="PATH", help="the SQLite file")
+    load.add_argument("--url", help="the PostgreSQL database (default: LLMKIT_LOG_URL)")
+    load.set_defaults(run=_import)
     cache = commands.add_parser("cache", help="the response cache")
     cache_actions = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     cache_actions.add_parser("stats", help="mode, where answers are kept, entries and size").set_defaults(
@@ -128,6 +134,27 @@ def _switch(value: str) -> int:
     print(f"call log {value} (saved in {settings.path()})")
     if os.environ.get("LLMKIT_LOG") is not None:
         print(f"LLMKIT_LOG={os.environ['LLMKIT_LOG']} is set and comes first in this shell", file=sys.stderr)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from llmkit.errors import LLMKitError
+
+    url = args.url or os.environ.get("LLMKIT_LOG_URL")
+    if not url:
+        return _fail("name the database: --url postgresql://... or LLMKIT_LOG_URL", command="logs import")
+    try:
+        from llmkit.calllog.postgres import PostgresStore
+        from llmkit.calllog.transfer import import_sqlite_log
+
+        store = PostgresStore(url)
+        try:
+            result = import_sqlite_log(args.path, store)
+        finally:
+            store.close()
+    except (ImportError, OSError, LLMKitError) as exc:
+        return _fail(str(exc), command="logs import", code=1)
+    print(f"imported {result} from {args.path} into {store}; the file can now be deleted")
     return 0
 
 
@@ -227,6 +254,6 @@ def _is_off() -> bool:
     return config.log_mode() == "off"
 
 
-def _fail(message: str) -> int:
-    print(f"llmkit logs: {message}", file=sys.stderr)
-    return 2
+def _fail(message: str, *, command: str = "logs", code: int = 2) -> int:
+    print(f"llmkit {command}: {message}", file=sys.stderr)
+    return code

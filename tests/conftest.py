@@ -66,3 +66,28 @@ def remove_test_call_log():
         spill._spill.close()
         for path in spill._spill.path.parent.glob(spill._spill.path.name + "*"):
             path.unlink()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (tests/postgres_server.py), removed afterwards.
+
+    Where none can run, the tests using it skip saying why; on CI (``CI`` or ``LLMKIT_REQUIRE_POSTGRES``
+    set) they fail instead, so that they never skip unnoticed.
+    """
+    from postgres_server import PostgresServer, PostgresUnavailable
+
+    try:
+        import psycopg  # noqa: F401
+
+        server = PostgresServer()
+    except (ImportError, PostgresUnavailable) as exc:
+        reason = f"no PostgreSQL for the tests: {exc}"
+        if os.environ.get("CI") or os.environ.get("LLMKIT_REQUIRE_POSTGRES"):
+            pytest.fail(reason + " (required on CI)")
+        pytest.skip(reason)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -3,6 +3,7 @@
 import asyncio
 import sqlite3
 import time
+import uuid
 
 import pytest
 from cache_support import USER, counting, dumps, text
@@ -18,6 +19,16 @@ def use(log):
     return log
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def use_any(request, log):
+    """The cache in use mode beside the log: a fresh SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        llmkit.configure_log(url=server.create_database(f"c_{uuid.uuid4().hex[:12]}"))
+    llmkit.configure_cache("use")
+    return log
+
+
 # -- modes -------------------------------------------------------------------------------------------
 def test_off_by_default_every_call_is_live(log):
     handler = counting()
@@ -27,7 +38,7 @@ def test_off_by_default_every_call_is_live(log):
     assert [r["cache_hit"] for r in log.records()] == [False, False]
 
 
-def test_use_answers_a_repeated_call_from_the_cache_with_the_same_response(use):
+def test_use_answers_a_repeated_call_from_the_cache_with_the_same_response(use_any):
     handler = counting()
     first = llmkit.completion("count/m", USER)
     second = llmkit.completion("count/m", USER)
@@ -36,7 +47,7 @@ def test_use_answers_a_repeated_call_from_the_cache_with_the_same_response(use):
     assert second is not first
 
 
-def test_replay_answers_only_from_the_cache_and_a_miss_names_the_model_and_prompt(use):
+def test_replay_answers_only_from_the_cache_and_a_miss_names_the_model_and_prompt(use_any):
     handler = counting()
     recorded = text(llmkit.completion("count/m", USER))
     llmkit.configure_cache("replay")
@@ -47,11 +58,11 @@ def test_replay_answers_only_from_the_cache_and_a_miss_names_the_model_and_promp
     message = str(caught.value)
     assert "count/m" in message and "prompt 'A prompt never asked before, with many more'..." in message
     assert "configure_cache('use')" in message and caught.value.status_code == 404
-    failed = use.last()[0]
+    failed = use_any.last()[0]
     assert failed["status"] == "error" and failed["error_type"] == "CacheMissError" and failed["cache_hit"] is False
 
 
-def test_refresh_always_calls_and_overwrites_what_was_kept(use):
+def test_refresh_always_calls_and_overwrites_what_was_kept(use_any):
     handler = counting()
     llmkit.completion("count/m", USER)
     llmkit.configure_cache("refresh")
@@ -61,7 +72,7 @@ def test_refresh_always_calls_and_overwrites_what_was_kept(use):
     assert text(llmkit.completion("count/m", USER)) == "answer 3" and handler.total == 3
 
 
-def test_the_per_call_cache_parameter_overrides_the_process_mode(use):
+def test_the_per_call_cache_parameter_overrides_the_process_mode(use_any):
     handler = counting()
     llmkit.completion("count/m", USER)
     assert text(llmkit.completion("count/m", USER, cache=False)) == "answer 2"
@@ -218,7 +229,7 @@ def test_secrets_and_control_parameters_are_never_stored(use, tmp_path):
 
 
 # -- every kind of call ----------------------------------------------------------------------------
-def test_images_and_embeddings_are_cached_sync_and_async(use):
+def test_images_and_embeddings_are_cached_sync_and_async(use_any):
     handler = counting()
     first_image = llmkit.image_generation("an otter", model="count/painter", size="256x256")
     assert llmkit.image_generation("an otter", model="count/painter", size="256x256") == first_image
@@ -233,7 +244,7 @@ def test_images_and_embeddings_are_cached_sync_and_async(use):
     assert asyncio.run(again()) == (first_image, first_vectors)
     assert handler.calls == {"image_generation": 1, "embedding": 1}
     assert llmkit.image_generation("an otter", model="count/painter", size="512x512").data[0].url == "https://img/3.png"
-    kinds = [(r["kind"], r["cache_hit"]) for r in use.records()]
+    kinds = [(r["kind"], r["cache_hit"]) for r in use_any.records()]
     assert kinds == [("image", False), ("image", True), ("embedding", False), ("embedding", True),
                      ("image", True), ("embedding", True), ("image", False)]  # fmt: skip
 
@@ -251,7 +262,7 @@ def test_async_chat_is_cached_and_shares_entries_with_sync_calls(use):
 
 # -- streams -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("include_usage", [False, True])
-def test_a_cached_stream_replays_the_same_chunks_in_the_same_order(use, include_usage):
+def test_a_cached_stream_replays_the_same_chunks_in_the_same_order(use_any, include_usage):
     handler = counting(words=6)
     options = {"stream_options": {"include_usage": True}} if include_usage else {}
     live_stream = llmkit.completion("count/m", USER, stream=True, **options)
@@ -262,7 +273,7 @@ def test_a_cached_stream_replays_the_same_chunks_in_the_same_order(use, include_
     assert dumps(replayed) == dumps(live) and len(live) == 6 + 1 + include_usage  # words, finish[, usage]
     # The whole answer, usage included (the handler's, which the chunks carry only with include_usage)
     assert replay_stream.response().model_dump() == live_stream.response().model_dump()
-    live_row, hit_row = use.records()
+    live_row, hit_row = use_any.records()
     assert (live_row["cache_hit"], hit_row["cache_hit"]) == (False, True)
     for name in ("response", "prompt_tokens", "completion_tokens", "tokens_estimated", "finish_reason"):
         assert hit_row[name] == live_row[name], name
@@ -315,35 +326,35 @@ def test_replay_pace_keeps_the_recorded_gaps(use):
 
 
 # -- the call log ----------------------------------------------------------------------------------
-def test_every_cached_answer_is_a_log_row_marked_cache_hit_with_no_cost(use):
+def test_every_cached_answer_is_a_log_row_marked_cache_hit_with_no_cost(use_any):
     handler = counting(delay=0.05)
     llmkit.register_model_cost("count/m", input_cost_per_token=1e-3, output_cost_per_token=2e-3)
     for _ in range(3):
         llmkit.completion("count/m", USER)
     assert handler.total == 1
-    live, *hits = use.records()
+    live, *hits = use_any.records()
     assert live["cache_hit"] is False and live["latency_ms"] >= 50 and live["cost_usd"] == pytest.approx(0.015)
     for hit in hits:
         assert hit["cache_hit"] is True and hit["cost_usd"] == 0.0 and hit["status"] == "ok"
         assert hit["latency_ms"] < live["latency_ms"] and hit["tokens_per_s"] is None
         assert (hit["response"], hit["total_tokens"]) == (live["response"], live["total_tokens"])
-    df = use.to_dataframe()
+    df = use_any.to_dataframe()
     assert df["cache_hit"].dtype == "boolean" and df["cache_hit"].tolist() == [False, True, True]
 
 
-def test_summary_counts_cache_hits_apart_from_live_calls(use):
+def test_summary_counts_cache_hits_apart_from_live_calls(use_any):
     counting(delay=0.02)
     for _ in range(3):
         llmkit.completion("count/m", USER)
     llmkit.completion("count/other", USER, cache="off")
-    summary = use.summary()
+    summary = use_any.summary()
     assert summary.loc["count/m", "calls"] == 1 and summary.loc["count/m", "cache_hits"] == 2
     assert summary.loc["count/other", "calls"] == 1 and summary.loc["count/other", "cache_hits"] == 0
     assert summary.loc["count/m", "latency_p50_ms"] >= 20  # the live call's latency, not the hits'
     llmkit.configure_cache("replay")
-    use.clear()
+    use_any.clear()
     llmkit.completion("count/m", USER)
-    only_hits = use.summary()
+    only_hits = use_any.summary()
     assert only_hits.loc["count/m", "calls"] == 0 and only_hits.loc["count/m", "cache_hits"] == 1
 
 
@@ -372,7 +383,7 @@ def test_a_log_written_before_the_cache_is_upgraded_in_place(tmp_path):
 
 
 # -- where answers are kept ------------------------------------------------------------------------
-def test_stats_and_clearing_one_model(use):
+def test_stats_and_clearing_one_model(use_any):
     counting()
     llmkit.completion("count/a", USER)
     llmkit.completion("count/a", USER)
@@ -426,3 +437,51 @@ def test_an_answer_that_cannot_be_read_is_asked_for_again(use, tmp_path):
     with pytest.warns(RuntimeWarning, match="holds an answer it cannot read"):
         assert text(llmkit.completion("count/m", USER)) == "answer 2"
     assert text(llmkit.completion("count/m", USER)) == "answer 2" and handler.total == 2  # kept again
+
+
+def test_with_the_postgres_log_answers_are_kept_in_its_database_on_its_connections(log, postgres_server):
+    import psycopg
+    from postgres_server import PASSWORD
+
+    from llmkit.cache import backend
+
+    url = postgres_server.create_database(f"c_{uuid.uuid4().hex[:12]}")
+    llmkit.configure_log(url=url)
+    llmkit.configure_cache("use")
+    handler = counting()
+    llmkit.completion("count/m", USER, api_key="sk-secret-AAA", metadata={"marker": "meta-XYZ"})
+    log_store = llmkit.calls._store()
+    assert backend.current_store().database is log_store.database  # one pool, one set of errors
+    stats = llmkit.cache.stats()
+    assert stats["entries"] == 1 and stats["store"] == str(log_store) and PASSWORD not in stats["store"]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT kind, model, value FROM llmkit.response_cache").fetchall()
+    assert [row[:2] for row in rows] == [("chat", "count/m")] and "answer 1" in rows[0][2]
+    assert "sk-secret" not in str(rows) and "meta-XYZ" not in str(rows)
+    llmkit.configure_log(url=url)  # as a new process would start: nothing remembered in memory
+    llmkit.configure_cache("replay")
+    assert text(llmkit.completion("count/m", USER)) == "answer 1" and handler.total == 1
+
+
+@pytest.mark.filterwarnings("ignore:llmkit's call log cannot write")  # its calls wait meanwhile
+def test_while_the_postgres_database_is_away_lookups_miss_and_calls_go_on(log, postgres_server, monkeypatch):
+    from llmkit.cache import postgres
+
+    monkeypatch.setattr(postgres, "RETRY_SECONDS", 2.0)
+    llmkit.configure_log(url=postgres_server.create_database(f"c_{uuid.uuid4().hex[:12]}"))
+    llmkit.configure_cache("use")
+    handler = counting()
+    llmkit.completion("count/m", USER)
+    assert llmkit.cache.stats()["entries"] == 1  # written
+    postgres_server.stop()
+    try:
+        with pytest.warns(RuntimeWarning, match="response cache cannot be read, so calls are made"):
+            started = time.monotonic()
+            answers = [text(llmkit.completion("count/m", [{"role": "user", "content": f"q{i}"}])) for i in range(20)]
+        assert answers == [f"answer {i}" for i in range(2, 22)]
+        assert time.monotonic() - started < postgres.RETRY_SECONDS  # one lookup waited, the others did not
+    finally:
+        postgres_server.start()
+    time.sleep(postgres.RETRY_SECONDS)  # then lookups ask the database again
+    assert text(llmkit.completion("count/m", USER)) == "answer 1" and handler.total == 21
+    assert len(llmkit.calls.records()) == 22  # the calls made meanwhile waited, and are written

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -166,10 +167,16 @@ print(json.dumps({{"calls": handler.total, "answers": answers}}))
 """
 
 
-def test_processes_share_one_cache_file(tmp_path):
+@pytest.mark.parametrize("where", ["sqlite", "postgres"])
+def test_processes_share_one_cache(tmp_path, request, where):
     script = tmp_path / "calls.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = {**os.environ, "LLMKIT_LOG_PATH": str(tmp_path / "shared.db"), "LLMKIT_CACHE": "use"}
+    if where == "sqlite":
+        log = {"path": tmp_path / "shared.db"}
+        env = {**os.environ, "LLMKIT_LOG_PATH": str(log["path"]), "LLMKIT_CACHE": "use"}
+    else:  # the answers in the team's database, which every process shares
+        log = {"url": request.getfixturevalue("postgres_server").create_database(f"c_{uuid.uuid4().hex[:12]}")}
+        env = {**os.environ, "LLMKIT_LOG_URL": log["url"], "LLMKIT_CACHE": "use"}
 
     def start(first, last, **extra):
         args = [sys.executable, str(script), str(first), str(last)]
@@ -187,7 +194,7 @@ def test_processes_share_one_cache_file(tmp_path):
     assert replay["calls"] == 0
     assert replay["answers"][:30] == a["answers"][:30] and replay["answers"][60:] == b["answers"][30:]
     assert all(r in (x, y) for r, x, y in zip(replay["answers"][30:60], a["answers"][30:], b["answers"][:30]))
-    llmkit.configure_log(path=tmp_path / "shared.db")
+    llmkit.configure_log(**log)
     try:
         rows = llmkit.calls.records()
     finally:

@@ -1,9 +1,11 @@
 """Reads run in the database: filters in WHERE over indexes, last= as ORDER BY ... LIMIT, summary as
-GROUP BY; the results are those the in-memory store gives for the same calls."""
+GROUP BY; the results are those the in-memory store gives for the same calls, on SQLite and on a real
+PostgreSQL (the session's throwaway server) alike."""
 
 import datetime as dt
 import sqlite3
 import time
+import uuid
 
 import pandas as pd
 import pytest
@@ -71,16 +73,59 @@ def cache_only(n=3):
     ]
 
 
-@pytest.fixture
-def stores(tmp_path):
-    """The same calls in a SQLite store and in a memory store, written in one shuffled order."""
-    records = calls()
-    shuffled = records[1::2] + records[0::2]  # written out of start order, as concurrent calls finish
-    sqlite_store, memory_store = SQLiteStore(tmp_path / "calls.db"), MemoryStore()
-    sqlite_store.write(shuffled)
-    memory_store.write(shuffled)
-    yield sqlite_store, memory_store
-    sqlite_store.close()
+SHUFFLED = calls()[1::2] + calls()[0::2]  # written out of start order, as concurrent calls finish
+
+
+def postgres_store(server):
+    from llmkit.calllog.postgres import PostgresStore
+
+    return PostgresStore(server.create_database(f"q_{uuid.uuid4().hex[:12]}"))
+
+
+@pytest.fixture(scope="module")
+def written_postgres(postgres_server):
+    """The calls in a PostgreSQL store, written once for the tests that only read them."""
+    store = postgres_store(postgres_server)
+    store.write(SHUFFLED)
+    yield store
+    store.close()
+
+
+def sql_store(request, tmp_path, fresh=False):
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "calls.db")
+    elif not fresh:
+        return request.getfixturevalue("written_postgres")
+    else:
+        store = postgres_store(request.getfixturevalue("postgres_server"))
+    request.addfinalizer(store.close)
+    store.write(SHUFFLED)
+    return store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request, tmp_path):
+    """The same calls in a SQL store (SQLite, PostgreSQL) and in a memory store, in one shuffled order."""
+    memory_store = MemoryStore()
+    memory_store.write(SHUFFLED)
+    return sql_store(request, tmp_path), memory_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_stores(request, tmp_path):
+    """As ``stores``, in a database of this test's own, which it may write to."""
+    memory_store = MemoryStore()
+    memory_store.write(SHUFFLED)
+    return sql_store(request, tmp_path, fresh=True), memory_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_log(request, log):
+    """llmkit.calls on a fresh SQLite file, or on a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        configure_log(url=server.create_database(f"q_{uuid.uuid4().hex[:12]}"))
+    return log
 
 
 FILTERS = [
@@ -106,23 +151,24 @@ FILTERS = [
 
 @pytest.mark.parametrize("filters", FILTERS, ids=str)
 @pytest.mark.parametrize("last", [None, 1, 4])
-def test_sqlite_filters_return_what_memory_returns(stores, filters, last):
-    sqlite_store, memory_store = stores
-    got = sqlite_store.read(Filters(filters), last=last)
+def test_sql_filters_return_what_memory_returns(stores, filters, last):
+    sql_store, memory_store = stores
+    got = sql_store.read(Filters(filters), last=last)
     expected = memory_store.read(Filters(filters), last=last)
     assert got["call_id"] == expected["call_id"]
     assert got == expected
-    assert sqlite_store.count(Filters(filters)) == memory_store.count(Filters(filters))
+    assert sql_store.count(Filters(filters)) == memory_store.count(Filters(filters))
 
 
 def test_rows_come_oldest_first_and_last_keeps_the_newest(stores):
-    sqlite_store, _ = stores
-    started = sqlite_store.read(Filters())["started_at"]
+    sql_store, _ = stores
+    started = sql_store.read(Filters())["started_at"]
     assert started == sorted(started) and len(started) == 60
-    assert sqlite_store.read(Filters(), last=3)["started_at"] == started[-3:]
+    assert sql_store.read(Filters(), last=3)["started_at"] == started[-3:]
 
 
-def test_a_filtered_read_walks_the_index_of_its_filter(stores, tmp_path):
+def test_a_filtered_read_walks_the_index_of_its_filter(tmp_path):
+    SQLiteStore(tmp_path / "calls.db").write(SHUFFLED)
     db = sqlite3.connect(tmp_path / "calls.db")
     for column in ("model", "provider", "status", "source", "kind", "run_id"):
         value = "x" if column != "run_id" else "run-a"
@@ -132,6 +178,19 @@ def test_a_filtered_read_walks_the_index_of_its_filter(stores, tmp_path):
         assert "TEMP B-TREE" not in plan.split("newest")[0]  # no sort of the matching rows: the index is in order
     sql, args = query.select_calls(Filters({"since": NOW}), last=10)
     assert "USING INDEX calls_started_at" in " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+
+def test_a_filtered_read_walks_the_index_of_its_filter_on_postgres(written_postgres):
+    from llmkit.calllog.pgsql import POSTGRES
+
+    with written_postgres.database.connection() as conn, conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")  # 60 rows: the planner would rather read them all
+        for column in ("model", "provider", "status", "source", "kind", "run_id", "user", "session_id"):
+            one = Filters({column: "x"} if column in query.EXACT_FILTERS else {column: ("x",)})
+            sql, args = query.select_calls(one, last=10, dialect=POSTGRES)
+            plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql, args))
+            newest = plan.split("Limit", 1)[1]  # the newest rows, before they are put oldest first
+            assert f"Index Scan Backward using calls_{column}" in newest and "Sort" not in newest, plan
 
 
 def test_a_filtered_read_touches_only_the_rows_it_returns(tmp_path):
@@ -168,12 +227,14 @@ def test_the_migration_adds_the_filter_indexes(tmp_path):
     ids=str,
 )  # fmt: skip
 def test_summary_in_sql_is_the_summary_of_the_dataframe(stores, by, filters):
-    sqlite_store, memory_store = stores
-    in_sql = frame.summary_table(sqlite_store.summary(Filters(filters), by), by)
+    sql_store, memory_store = stores
+    in_sql = frame.summary_table(sql_store.summary(Filters(filters), by), by)
     columns = memory_store.read(Filters(filters))
     from_frame = frame.summary(frame.to_dataframe(columns, []), by)
     pd.testing.assert_frame_equal(in_sql, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
-    assert in_sql["cache_hits"].sum() == sum(1 for r in memory_store_records(memory_store, filters, by) if r["cache_hit"])
+    assert in_sql["cache_hits"].sum() == sum(
+        1 for r in memory_store_records(memory_store, filters, by) if r["cache_hit"]
+    )
     assert list(in_sql.index) == sorted(in_sql.index, key=lambda v: (len(v), v) if by == "status_code" else v)
 
 
@@ -182,11 +243,11 @@ def memory_store_records(store, filters, by):
 
 
 @pytest.mark.parametrize("by", ["model", "provider"])
-def test_summary_figures_are_the_live_calls_and_hits_are_counted_apart(stores, by):
-    sqlite_store, memory_store = stores
-    for store in stores:
+def test_summary_figures_are_the_live_calls_and_hits_are_counted_apart(fresh_stores, by):
+    sql_store, memory_store = fresh_stores
+    for store in fresh_stores:
         store.write(cache_only())
-    table = frame.summary_table(sqlite_store.summary(Filters(), by), by)
+    table = frame.summary_table(sql_store.summary(Filters(), by), by)
     from_frame = frame.summary(frame.to_dataframe(memory_store.read(Filters()), []), by)
     pd.testing.assert_frame_equal(table, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
     if by != "model":
@@ -203,7 +264,8 @@ def test_summary_by_an_unknown_column_is_refused(log):
         log.summary(by="messages")
 
 
-def test_calls_summary_groups_by_any_column(log):
+def test_calls_summary_groups_by_any_column(any_log):
+    log = any_log
     llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": "hi"}], source="widget")
     llmkit.completion(model="demo/lorem", messages=[{"role": "user", "content": "hi"}], tokens_per_second=0)
     by_source = log.summary(by="source")
@@ -212,7 +274,8 @@ def test_calls_summary_groups_by_any_column(log):
     assert log.summary(by="provider").loc["demo", "calls"] == 2
 
 
-def test_provider_until_and_tags_filters_through_calls(log):
+def test_provider_until_and_tags_filters_through_calls(any_log):
+    log = any_log
     llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": "a"}], metadata={"tags": ["x"]})
     middle = dt.datetime.now(dt.timezone.utc)
     time.sleep(0.01)

@@ -294,6 +294,48 @@ def test_workers_write_a_shared_log_themselves_and_the_driver_does_not(cluster, 
         configure_log()
 
 
+def test_workers_write_the_shared_postgres_log_themselves_each_call_once(cluster, postgres_server):
+    import pickle
+
+    from postgres_server import PASSWORD
+
+    url = postgres_server.create_database(f"ray_{os.getpid()}_{time.time_ns()}")
+    configure_log(url=url)
+    try:
+        driver = llmkit.calls._store()
+        opener = driver.for_workers()
+        shown = f"{opener!r} {opener}"
+        assert PASSWORD not in shown and "***" in shown
+        assert str(pickle.loads(pickle.dumps(opener))()) == str(driver)  # opens the same database elsewhere
+        written_here = []
+        write = driver.write
+        driver.write = lambda records: (written_here.extend(records), write(records))  # a spy: still written
+        use("ray", Echo())
+        llmkit.register_model_cost("ray/a", input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+        prompts = [f"p{i}" for i in range(30)]
+        df = llmkit.compare(["ray/a", "ray/fail"], prompts, samples=2, backend="ray", progress=False)
+        logged = llmkit.calls.to_dataframe(run_id=df["run_id"][0])
+        assert len(df) == 120 and sorted(logged["call_id"]) == sorted(df["call_id"])  # every call, once
+        assert logged["call_id"].is_unique and logged["session_id"].ne(llmkit.calls.session_id).all()
+        assert not [r for r in written_here if r.get("run_id") == df["run_id"][0]]  # none went through the driver
+        node = ray.get_runtime_context().get_node_id()
+        assert all(meta == {"ray_node_id": node} for meta in logged["metadata"])
+        priced = logged[logged["model"] == "ray/a"]["cost_usd"]
+        assert (priced == 7e-6).all() and (df[df["model"] == "ray/a"]["cost_usd"] == 7e-6).all()  # the driver's prices
+
+        def connections():
+            with driver.database.connection() as conn:
+                sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                return conn.execute(sql).fetchone()[0]
+
+        before = connections()
+        again = llmkit.compare(["ray/a"], prompts, backend="ray", progress=False)  # the warm workers again
+        assert len(llmkit.calls.to_dataframe(run_id=again["run_id"][0])) == 30
+        assert connections() == before  # each worker kept its store open, rather than open another
+    finally:
+        configure_log()
+
+
 # -- bad input -------------------------------------------------------------------------------------------
 def test_an_unknown_backend_lists_the_backends():
     with pytest.raises(ValueError, match="unknown backend 'dask'; backends: local, ray"):

@@ -33,6 +33,7 @@ class Worker:
         self.params: dict[str, Any] = {}
         self.run_id: str | None = None
         self.running: set[asyncio.Task] = set()
+        self.shared: tuple[Any, Any] | None = None  # the shared log's opener, and the store it opened
         configure_log("off")  # no local file: records go back to the driver
 
     async def start_run(self, packed: dict[str, Any], run_id: str, shared_log: Any) -> dict[str, str]:
@@ -40,8 +41,19 @@ class Worker:
         failed = shipping.install(packed)
         self.params = shipping.unpack_params(packed)
         self.run_id = run_id
-        configure_log("off" if shared_log is None else _Stamped(shared_log(), self.node_id))
+        self._use_log(shared_log)
         return failed
+
+    def _use_log(self, opener: Any) -> None:
+        """Log to the shared log ``opener`` opens (kept open while runs name the same one), or nowhere."""
+        if self.shared is not None and self.shared[0] == opener:
+            return
+        previous, self.shared = self.shared, None
+        if opener is not None:
+            self.shared = (opener, _Stamped(opener(), self.node_id))
+        configure_log("off" if self.shared is None else self.shared[1])
+        if previous is not None:
+            previous[1].close()  # its connections: a warm worker serves many runs
 
     async def call(self, job: Job) -> tuple[str, list[dict[str, Any]]]:
         """Make ``job``'s call: ``(DONE or CANCELLED, its records)``, each stamped with this node's id."""

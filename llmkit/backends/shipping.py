@@ -1,4 +1,5 @@
-"""The provider registry and a run's call parameters, packed in the driver and installed in Ray workers.
+"""The provider registry, the prices registered, and a run's call parameters, packed in the driver and
+installed in Ray workers (prices too: workers that write a shared log price their calls themselves).
 
 Each handler is pickled on its own with Ray's cloudpickle, so a failure names its provider: a
 handler defined in ``__main__`` or a notebook cell travels by value (its class with it); one from an
@@ -22,9 +23,11 @@ _FIX = (
 
 
 def pack(params: dict[str, Any]) -> dict[str, Any]:
-    """What a run's workers need: the providers registered here (each pickled alone) and ``params``."""
+    """What a run's workers need: the providers registered here (each pickled alone), the prices
+    registered here (``register_model_cost``) and ``params``."""
     from ray import cloudpickle
 
+    from llmkit.calllog.costs import registered_prices
     from llmkit.providers import registry
 
     registry.provider_names()  # the built-ins load first, so that only the user's own are sent
@@ -41,6 +44,7 @@ def pack(params: dict[str, Any]) -> dict[str, Any]:
         "map": [(name, _pickled(name, handler, cloudpickle)) for name, handler in mapped],
         "registered": [(name, _pickled(name, handler, cloudpickle)) for name, handler in registered],
         "params": params_blob,
+        "prices": registered_prices(),
     }
 
 
@@ -61,10 +65,13 @@ _registered_here: set[str] = set()
 
 
 def install(packed: dict[str, Any]) -> dict[str, str]:
-    """Make the packed providers this worker's registry; ``{provider: why}`` for those that failed."""
+    """Make the packed providers this worker's registry, and register the packed prices; ``{provider:
+    why}`` for the providers that failed."""
     import llmkit
     from llmkit.providers import registry
 
+    for model, (given, made) in packed.get("prices", {}).items():
+        llmkit.register_model_cost(model, input_cost_per_token=given, output_cost_per_token=made)
     failed: dict[str, str] = {}
     mapped = _load("map", packed["map"], failed)
     registered = _load("registered", packed["registered"], failed)

@@ -1,9 +1,10 @@
 """Which store the cache uses, opened on first use: next to the call log unless given a file.
 
 With the SQLite log, the cache is a table in the same file (and follows the log when it is
-reconfigured); with the memory log, or no log, it is in memory; ``configure_cache(path=...)`` puts it
-in a SQLite file of its own. A log store of another kind (``configure_log(MyStore())``) gets an
-in-memory cache until that kind of store has a cache of its own.
+reconfigured); with the PostgreSQL log, a table in the same database (a log store offering
+``response_cache()`` gives the cache's store itself); with the memory log, or no log, it is in memory;
+``configure_cache(path=...)`` puts it in a SQLite file of its own. A log store of another kind
+(``configure_log(MyStore())``) gets an in-memory cache unless it offers ``response_cache()``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def current_store() -> Any:
         with _lock:
             if _where is None or _where[0] is not settings.cache_path or _where[1] is not log_store:
                 _close()
-                _store = _open(settings.cache_path or _log_file(log_store))
+                _store = _open(settings.cache_path, log_store)
                 _where = (settings.cache_path, log_store)
                 counts.update(hits=0, misses=0)  # figures of this store, from now on
     return _store
@@ -52,8 +53,21 @@ def _log_file(log_store: Any) -> Path | None:
     return log_store.path if isinstance(log_store, SQLiteStore) else None
 
 
-def _open(where: Path | None) -> Any:
-    """A SQLite store at ``where`` (the cache's own file, or the SQLite log's), else a memory one."""
+def _open(path: Path | None, log_store: Any) -> Any:
+    """A SQLite store at ``path`` (the cache's own file), else the log store's own (PostgreSQL's), else
+    one in the SQLite log's file, else a memory one."""
+    own = getattr(type(log_store), "response_cache", None)  # the class's: a spill file opens on any lookup
+    if path is None and own is not None:
+        try:
+            return own(log_store)
+        except Exception as exc:
+            recorder.warn_once(
+                ("cache", str(log_store)),
+                f"llmkit cannot keep its response cache beside the call log in {log_store} ({type(exc).__name__}:"
+                f" {exc}); keeping answers in memory for this session",
+            )
+            return MemoryCacheStore()
+    where = path or _log_file(log_store)
     if where is None:
         return MemoryCacheStore()
     from llmkit.cache.sqlite import SQLiteCacheStore

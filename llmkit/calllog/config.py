@@ -1,5 +1,6 @@
-"""Which store the log writes to: :func:`configure_log`, else ``LLMKIT_LOG`` / ``LLMKIT_LOG_PATH``, else
-the settings file's ``log`` (``llmkit logs off`` remembers an opt-out there; see :mod:`llmkit.settings`).
+"""Which store the log writes to: :func:`configure_log`, else ``LLMKIT_LOG`` / ``LLMKIT_LOG_URL`` /
+``LLMKIT_LOG_PATH`` (a PostgreSQL URL wins over a SQLite path), else the settings file's ``log``
+(``llmkit logs off`` remembers an opt-out there; see :mod:`llmkit.settings`).
 
 The store opens on first use, not at import. A log that cannot be used (an unwritable path, a
 corrupt file, another application's database) warns once, naming the file, and the calls go to a
@@ -21,16 +22,18 @@ from llmkit.calllog.store import LogStoreError, MemoryStore
 
 __all__ = ["configure_log", "current_store", "default_path", "log_mode", "problem"]
 
-MODES = ("sqlite", "memory", "off")
+MODES = ("sqlite", "postgres", "memory", "off")
 _ENV_MODES = {
     "off": "off", "0": "off", "false": "off", "no": "off", "none": "off",
     "memory": "memory", "mem": "memory",
+    "postgres": "postgres", "postgresql": "postgres",
     "sqlite": "sqlite", "on": "sqlite", "1": "sqlite", "true": "sqlite", "yes": "sqlite", "": "sqlite",
 }  # fmt: skip
 
 _lock = threading.RLock()
 _mode: str | None = None  # set by configure_log; None means "read LLMKIT_LOG"
 _path: Path | None = None
+_url: str | None = None
 _custom: Any = None  # a Store instance passed to configure_log
 _store: Any = None
 _error: Exception | None = None  # why the configured file could not be opened
@@ -60,16 +63,18 @@ def log_mode(*, saved: bool = True) -> str:
         return _mode
     value = os.environ.get("LLMKIT_LOG")
     if value is None:
-        return _saved_mode() if saved else "sqlite"
-    value = value.strip().lower()
-    mode = _ENV_MODES.get(value)
-    if mode is None:
-        recorder.warn_once(
-            ("env", value),
-            f"LLMKIT_LOG={value!r} is not one of sqlite, memory, off; logging to SQLite",
-        )
-        return "sqlite"
-    return mode
+        mode = _saved_mode() if saved else "sqlite"
+    else:
+        mode = _ENV_MODES.get(value.strip().lower()) or _unknown_mode(value)
+    return "postgres" if mode == "sqlite" and os.environ.get("LLMKIT_LOG_URL") else mode
+
+
+def _unknown_mode(value: str) -> str:
+    recorder.warn_once(
+        ("env", value),
+        f"LLMKIT_LOG={value!r} is not one of sqlite, postgres, memory, off; logging to SQLite",
+    )
+    return "sqlite"
 
 
 _saved: str | None = None
@@ -99,6 +104,8 @@ def _open() -> Any:
         return None
     if mode == "memory":
         return MemoryStore()
+    if mode == "postgres":
+        return _open_postgres()
     path = _path or default_path()
     from llmkit.calllog.sqlite import SQLiteStore
 
@@ -115,10 +122,13 @@ def _open() -> Any:
     return _fallback(path, _problem)
 
 
-def _fallback(path: Path, problem: str) -> Any:
+def _fallback(path: Path, problem: str, *, importable: bool = False) -> Any:
     """Where calls go while the configured log cannot be used: a spill file, said loudly, once."""
     store = spill.spill_store(beside=path)
-    recorder.warn_once(("unusable", str(path)), f"{problem}. Meanwhile calls are written to {store}, a fresh call log")
+    later = f" (load it into PostgreSQL later with: llmkit logs import {store})" if importable else ""
+    recorder.warn_once(
+        ("unusable", str(path)), f"{problem}. Meanwhile calls are written to {store}, a fresh call log{later}"
+    )
     return store
 
 
@@ -129,6 +139,25 @@ def problem() -> str | None:
     """
     current_store()
     return _problem
+
+
+def _open_postgres() -> Any:
+    """The PostgreSQL store at ``url=`` or ``LLMKIT_LOG_URL``; one that cannot be used is an error for
+    readers and for ``llmkit serve``, and its calls go to a spill file meanwhile (``llmkit logs import``)."""
+    global _error, _problem
+    url = _url or os.environ.get("LLMKIT_LOG_URL")
+    try:
+        if not url:
+            raise LogStoreError("the PostgreSQL call log needs a URL: set LLMKIT_LOG_URL=postgresql://...")
+        try:
+            from llmkit.calllog.postgres import PostgresStore
+        except ImportError as exc:
+            raise LogStoreError(str(exc)) from None
+        return PostgresStore(url)
+    except LogStoreError as exc:
+        _error = exc
+        _problem = str(exc)
+    return _fallback(default_path(), _problem, importable=True)
 
 
 def current_store(*, for_reading: bool = False) -> Any:
@@ -145,20 +174,28 @@ def current_store(*, for_reading: bool = False) -> Any:
 
 
 def configure_log(
-    store: Any = None, *, path: str | os.PathLike | None = None, flush_interval: float | None = None
+    store: Any = None,
+    *,
+    path: str | os.PathLike | None = None,
+    url: str | None = None,
+    flush_interval: float | None = None,
 ) -> None:
     """Choose where calls are logged, for this process.
 
     ``store`` is ``"sqlite"`` (the default: ``path``, else ``LLMKIT_LOG_PATH``, else the user's data
-    directory), ``"memory"`` (this process only), ``"off"``, or an object implementing
-    ``llmkit.calllog.store.Store``; None reads ``LLMKIT_LOG`` (or means SQLite when ``path`` is
-    given). ``flush_interval`` is how many seconds finished calls may wait before they are written
-    (0.05 by default). Calls queued so far are written to the previous store first.
+    directory), ``"postgres"`` (``url``, else ``LLMKIT_LOG_URL``: a database shared by a team;
+    ``pip install 'llmkit[postgres]'``), ``"memory"`` (this process only), ``"off"``, or an object
+    implementing ``llmkit.calllog.store.Store``; None reads ``LLMKIT_LOG`` (or means SQLite when
+    ``path`` is given, PostgreSQL when ``url`` is). ``flush_interval`` is how many seconds finished
+    calls may wait before they are written (0.05 by default). Calls queued so far are written to the
+    previous store first. A store that cannot be opened raises ``LogStoreError`` here.
     """
-    global _mode, _path, _custom, _store, _error, _saved, _problem
+    global _mode, _path, _url, _custom, _store, _error, _saved, _problem
     if store is None and path is not None:
         store = "sqlite"
-    _check(store, path, flush_interval)
+    if store is None and url is not None:
+        store = "postgres"
+    _check(store, path, url, flush_interval)
     with _lock:
         recorder.stop_writer()  # flushes what is queued to the store it was meant for
         if _store is not None and _store is not _custom and not spill.is_spill(_store):
@@ -166,6 +203,7 @@ def configure_log(
         _custom = store if store is not None and not isinstance(store, str) else None
         _mode = store if isinstance(store, str) else None
         _path = Path(path).expanduser() if path is not None else None
+        _url = url
         _store, _error, _saved, _problem = None, None, None, None
         if flush_interval is not None:
             recorder.flush_interval = float(flush_interval)
@@ -173,7 +211,7 @@ def configure_log(
         current_store(for_reading=True)  # open now, so a bad file is reported here
 
 
-def _check(store: Any, path: Any, flush_interval: Any) -> None:
+def _check(store: Any, path: Any, url: Any, flush_interval: Any) -> None:
     if isinstance(store, str) and store not in MODES:
         raise ValueError(f"store must be one of {', '.join(MODES)}, a Store object or None, got {store!r}")
     if store is not None and not isinstance(store, str):
@@ -183,6 +221,12 @@ def _check(store: Any, path: Any, flush_interval: Any) -> None:
             raise TypeError(f"store {store!r} lacks {', '.join(missing)}; see llmkit.calllog.store.Store")
     if path is not None and store != "sqlite":
         raise ValueError(f"path= is where the SQLite log goes; it means nothing with store={store!r}")
+    if url is not None and store != "postgres":
+        raise ValueError(f"url= is the PostgreSQL log's database; it means nothing with store={store!r}")
+    if store == "postgres" and url is None and not os.environ.get("LLMKIT_LOG_URL"):
+        raise ValueError("store='postgres' needs the database: url='postgresql://...' or LLMKIT_LOG_URL")
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"url must be a string such as 'postgresql://user:pass@host:5432/db', got {type(url).__name__}")
     if flush_interval is not None and not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
         raise ValueError(f"flush_interval must be a number of seconds > 0, got {flush_interval!r}")
 

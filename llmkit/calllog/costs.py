@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["cost_of", "register_model_cost", "registered_price"]
+__all__ = ["cost_of", "register_model_cost", "registered_price", "registered_prices"]
 
 _prices: dict[str, tuple[float, float]] = {}
 _lock = threading.Lock()
@@ -28,6 +28,12 @@ def register_model_cost(model: str, *, input_cost_per_token: float = 0.0, output
             raise ValueError(f"{name} must be a number >= 0 (US dollars per token), got {price!r}")
     with _lock:
         _prices[model] = (float(input_cost_per_token), float(output_cost_per_token))
+
+
+def registered_prices() -> dict[str, tuple[float, float]]:
+    """Every price registered in this process: model -> (input, output) US dollars per token."""
+    with _lock:
+        return dict(_prices)
 
 
 def registered_price(model: str, handler_model: str | None) -> tuple[float, float] | None:

@@ -12,7 +12,8 @@ insertion, which orders calls that started at the same instant.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from llmkit.calllog.record import COLUMNS
 
@@ -72,12 +73,17 @@ class Query(NamedTuple):
 class Dialect:
     """What differs between SQL databases in the log's queries; this one is SQLite's.
 
-    A PostgreSQL dialect sets ``placeholder = "%s"`` and ``table``, and overrides :meth:`any_of`,
-    :meth:`tags`, :meth:`percentile` and :meth:`sort_key`.
+    The PostgreSQL dialect (``pgsql.POSTGRES``) sets ``placeholder = "%s"`` and ``table``, and
+    overrides :meth:`name`, :meth:`any_of`, :meth:`tags`, :meth:`flag`, :meth:`percentile` and
+    :meth:`sort_key`.
     """
 
     placeholder = "?"
     table = "calls"
+
+    def name(self, column: str) -> str:
+        """A column of the log as SQL names it (PostgreSQL reserves ``user``)."""
+        return column
 
     def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         if len(values) == 1:  # "=" lets an index on (column, started_at) return rows already in order
@@ -122,8 +128,8 @@ class Dialect:
         return None
 
     def sort_key(self, column: str) -> str:
-        """``column`` in ORDER BY, sorted as Python sorts its values (SQLite compares text by code point;
-        PostgreSQL needs ``COLLATE "C"`` on text for that)."""
+        """``column`` as a summary groups and sorts it, in the order Python sorts its values (SQLite
+        compares text by code point; PostgreSQL needs ``COLLATE "C"`` on text for that)."""
         return column
 
 
@@ -141,12 +147,12 @@ def where(filters: Any, dialect: Dialect = SQLITE) -> Query:
     for name in LIST_FILTERS:
         allowed = filters.get(name)
         if allowed is not None:
-            clause, values = dialect.any_of(name, tuple(allowed))
+            clause, values = dialect.any_of(dialect.name(name), tuple(allowed))
             clauses.append(clause)
             args.extend(values)
     for name in EXACT_FILTERS:
         if filters.get(name) is not None:
-            clauses.append(f"{name} = {p}")
+            clauses.append(f"{dialect.name(name)} = {p}")
             args.append(filters[name])
     if filters.get("since") is not None:
         clauses.append(f"started_at >= {p}")
@@ -164,7 +170,7 @@ def where(filters: Any, dialect: Dialect = SQLITE) -> Query:
 def select_calls(filters: Any, last: int | None = None, dialect: Dialect = SQLITE) -> Query:
     """The calls matching ``filters`` in ``COLUMNS`` order, oldest first; only the newest ``last``."""
     condition = where(filters, dialect)
-    columns = ", ".join(COLUMNS)
+    columns = ", ".join(map(dialect.name, COLUMNS))
     table = dialect.table
     if last is None:
         return Query(f"SELECT {columns} FROM {table}{condition.sql} ORDER BY {_ORDER}", condition.args)
@@ -189,16 +195,15 @@ def summary(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query:
     def live(column: str) -> str:  # the column for live calls, null for answers from the cache
         return f"CASE WHEN {hit} THEN NULL ELSE {column} END"
 
-    percentile = {
-        name: dialect.percentile(live(column), fraction) or "NULL" for name, column, fraction in PERCENTILES
-    }
+    percentile = {name: dialect.percentile(live(column), fraction) or "NULL" for name, column, fraction in PERCENTILES}
     hits = f"sum(CASE WHEN {hit} THEN 1 ELSE 0 END)"
+    key = dialect.sort_key(dialect.name(by))  # grouped in the order sorted: one sort serves both
     sql = (
-        f"SELECT {by}, count(*) - {hits},"
+        f"SELECT {key}, count(*) - {hits},"
         f" CAST(avg(CASE WHEN {hit} THEN NULL WHEN status = 'ok' THEN 0 ELSE 1 END) AS DOUBLE PRECISION),"
         f" {', '.join(percentile[name] for name, _, _ in PERCENTILES)},"
         f" sum({live('total_tokens')}), sum({live('cost_usd')}), {hits}"
-        f" FROM {dialect.table}{condition.sql} GROUP BY {by} ORDER BY {dialect.sort_key(by)}"
+        f" FROM {dialect.table}{condition.sql} GROUP BY {key} ORDER BY {key}"
     )
     return Query(sql, condition.args)
 
@@ -207,7 +212,7 @@ def percentile_values(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query
     """The columns the percentiles are taken of, for the live calls :func:`summary` counts, in the same
     order of ``by``: the first ``calls`` rows are the first group's, and so on."""
     condition = _grouped(filters, by, dialect)
-    order = dialect.sort_key(by)
+    order = dialect.sort_key(dialect.name(by))
     return Query(
         f"SELECT {', '.join(_PERCENTILE_SOURCES)} FROM {dialect.table}{condition.sql}"
         f" AND NOT {dialect.flag('cache_hit')} ORDER BY {order}",
@@ -240,5 +245,5 @@ def _grouped(filters: Any, by: str, dialect: Dialect) -> Query:
     if by not in GROUP_COLUMNS:  # also keeps anything but a column name out of the SQL
         raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
     condition = where(filters, dialect)
-    sql = (condition.sql + " AND " if condition.sql else " WHERE ") + f"{by} IS NOT NULL"
+    sql = (condition.sql + " AND " if condition.sql else " WHERE ") + f"{dialect.name(by)} IS NOT NULL"
     return Query(sql, condition.args)

@@ -6,8 +6,8 @@ Stores write records (dicts) and read them back as *columns*: a dict from each n
 list and dict columns (``record.JSON_COLUMNS``) decoded; a numeric column may instead be an
 ``array('d')`` with NaN for null (``readcache.NUMBERS``), which ``records_of`` turns back. Columns
 are what a DataFrame is built from, and keeping them saves transposing a million rows on every read.
-The SQLite store lives in ``sqlite.py`` and builds its SQL in ``query.py``; ``config.py`` picks the
-store; the dispatcher never sees one.
+The SQLite store lives in ``sqlite.py``, the PostgreSQL one in ``postgres.py``; both build their SQL
+in ``query.py``; ``config.py`` picks the store; the dispatcher never sees one.
 
 A chat's prompt is its last user message, so a row with messages keeps no copy of it: ``encode_row``
 leaves it out and ``decode_columns`` derives it again when the row is read.
@@ -75,7 +75,12 @@ class Filters(dict):
 
 class Store(Protocol):
     """What the log needs of a store. The first six methods are required; the last three are optional
-    and let a database do the work (without them the log computes the same from :meth:`read`)."""
+    and let a database do the work (without them the log computes the same from :meth:`read`).
+
+    Other parts look for three more, each optional: ``search(text, limit)`` (``calllog.search``: the
+    database's own full-text search), ``for_workers()`` (``backends.ray``: a picklable opener, for
+    workers that write a shared log themselves) and ``response_cache()`` (``cache.backend``: the
+    response cache's store beside the log). The PostgreSQL store (``postgres.py``) has all three."""
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """Append records, all or none of them (raise, and the caller keeps them to try again)."""

@@ -18,13 +18,15 @@
       cache: true                     # answer repeated requests from llmkit's response cache ("use");
                                       # or a mode: use, replay, refresh, off (LLMKIT_CACHE, when set, wins)
       request_timeout: 600            # seconds a request may go without progress (default 600)
+      log_url: os.environ/LLMKIT_LOG_URL   # llmkit's own: the call log (and cache) in PostgreSQL
     general_settings:
       master_key: os.environ/LLMKIT_MASTER_KEY
       keys:                           # named keys: the name is logged with each call (column "user")
         - {name: alice, key: os.environ/ALICE_KEY}
 
 A bad config raises :class:`ConfigError`, whose message names the file, the key path, what was
-wrong and how to fix it. Loading registers the config's handlers with llmkit's provider registry.
+wrong and how to fix it. Loading registers the config's handlers with llmkit's provider registry,
+and points the call log at ``log_url`` when one is given.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class Settings(_Lenient):
     request_timeout: Optional[float] = Field(default=None, gt=0)
     fallbacks: Optional[Fallbacks] = None
     cache: Optional[Union[bool, str]] = None
+    log_url: Optional[str] = None
 
     @field_validator("cache")
     @classmethod
@@ -252,6 +255,7 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     settings = raw.llmkit_settings or raw.litellm_settings
     section = "llmkit_settings" if raw.llmkit_settings else "litellm_settings"
     _register_handlers(path, section, settings.custom_provider_map)
+    _open_log(path, section, _resolve(path, f"{section}.log_url", settings.log_url, environ))
     deployments = _deployments(path, raw, environ)
     config = ProxyConfig(path, raw, deployments)
     _check_fallbacks(path, config)
@@ -275,6 +279,18 @@ def _register_prices(deployments: dict[str, list[Deployment]]) -> None:
                 input_cost_per_token=deployment.input_cost_per_token or 0.0,
                 output_cost_per_token=deployment.output_cost_per_token or 0.0,
             )
+
+
+def _open_log(path: Path, section: str, url: str | None) -> None:
+    """Point the call log at ``log_url`` (PostgreSQL); a database that cannot be used stops the start."""
+    if url is None:
+        return
+    from llmkit.calllog import LogStoreError, configure_log
+
+    try:
+        configure_log(url=url)
+    except (LogStoreError, ValueError, TypeError) as exc:
+        raise ConfigError(f"config file {path}: {section}.log_url: {exc}") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
