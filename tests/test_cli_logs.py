@@ -91,6 +91,29 @@ def test_search_builds_its_index_on_first_use_and_keeps_it_in_step(log):
     sqlite.SQLiteStore(path).close()  # a log with the index still opens
 
 
+@pytest.mark.parametrize("indexed", [True, False], ids=["fts5", "scan"])
+def test_search_finds_words_only_in_a_chat_prompt(log, monkeypatch, indexed):
+    """A chat's prompt is derived from its messages, not stored: search derives it the same way."""
+    if not indexed:
+        monkeypatch.setattr(search, "_ensure_index", lambda db: False)
+    answer = {"role": "user", "content": "ignored"}
+    llmkit.completion("demo/echo", [{"role": "user", "content": "an albatross"}], mock_response="no bird here")
+    llmkit.completion(
+        "demo/echo",
+        [{"role": "system", "content": "be brief"}, answer, {"role": "assistant", "content": "..."},
+         {"role": "user", "content": [{"type": "text", "text": "a pelican"}, {"type": "image_url", "image_url": {"url": "x"}}]}],
+        mock_response="still no bird",
+    )  # fmt: skip
+    with pytest.raises(llmkit.BadRequestError):  # refused, and logged with its odd messages: the trigger copes
+        llmkit.completion("demo/echo", ["not a message", 42, {"role": "user", "content": {"odd": 1}}], mock_response="x")
+    assert [r["response"] for r in log.search("albatross")] == ["no bird here"]
+    assert [r["response"] for r in log.search("pelican")] == ["still no bird"]
+    assert log.search("ignored") == []  # an earlier user message is not the prompt
+    if indexed:
+        log.clear()  # the delete trigger takes the derived prompts out again
+        assert log.search("pelican") == [] and log.search("albatross") == []
+
+
 def test_search_without_fts5_scans_and_says_so(log, monkeypatch):
     ask("needle in a haystack", "just hay")
     monkeypatch.setattr(search, "_ensure_index", lambda db: False)  # as on a SQLite built without FTS5

@@ -2,10 +2,10 @@
 
 On SQLite it uses an FTS5 index, made on the first search rather than with the log: a log that is
 never searched pays nothing on its writes (an indexed one writes at about 0.4x the rows per second,
-``python bench/search.py``; still thousands a second, off the calling path). The index is an
-external-content FTS5 table over ``calls`` (the text is not stored twice), filled from the rows
-already there when it is made, then kept in step by triggers on insert and delete, whichever
-process writes. It is one more named migration (:data:`MIGRATION`), applied only here;
+``python bench/search.py``; still thousands a second, off the calling path). The index is a
+contentless FTS5 table (the text is not stored twice) over each call's response and its prompt (a
+chat's derived from its messages, in SQL, as the log derives it), filled from the rows already there
+when it is made, then kept in step by triggers on insert and delete, whichever process writes. It is one more named migration (:data:`MIGRATION`), applied only here;
 ``sqlite.py`` knows its name so that a log that has it still opens. Where Python's SQLite was built
 without FTS5 the search scans the rows with ``LIKE`` instead, and says so once.
 
@@ -30,19 +30,35 @@ __all__ = ["MIGRATION", "search"]
 # index keeps no positions (detail=none, a fraction of the write cost), which allows no phrases.
 _WORD = re.compile(r"[^\W_]+")
 
+# A chat's prompt is not stored (it is derived from its messages when read, see record.prompt_of):
+# the index derives it the same way, in SQL, from the row's messages: the text of the last user
+# message (its text parts when its content is a list). Only JSON objects are looked into, so that no
+# row can make the trigger, and with it the log's write, fail.
+_PROMPT = """coalesce({row}.prompt, CASE WHEN json_valid({row}.messages) THEN (
+    SELECT CASE json_type(m.value, '$.content')
+        WHEN 'text' THEN json_extract(m.value, '$.content')
+        WHEN 'array' THEN (
+            SELECT group_concat(json_extract(part.value, '$.text'), ' ') FROM json_each(m.value, '$.content') AS part
+            WHERE part.type = 'object' AND json_type(part.value, '$.text') = 'text')
+    END
+    FROM json_each({row}.messages) AS m
+    WHERE m.type = 'object' AND coalesce(json_extract(m.value, '$.role'), 'user') = 'user'
+    ORDER BY m.key DESC LIMIT 1) END)"""
+
 MIGRATION = (
     "fts_001_calls_prompt_response",
     (
-        "CREATE VIRTUAL TABLE calls_fts"
-        " USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)",
-        """CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls BEGIN
-            INSERT INTO calls_fts (rowid, prompt, response) VALUES (new.seq, new.prompt, new.response);
+        # contentless: the derived prompt is in no column an external-content table could read back
+        "CREATE VIRTUAL TABLE calls_fts USING fts5(prompt, response, content='', detail=none)",
+        f"""CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls BEGIN
+            INSERT INTO calls_fts (rowid, prompt, response) VALUES (new.seq, {_PROMPT.format(row="new")}, new.response);
         END""",
-        """CREATE TRIGGER calls_fts_delete AFTER DELETE ON calls BEGIN
+        f"""CREATE TRIGGER calls_fts_delete AFTER DELETE ON calls BEGIN
             INSERT INTO calls_fts (calls_fts, rowid, prompt, response)
-            VALUES ('delete', old.seq, old.prompt, old.response);
+            VALUES ('delete', old.seq, {_PROMPT.format(row="old")}, old.response);
         END""",
-        "INSERT INTO calls_fts (calls_fts) VALUES ('rebuild')",  # the rows written before the index
+        # the rows written before the index
+        f"INSERT INTO calls_fts (rowid, prompt, response) SELECT seq, {_PROMPT.format(row='calls')}, response FROM calls",
     ),
 )
 
@@ -78,7 +94,8 @@ def _sqlite(path: Any, words: list[str], limit: int) -> list[dict[str, Any]]:
             # where ranking would score every match first (seconds for a common word on a large log).
             rows = db.execute(sql + " ORDER BY f.rowid DESC LIMIT ?", (query, limit)).fetchall()
         else:
-            like = " AND ".join("(c.prompt LIKE ? ESCAPE '\\' OR c.response LIKE ? ESCAPE '\\')" for _ in words)
+            prompt = _PROMPT.format(row="c")
+            like = " AND ".join(f"({prompt} LIKE ? ESCAPE '\\' OR c.response LIKE ? ESCAPE '\\')" for _ in words)
             args = [pattern for word in words for pattern in [_like(word)] * 2]
             sql = f"SELECT {columns} FROM calls c WHERE {like} ORDER BY c.seq DESC LIMIT ?"
             rows = db.execute(sql, [*args, limit]).fetchall()
