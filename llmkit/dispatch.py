@@ -161,7 +161,9 @@ class _Call:
         if implements(handler, self.async_method) or not implements(handler, self.sync_method):
             result = call_handler(getattr(handler, self.async_method), self.kwargs)
         else:
-            result = _aio().run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs, pool=self.threads)
+            result = _aio().run_in_thread(
+                call_handler, getattr(handler, self.sync_method), self.kwargs, pool=self.threads
+            )
         if inspect.isawaitable(result):
             result = await self._with_timeout(result)
         return result
@@ -307,7 +309,9 @@ async def acompletion(
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
-async def _live_acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+async def _live_acompletion(
+    model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None
+) -> Any:
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 

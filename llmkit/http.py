@@ -265,10 +265,14 @@ class _Call:
         return {**self.headers, **request.headers} if request.headers else self.headers
 
     def send(self, request: Request, stream: bool = False) -> Any:
-        return _transport().send(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
+        return _transport().send(
+            self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env
+        )
 
     async def json_async(self, request: Request) -> Any:
-        return await _aiotransport().request_json(self.base, self.key, request, self._headers(request), self.timeout, self.key_env)
+        return await _aiotransport().request_json(
+            self.base, self.key, request, self._headers(request), self.timeout, self.key_env
+        )
 
     async def stream_async(self, request: Request, stream_format: str) -> Any:
         return await _aiotransport().open_stream(

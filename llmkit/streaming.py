@@ -445,8 +445,6 @@ def _quietly(close: Callable[[], Any]) -> None:
 _IN_HAND = (type(iter([])), type(iter(())))
 
 
-
-
 async def replay(items: Iterable[Any]) -> AsyncIterator[Any]:
     """An async iterator over items already in hand (a finished stream, a mock, a single chunk)."""
     for item in items:

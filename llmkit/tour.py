@@ -47,8 +47,10 @@ def run_tour(fast: bool = False) -> int:
         if chunk.usage:
             usage = chunk.usage
     elapsed = time.perf_counter() - started
-    print(f"\n[{stream.chunk_count} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
-          f" {elapsed * 1000:.0f} ms in all, usage {usage.prompt_tokens}+{usage.completion_tokens} tokens]")
+    print(
+        f"\n[{stream.chunk_count} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
+        f" {elapsed * 1000:.0f} ms in all, usage {usage.prompt_tokens}+{usage.completion_tokens} tokens]"
+    )
 
     _heading("an image from demo/image")
     image = llmkit.image_generation(prompt="a cute baby sea otter", model="demo/image", size="96x64")
@@ -73,5 +75,7 @@ def run_tour(fast: bool = False) -> int:
     _heading("every call above is in the call log (llmkit.calls; to_dataframe() with pandas)")
     for record in llmkit.calls.last(6):
         latency = f"{record['latency_ms']:.1f} ms"
-        print(f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {record['error_type'] or ''}")
+        print(
+            f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {record['error_type'] or ''}"
+        )
     return 0

@@ -193,17 +193,25 @@ def test_unregistered_provider_names_the_model_entry(tmp_path):
 
 def test_handler_import_errors(tmp_path):
     base = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: missing_mod.h}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: missing_mod.h}]}"
+    )
     assert "cannot import 'missing_mod'" in message and "next to the config file" in message
     (tmp_path / "needs_dep.py").write_text("import llmkit_test_no_such_dependency\n" + HANDLER)
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: needs_dep.h}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: needs_dep.h}]}"
+    )
     assert "'needs_dep' was found but cannot be imported: it needs 'llmkit_test_no_such_dependency'" in message
     assert "No module named 'llmkit_test_no_such_dependency'" in message and "next to the config file" not in message
     (tmp_path / "handlers.py").write_text(HANDLER)
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: handlers.nope}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: handlers.nope}]}"
+    )
     assert "has no attribute 'nope'" in message
     (tmp_path / "klass.py").write_text(HANDLER + "Klass = Handler\n")
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: klass.Klass}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: klass.Klass}]}"
+    )
     assert "pass Handler() instead" in message
 
 

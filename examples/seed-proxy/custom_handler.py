@@ -26,8 +26,12 @@ class MyCustomLLM(CustomLLM):
         )  # type: ignore
 
     async def aimage_generation(
-        self, model: str, prompt: str, model_response: ImageResponse,
-        optional_params: dict, logging_obj: Any,
+        self,
+        model: str,
+        prompt: str,
+        model_response: ImageResponse,
+        optional_params: dict,
+        logging_obj: Any,
         timeout: Optional[Union[float, AsyncHTTPHandler]] = None,
         client: Optional[AsyncHTTPHandler] = None,
     ) -> ImageResponse:

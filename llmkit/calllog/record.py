@@ -196,7 +196,11 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
     usage, estimated = _RESULT_READERS[entry.kind](record, entry)
     if usage is not None:
         get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
-        prompt, completion, total = get("prompt_tokens", None), get("completion_tokens", None), get("total_tokens", None)
+        prompt, completion, total = (
+            get("prompt_tokens", None),
+            get("completion_tokens", None),
+            get("total_tokens", None),
+        )
         prompt_tokens = prompt if isinstance(prompt, int) else None
         completion_tokens = completion if isinstance(completion, int) else None
         total_tokens = total if isinstance(total, int) else None
