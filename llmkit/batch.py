@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from llmkit import aio, backends
 from llmkit.backends.jobs import ROW_FIELDS, Job

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any
 
 from llmkit import cache, mock, retries
 from llmkit.arguments import checked_limits, checked_messages

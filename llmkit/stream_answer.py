@@ -9,7 +9,8 @@ one ModelResponse at the end. ``stream_chunk_builder`` does the same for a list 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from llmkit.tokens import count_message_tokens, count_tokens, estimated_usage
 from llmkit.types.utils import (

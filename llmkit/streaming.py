@@ -11,7 +11,8 @@ async source with no buffering in between; the two iteration paths mirror each o
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 from llmkit import retries
 from llmkit.errors import APIError, LLMKitError, map_exception, timeout_error

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 from calllog_support import USER
+from helpers import register
 
 import llmkit
-from helpers import register
 from llmkit.types.utils import ModelResponse
 
 

@@ -4,8 +4,9 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import llmkit
 from helpers import chunk, register
+
+import llmkit
 from llmkit.types.utils import ModelResponse
 
 

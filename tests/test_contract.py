@@ -4,9 +4,9 @@ import asyncio
 import re
 
 import pytest
+from helpers import Recorder, register
 
 import llmkit
-from helpers import Recorder, register
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
 CHAT_KWARGS = {

@@ -4,9 +4,9 @@ import asyncio
 import pickle
 
 import pytest
+from helpers import register
 
 import llmkit
-from helpers import register
 
 TABLE = [
     (400, llmkit.BadRequestError),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from proxy_support import Recorder, register, write_config
 from starlette.testclient import TestClient
 
 import llmkit
 from llmkit import CustomLLM
 from llmkit.proxy import build_app, load_config
-from proxy_support import Recorder, register, write_config
 
 CONFIG = """\
 model_list:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
+from proxy_support import write_config
 
 import llmkit
 from llmkit.cli import main
 from llmkit.proxy import ConfigError, load_config
 from llmkit.proxy.server import risk_warnings
-from proxy_support import write_config
 
 HANDLER = """\
 from llmkit import CustomLLM, ModelResponse

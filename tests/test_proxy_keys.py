@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from proxy_support import Recorder, register, running_server, write_config
 
 from llmkit.proxy import ConfigError, load_config
 from llmkit.proxy.server import risk_warnings
-from proxy_support import Recorder, register, running_server, write_config
 
 ALICE, BOB, MASTER = "sk-alice-7f3a9c1e5b", "sk-bob-0d2e4f6a8c", "sk-master-91b3c5d7e9"
 CONFIG = (

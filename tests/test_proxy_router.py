@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from proxy_support import Recorder, register, write_config
 from starlette.testclient import TestClient
 
 from llmkit.proxy import build_app, load_config
 from llmkit.proxy.router import Router
-from proxy_support import Recorder, register, write_config
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from proxy_support import free_port, register, running_server, write_config
 
 import llmkit
 from llmkit import CustomLLM
-from proxy_support import free_port, register, running_server, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed-proxy"

@@ -5,9 +5,9 @@ import threading
 import time
 
 import pytest
+from helpers import chunk, register
 
 import llmkit
-from helpers import chunk, register
 from llmkit import retries
 from llmkit.types.utils import ModelResponse
 

@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
+from helpers import chunk, register
 
 import llmkit
-from helpers import chunk, register
 from llmkit.types.utils import ModelResponseStream
 
 

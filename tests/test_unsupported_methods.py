@@ -5,11 +5,11 @@ import asyncio
 import httpx
 import openai
 import pytest
+from helpers import register
 from proxy_support import register as register_providers
 from proxy_support import running_server, write_config
 
 import llmkit
-from helpers import register
 from llmkit.types.utils import ModelResponse
 
 

@@ -10,7 +10,8 @@ flight for the whole run, wherever they run. Ray is imported only when its backe
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 __all__ = ["BACKENDS", "Backend", "LocalBackend", "RayBackend", "resolve"]
 

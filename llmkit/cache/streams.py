@@ -17,7 +17,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.errors import APIConnectionError
 from llmkit.streaming import ChunkConverter, CustomStreamWrapper

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import ANNOTATION_COLUMNS

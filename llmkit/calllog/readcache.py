@@ -12,7 +12,8 @@ of more than ``max_rows`` calls is not kept, and its reads go to the database ea
 from __future__ import annotations
 
 from array import array
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from llmkit.calllog.record import COLUMNS
 

@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.calllog import spill
 from llmkit.calllog.record import build_record, with_prompt

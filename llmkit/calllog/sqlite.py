@@ -19,10 +19,11 @@ import functools
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from itertools import compress
 from operator import is_not
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from llmkit.calllog import query
 from llmkit.calllog.readcache import ReadCache

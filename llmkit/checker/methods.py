@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.checker import shapes
 from llmkit.checker.probe import Probe, aio, collect_async

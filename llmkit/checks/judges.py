@@ -59,7 +59,7 @@ def _first(mapping: dict, *names: str) -> Any:
     return next((lowered[name] for name in names if name in lowered), None)
 
 
-class judge(Check):  # noqa: N801 - used like a function: checks.judge("openai/gpt-4o-mini", "...")
+class judge(Check):  # lower case: used like a function, checks.judge("openai/gpt-4o-mini", "...")
     """Asks ``model`` to grade an answer from 0 to 10 against ``rubric``; the score is that grade / 10,
     and the check passes when the score is at least ``pass_at``. Other keyword arguments go to the
     judge's calls (``temperature=0``, ``api_base=...``)."""
@@ -139,7 +139,7 @@ class PairwiseVerdict:
 _LABEL_SCORE = {"A": 1.0, "B": -1.0, "tie": 0.0}
 
 
-class pairwise_judge(Check):  # noqa: N801
+class pairwise_judge(Check):
     """Asks ``model`` which of two answers to one prompt is better, once as (A, B) and once as (B, A).
 
     ``pj(prompt, answer_a, answer_b)`` returns a :class:`PairwiseVerdict`. In ``compare(checks=[pj])``

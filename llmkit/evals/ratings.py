@@ -9,7 +9,8 @@ interval from a bootstrap over the outcomes with a fixed seed, so the same log g
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from llmkit.evals.scoring import PAIRWISE
 

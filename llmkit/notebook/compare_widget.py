@@ -16,7 +16,8 @@ import asyncio
 import html
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.notebook import missing_extra, require
 

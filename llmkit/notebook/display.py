@@ -13,7 +13,8 @@ import html
 import json
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llmkit.answers import extract_code, parse_json_answer
 from llmkit.notebook.runs import ModelRun

@@ -10,7 +10,8 @@ f-string fields with format specs or conversions (``{x:.2f}``, ``{x!r}``), JSON,
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["interpolate"]
 

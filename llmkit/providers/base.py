@@ -8,7 +8,8 @@ to serve async calls from sync methods (in a worker thread) and sync calls from 
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import CustomLLMError
 from llmkit.types.utils import EmbeddingResponse, GenericStreamingChunk, ImageResponse, ModelResponse

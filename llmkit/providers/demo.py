@@ -24,7 +24,8 @@ import random
 import struct
 import time
 import zlib
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import CustomLLMError
 from llmkit.messages import last_user_text

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import APIConnectionError, APIError, BadRequestError, error_class_for_status
 from llmkit.providers.base import CustomLLM

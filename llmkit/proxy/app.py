@@ -17,7 +17,8 @@ import logging
 import sys
 import time
 from array import array
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException

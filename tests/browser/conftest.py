@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from lab_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LabServer, copy_notebooks
 
 
