@@ -10,7 +10,8 @@ answer::
         stream_format = "jsonl"          # or "sse"
 
         def build_request(self, model, messages, params, stream):
-            return Request(f"/predictions/{model}", json={"prompt": last_user_text(messages), "stream": stream, **params})
+            body = {"prompt": last_user_text(messages), "stream": stream, **params}
+            return Request(f"/predictions/{model}", json=body)
 
         def parse_response(self, data, model):
             return data["generated_text"]   # a str, a dict in the chat.completion shape, or a ModelResponse
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,7 @@ class HTTPLLM(CustomLLM):
     #: An SSE data payload that ends the stream (None if the API has none and just closes the body).
     done_marker: str | None = "[DONE]"
     #: Headers sent with every request.
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = {}
     _api_base: str | None = None
     _api_key: str | None = None
     #: A fast path a built-in subclass may set: ``(event, data) -> chunk``, or None for the general path.

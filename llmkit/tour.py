@@ -75,7 +75,6 @@ def run_tour(fast: bool = False) -> int:
     _heading("every call above is in the call log (llmkit.calls; to_dataframe() with pandas)")
     for record in llmkit.calls.last(6):
         latency = f"{record['latency_ms']:.1f} ms"
-        print(
-            f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {record['error_type'] or ''}"
-        )
+        error = record["error_type"] or ""
+        print(f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {error}")
     return 0

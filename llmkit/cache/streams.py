@@ -45,7 +45,7 @@ def replayed(recording: Any, provider: str, kwargs: dict, messages: Any, entry: 
 
 def _replay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
     started = time.perf_counter()
-    for chunk, offset in zip(chunks, offsets):
+    for chunk, offset in zip(chunks, offsets, strict=True):
         if not chunk["choices"]:
             continue  # the usage chunk: the converter makes it again at the end, as it did the first time
         if pace:
@@ -57,7 +57,7 @@ def _replay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
 
 async def _areplay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
     started = time.perf_counter()
-    for chunk, offset in zip(chunks, offsets):
+    for chunk, offset in zip(chunks, offsets, strict=True):
         if not chunk["choices"]:
             continue
         if pace:

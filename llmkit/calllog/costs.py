@@ -23,7 +23,7 @@ def register_model_cost(model: str, *, input_cost_per_token: float = 0.0, output
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty string such as 'my-provider/my-model', got {model!r}")
     prices = (input_cost_per_token, output_cost_per_token)
-    for name, price in zip(("input_cost_per_token", "output_cost_per_token"), prices):
+    for name, price in zip(("input_cost_per_token", "output_cost_per_token"), prices, strict=True):
         if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
             raise ValueError(f"{name} must be a number >= 0 (US dollars per token), got {price!r}")
     with _lock:

@@ -91,7 +91,11 @@ def _latest_annotations(call_ids: pd.Series, rows: list[tuple]) -> np.ndarray:
 
 
 def annotations_frame(rows: list[tuple]) -> pd.DataFrame:
-    columns = dict(zip(ANNOTATION_COLUMNS, zip(*rows))) if rows else {name: () for name in ANNOTATION_COLUMNS}
+    columns = (
+        dict(zip(ANNOTATION_COLUMNS, zip(*rows, strict=True), strict=True))
+        if rows
+        else {name: () for name in ANNOTATION_COLUMNS}
+    )
     return pd.DataFrame(
         {
             "call_id": pd.array(columns["call_id"], dtype="string[python]"),

@@ -11,6 +11,7 @@ of more than ``max_rows`` calls is not kept, and its reads go to the database ea
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -79,10 +80,10 @@ class ReadCache:
         if self._columns is None:
             self._columns = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
         started, new = self._columns["started_at"], columns[_STARTED]
-        if (started and new[0] < started[-1]) or any(a > b for a, b in zip(new, new[1:])):
+        if (started and new[0] < started[-1]) or any(a > b for a, b in itertools.pairwise(new)):
             self._ordered = False
         share = self._shared.setdefault
-        for name, column in zip(COLUMNS, columns):
+        for name, column in zip(COLUMNS, columns, strict=True):
             values = self._columns[name]
             if name in NUMBERS:
                 values.extend([_NAN if v is None else v for v in column])

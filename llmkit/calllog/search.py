@@ -33,8 +33,10 @@ _WORD = re.compile(r"[^\W_]+")
 MIGRATION = (
     "fts_001_calls_prompt_response",
     (
-        "CREATE VIRTUAL TABLE calls_fts"
-        " USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)",
+        (
+            "CREATE VIRTUAL TABLE calls_fts"
+            " USING fts5(prompt, response, content='calls', content_rowid='seq', detail=none)"
+        ),
         """CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls BEGIN
             INSERT INTO calls_fts (rowid, prompt, response) VALUES (new.seq, new.prompt, new.response);
         END""",
@@ -123,7 +125,7 @@ def _like(word: str) -> str:
 def _records(rows: list[tuple]) -> list[dict[str, Any]]:
     if not rows:
         return []
-    return records_of(dict(zip(COLUMNS, decode_columns(list(zip(*rows))))))
+    return records_of(dict(zip(COLUMNS, decode_columns(list(zip(*rows, strict=True))), strict=True)))
 
 
 def _scan(store: Any, words: list[str], limit: int) -> list[dict[str, Any]]:

@@ -313,14 +313,14 @@ class SQLiteStore:
                 if kept is not None:
                     return kept
             columns = self._fetch(*query.select_calls(filters, last))
-            return dict(zip(COLUMNS, decode_columns(columns))) if columns[0] else empty_columns()
+            return dict(zip(COLUMNS, decode_columns(columns), strict=True)) if columns[0] else empty_columns()
 
     def _fetch(self, sql: str, args: Any) -> list[list[Any]]:
         """The rows of a query as columns, transposed a chunk at a time (in C)."""
         cursor = self._reader.execute(sql, args)
         columns: list[list[Any]] = [[] for _ in cursor.description]
         while chunk := cursor.fetchmany(_FETCH):
-            for column, values in zip(columns, zip(*chunk)):
+            for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
                 column.extend(values)
         return columns
 
@@ -352,10 +352,10 @@ class SQLiteStore:
         names = (by, *query.SUMMARY_COLUMNS)
         first = names.index(query.PERCENTILES[0][0])
         out: dict[str, list] = {name: [] for name in names}
-        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups])):
+        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups]), strict=True):
             row = list(group)
             row[first : first + len(percentiles)] = percentiles
-            for name, value in zip(names, row):
+            for name, value in zip(names, row, strict=True):
                 out[name].append(value)
         return out
 

@@ -27,8 +27,8 @@ _GRADER = (
     ' {"score": <a whole number from 0 (fails the rubric) to 10 (fully meets it)>, "reason": "<one sentence>"}'
 )
 _COMPARER = (
-    "You compare two answers to one question and say which is better (by the rubric, when one is given). Reply with JSON only:"
-    ' {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
+    "You compare two answers to one question and say which is better (by the rubric, when one is given)."
+    ' Reply with JSON only: {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
 )
 
 
@@ -171,7 +171,9 @@ class pairwise_judge(Check):
 
     async def averdict(self, prompt: Any, answer_a: str, answer_b: str) -> PairwiseVerdict:
         asked = await asyncio.gather(self._ask(prompt, answer_a, answer_b), self._ask(prompt, answer_b, answer_a))
-        ratings = [_rating(label, reason, flipped) for (label, reason), flipped in zip(asked, (False, True))]
+        ratings = [
+            _rating(label, reason, flipped) for (label, reason), flipped in zip(asked, (False, True), strict=True)
+        ]
         scores = [r["score"] for r in ratings if r["score"] is not None]
         rationale = "\n".join(dict.fromkeys(r["rationale"] for r in ratings if r["rationale"]))
         if not scores:

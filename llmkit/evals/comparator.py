@@ -52,7 +52,7 @@ def export_llm_comparator(
     document = {
         "metadata": {"source_path": "llmkit", "custom_fields_schema": [{"name": n, "type": t} for n, t in fields]},
         "models": [{"name": model_a}, {"name": model_b}],
-        "examples": [_example(a, b, verdict, fields) for (a, b), verdict in zip(pairs, verdicts)],
+        "examples": [_example(a, b, verdict, fields) for (a, b), verdict in zip(pairs, verdicts, strict=True)],
         "rationale_clusters": [],
     }
     return _write(Path(path), document)
@@ -135,7 +135,7 @@ def _record(pairs: list[tuple[dict, dict]], verdicts: list[Any], judge: Any) -> 
 
     items = [
         item
-        for (a, b), verdict in zip(pairs, verdicts)
+        for (a, b), verdict in zip(pairs, verdicts, strict=True)
         if verdict is not None and a.get("call_id") and b.get("call_id")
         for item in verdict_annotations(a["call_id"], b["call_id"], judge, verdict)
     ]

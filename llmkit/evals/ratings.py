@@ -31,7 +31,9 @@ def outcomes_from_log(calls: Any, annotations: Any) -> list[tuple[str, str, floa
     annotations = annotations.iloc[rows]
     wanted = calls["call_id"].isin(set(annotations["call_id"].to_numpy(dtype=object)))
     chosen = calls[wanted]
-    model_of = dict(zip(chosen["call_id"].to_numpy(dtype=object), chosen["model"].to_numpy(dtype=object).astype(str)))
+    model_of = dict(
+        zip(chosen["call_id"].to_numpy(dtype=object), chosen["model"].to_numpy(dtype=object).astype(str), strict=True)
+    )
     outcomes: list[tuple[str, str, float]] = []
     for name, per_group in _latest_by_group(annotations, model_of).items():
         for labels in per_group.values():
@@ -43,7 +45,7 @@ def _latest_by_group(annotations: Any, model_of: dict[str, str]) -> dict[str, di
     """{annotation name: {group_id: {call_id: (model, latest value)}}} for votes and verdicts on ``calls``."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {VOTE: {}, PAIRWISE: {}}
     columns = (annotations[name].to_numpy(dtype=object) for name in ("call_id", "name", "value", "group_id"))
-    for call_id, name, value, group_id in zip(*columns):
+    for call_id, name, value, group_id in zip(*columns, strict=True):
         if name in grouped and call_id in model_of and isinstance(group_id, str):
             grouped[name].setdefault(group_id, {})[call_id] = (model_of[call_id], value)  # later rows win
     return grouped
@@ -102,7 +104,7 @@ def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 2
     for a, b, result in outcomes:
         key = (index[a], index[b], float(result))
         kinds[key] = kinds.get(key, 0) + 1
-    first, second, result = (np.array(column) for column in zip(*kinds))
+    first, second, result = (np.array(column) for column in zip(*kinds, strict=True))
     seen = np.array(list(kinds.values()), dtype=float)
     rng = np.random.default_rng(seed)
     counts = np.vstack([seen, rng.multinomial(len(outcomes), seen / seen.sum(), size=rounds)])

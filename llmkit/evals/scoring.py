@@ -196,7 +196,7 @@ class Scorer:
 def _settled(results: list, names: list[str]) -> tuple:
     """(scores, passed, annotation text) from a row's results; passed is None while one is missing."""
     scores = tuple(None if result is None else result.score for result in results)
-    done = [(name, result) for name, result in zip(names, results) if result is not None]
+    done = [(name, result) for name, result in zip(names, results, strict=True) if result is not None]
     passed = all(result.passed for _, result in done) if len(done) == len(results) and done else None
     text = encode_json({name: result.to_json() for name, result in done}) if done else None
     return scores, passed, text

@@ -76,8 +76,8 @@ def evaluation_columns(calls: Any) -> Any:
     if len(checked):
         counts = checked.groupby("model")["passed"].agg(["size", "sum"]).reindex(out.index, fill_value=0)
         out["checked"] = counts["size"].astype(int)
-        out["pass_rate"] = [p / n if n else math.nan for p, n in zip(counts["sum"], counts["size"])]
-        bounds = [wilson(int(p), int(n)) for p, n in zip(counts["sum"], counts["size"])]
+        out["pass_rate"] = [p / n if n else math.nan for p, n in zip(counts["sum"], counts["size"], strict=True)]
+        bounds = [wilson(int(p), int(n)) for p, n in zip(counts["sum"], counts["size"], strict=True)]
         out["pass_rate_low"] = [low for low, _ in bounds]
         out["pass_rate_high"] = [high for _, high in bounds]
     sampled = frame[frame["sample"].notna()]

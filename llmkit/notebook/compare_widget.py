@@ -13,6 +13,7 @@ order and the models are named only once a vote is cast (:mod:`llmkit.evals.blin
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import time
 import uuid
@@ -261,9 +262,8 @@ class CompareWidget(widgets.VBox):
         self._blinding = Blinding(list(self.models)) if self.blind else None
         shown = self._blinding.order if self._blinding else list(self.models)
         self._runs = [ModelRun(model) for model in shown]
-        self._panes = [
-            _Pane(run, lambda key=self._key(run): self._vote_from_button("best", key), self._hide) for run in self._runs
-        ]
+        vote_best = functools.partial(self._vote_from_button, "best")
+        self._panes = [_Pane(run, functools.partial(vote_best, self._key(run)), self._hide) for run in self._runs]
         self._pane_row.children = [pane.box for pane in self._panes]
         self.set_trait("mapping", None)
         self.set_trait("comparison_id", uuid.uuid4().hex)

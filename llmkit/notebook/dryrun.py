@@ -29,7 +29,7 @@ def plan_bundle(
 ) -> dict[str, Any]:
     """The plan of every call, as HTML and as plain text; nothing is called."""
     parts_html, parts_text = [], []
-    for run, image in zip(runs, images):
+    for run, image in zip(runs, images, strict=True):
         name = run.model if run.model == run.target else f"{run.model} ({run.target})"
         if image:
             kind, rows = "image generation", [("prompt", prompt)]

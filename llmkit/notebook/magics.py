@@ -139,7 +139,10 @@ class LLMMagics(Magics):
         if args.dry_run:
             _show(plan_bundle(runs, images, messages, prompt, params, self._stream(args), args.chat))
             return
-        calls = [self._call(run, image, messages[run.target], prompt, params, args) for run, image in zip(runs, images)]
+        calls = [
+            self._call(run, image, messages[run.target], prompt, params, args)
+            for run, image in zip(runs, images, strict=True)
+        ]
         view = (RichView if _is_rich(self.shell) else TerminalView)(runs, fmt)
         try:
             drive(calls, view)
@@ -218,7 +221,7 @@ class LLMMagics(Magics):
             if done:
                 code = [extract_code(run.text) for run in done]
                 if len(done) > 1:
-                    code = [f"# {run.model}\n{text}" for run, text in zip(done, code)]
+                    code = [f"# {run.model}\n{text}" for run, text in zip(done, code, strict=True)]
                 self.shell.set_next_input("\n\n".join(code), replace=False)
 
     # -- %llm ------------------------------------------------------------------------------------

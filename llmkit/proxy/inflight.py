@@ -94,13 +94,14 @@ class InFlight:
         """Wait up to ``seconds`` for the requests in flight to finish (less if ``forced()`` turns
         true), then stop the rest and wait for them to answer. Returns how many were stopped."""
         deadline = time.monotonic() + seconds
-        while self.requests and not forced() and time.monotonic() < deadline:
+        # A poll, not an Event: forced() is uvicorn's flag (a second Ctrl-C), which signals nothing.
+        while self.requests and not forced() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         stopped = [request for request in list(self.requests) if request.stop(SHUTTING_DOWN, 503)]
         if stopped:
             logger.warning("llmkit proxy: stopped %d request(s) still running at shutdown", len(stopped))
             deadline = time.monotonic() + 5
-            while self.requests and time.monotonic() < deadline:
+            while self.requests and time.monotonic() < deadline:  # noqa: ASYNC110 - spares every request an Event
                 await asyncio.sleep(0.01)
         if self._sweeper is not None:
             self._sweeper.cancel()

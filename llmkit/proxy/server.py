@@ -167,18 +167,20 @@ def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
     if _is_loopback(host):
         return []
     if config.master_key is None and not config.keys:
-        return [
+        warning = (
             f"no master_key is set and the server listens on {host}: anyone who can reach it can call"
             " your models; set general_settings.master_key (e.g. os.environ/LLMKIT_MASTER_KEY)"
-        ]
+        )
+        return [warning]
     guessable = [
         name for name, key in {"master_key": config.master_key, **config.keys}.items() if key in WELL_KNOWN_KEYS
     ]
     if guessable:
-        return [
+        warning = (
             f"{', '.join(guessable)}: a well-known example key, and the server listens on {host}: anyone can"
             " guess it; set a long random key (python -c 'import secrets; print(secrets.token_urlsafe())')"
-        ]
+        )
+        return [warning]
     return []
 
 
