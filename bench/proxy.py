@@ -238,7 +238,8 @@ def main() -> int:
         rows = f"{r['rows']:9d}" if "rows" in r else f"{'-':>9}"
         print(
             f"{r['name']:10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:8d}"
-            f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f} {r['answered']:9d} {rows}  {r['socket_errors']}"
+            f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f} {r['answered']:9d} {rows}"
+            f"  {r['socket_errors']}"
         )
     one, two = results[0], results[1]
     print(

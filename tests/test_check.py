@@ -189,7 +189,7 @@ def test_an_error_without_a_status_code_fails_the_errors_row():
 
 class BlocksTheLoop(Echo):
     async def acompletion(self, model, messages, **kwargs):
-        time.sleep(0.4)  # the bug: a blocking call inside async code
+        time.sleep(0.4)  # noqa: ASYNC251 - the bug this handler is made to show: a blocking call in async code
         return self.completion(model, messages)
 
 

@@ -134,7 +134,7 @@ def test_no_base_url_says_where_to_give_one(monkeypatch):
 
     monkeypatch.delenv("MY_API_BASE", raising=False)
     llmkit.custom_provider_map = [{"provider": "nobase", "custom_handler": NoBase()}]
-    with pytest.raises(llmkit.BadRequestError, match="NoBase needs a base URL: pass api_base=.*MY_API_BASE"):
+    with pytest.raises(llmkit.BadRequestError, match=r"NoBase needs a base URL: pass api_base=.*MY_API_BASE"):
         llmkit.completion("nobase/gpt-tiny", MESSAGES)
 
 

@@ -263,7 +263,7 @@ def test_retry_after_forms(headers):
 def test_nothing_listening_is_a_connection_error():
     with FakeServer({}) as srv:
         dead = srv.url  # the port is free again once the server is gone
-    with pytest.raises(llmkit.APIConnectionError, match="could not connect .* is the server running"):
+    with pytest.raises(llmkit.APIConnectionError, match=r"could not connect .* is the server running"):
         llmkit.completion("openai/echo", MESSAGES, api_base=dead + "/v1")
 
 

@@ -126,6 +126,9 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
     assert config.fallbacks == {"chat": ["backup"]}
 
 
+ONE_MODEL = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -141,7 +144,7 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
         ),
         ("model_lst: []", ["model_lst: unknown key; did you mean model_list?"]),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nlitelm_settings: {num_retries: 1}",
+            ONE_MODEL + "litelm_settings: {num_retries: 1}",
             ["litelm_settings: unknown key; did you mean litellm_settings?"],
         ),
         (
@@ -149,18 +152,16 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
             ["model_list[0].litelm_params: unknown key; did you mean litellm_params?"],
         ),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-            "litellm_settings: {custom_provider_map: [{provider: p, custom_handlr: m.h}]}",
+            ONE_MODEL + "litellm_settings: {custom_provider_map: [{provider: p, custom_handlr: m.h}]}",
             ["litellm_settings.custom_provider_map[0].custom_handlr: unknown key; did you mean custom_handler?"],
         ),
         ("zzz_unrelated: 1\nmodel_list: []", ["zzz_unrelated: unknown key; remove it, or check its spelling"]),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nrouter_settings: {routing_strategy: fastest}",
+            ONE_MODEL + "router_settings: {routing_strategy: fastest}",
             ["router_settings.routing_strategy", "'round-robin', 'simple-shuffle' or 'least-busy'"],
         ),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-            "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: nodots}]}",
+            ONE_MODEL + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: nodots}]}",
             ["litellm_settings.custom_provider_map[0].custom_handler", "module.attribute"],
         ),
         (

@@ -250,7 +250,7 @@ def test_bare_string_chunks_are_text():
 
 def test_a_chunk_of_the_wrong_type_gets_a_clear_error():
     register(Streamer([42]))
-    with pytest.raises(llmkit.APIConnectionError, match="GenericStreamingChunk dict.*got int"):
+    with pytest.raises(llmkit.APIConnectionError, match=r"GenericStreamingChunk dict.*got int"):
         collect()
 
 
