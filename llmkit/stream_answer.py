@@ -144,6 +144,6 @@ def response_as_chunks(response: ModelResponse) -> list[ModelResponseStream]:
         delta = Delta(content=message.content, role=message.role, tool_calls=tool_calls)
         stream_choice = StreamingChoices(index=choice.index, delta=delta, finish_reason=choice.finish_reason)
         chunks.append(ModelResponseStream(model=response.model, choices=[stream_choice]))
-    if response.usage and response.usage.total_tokens:
+    if response.usage is not None and response.usage.total_tokens:
         chunks.append(ModelResponseStream(model=response.model, choices=[], usage=response.usage))
     return chunks
