@@ -148,10 +148,14 @@ class ModelResponse(OpenAIObject):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the answer as Markdown with a footer (``repr()`` stays pydantic's)."""
-        return _reprs().response_bundle(self)
+        from llmkit.types import reprs  # loaded the first time a notebook shows a response
+
+        return reprs.response_bundle(self)
 
     def _repr_markdown_(self) -> str:
-        return _reprs().response_bundle(self)["text/markdown"]
+        from llmkit.types import reprs
+
+        return reprs.response_bundle(self)["text/markdown"]
 
 
 class ModelResponseStream(OpenAIObject):
@@ -179,7 +183,9 @@ class ImageResponse(OpenAIObject):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the images themselves."""
-        return _reprs().image_bundle(self)
+        from llmkit.types import reprs
+
+        return reprs.image_bundle(self)
 
 
 class Embedding(OpenAIObject):
@@ -196,13 +202,9 @@ class EmbeddingResponse(OpenAIObject):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: a one-line summary, not thousands of numbers."""
-        return _reprs().embedding_bundle(self)
+        from llmkit.types import reprs
 
-
-def _reprs() -> Any:
-    from llmkit.types import reprs  # loaded the first time a notebook shows a response
-
-    return reprs
+        return reprs.embedding_bundle(self)
 
 
 class ChatCompletionToolCallFunctionChunk(TypedDict, total=False):
