@@ -60,8 +60,9 @@ class SQLiteCacheStore:
         if row is None:
             self._memo.pop(key, None)
             return None
-        self._remember(key, row[0])
-        return row[0]
+        value: str = row[0]  # the column's one type: values are JSON text
+        self._remember(key, value)
+        return value
 
     def put(self, key: str, kind: str, model: str, value: str) -> None:
         self._memo[key] = (value, math.inf)  # found here until it is in the file

@@ -102,6 +102,10 @@ class _Shared:
         converter.id, converter.created = live.id, live.created
         return CustomStreamWrapper(self._reader(converter), converter, llm_provider=self.live.llm_provider, entry=entry)
 
+    def _reader(self, converter: ChunkConverter) -> Any:
+        """A new reader of the chunks, sync or async by the subclass."""
+        raise NotImplementedError
+
     def _arrived(self, chunk: Any) -> None:
         self.chunks.append(chunk)
         self.offsets.append(time.perf_counter() - self.started)

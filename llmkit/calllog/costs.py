@@ -87,7 +87,7 @@ def _image_cost(provider: str, handler_model: str, images: int | None, params: d
     entry = _table_entry(provider, handler_model, (f"{quality}/{size}/", f"{size}/"))
     if entry is None:
         return None
-    per_image = entry.get("output_cost_per_image") or entry.get("input_cost_per_image")
+    per_image: float | None = entry.get("output_cost_per_image") or entry.get("input_cost_per_image")
     if per_image is not None:
         return images * per_image
     per_pixel = (entry.get("input_cost_per_pixel") or 0.0) + (entry.get("output_cost_per_pixel") or 0.0)

@@ -48,7 +48,9 @@ class ReadCache:
     def __len__(self) -> int:
         return len(self._columns["call_id"]) if self._columns is not None else 0
 
-    def read(self, count_up_to: Callable[[int], tuple[int, int]], rows_after: Callable[[int], list]) -> Any:
+    def read(
+        self, count_up_to: Callable[[int], tuple[int, int]], rows_after: Callable[[int], list]
+    ) -> dict[str, Any] | None:
         """The whole log's columns (numbers as NaN-for-null arrays), or None when it is not kept.
 
         ``count_up_to(seq)`` gives (rows with seq <= it, rows in all); ``rows_after(seq)`` the decoded

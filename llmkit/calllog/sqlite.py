@@ -325,7 +325,8 @@ class SQLiteStore:
         return columns
 
     def _count_up_to(self, seq: int) -> tuple[int, int]:
-        return self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+        counts: tuple[int, int] = self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+        return counts
 
     def _rows_after(self, seq: int) -> list[list[Any]]:
         seqs, *columns = self._fetch(_ROWS_AFTER, (seq,))
@@ -334,7 +335,8 @@ class SQLiteStore:
     def count(self, filters: Filters) -> int:
         sql, args = query.count_calls(filters)
         with self._read_lock:
-            return self._reader.execute(sql, args).fetchone()[0]
+            count: int = self._reader.execute(sql, args).fetchone()[0]
+        return count
 
     def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
         """Counts and sums by SQLite's ``GROUP BY``; the percentiles, which SQLite lacks, in Python from
