@@ -18,7 +18,7 @@ import html
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.notebook import missing_extra, require
 
@@ -35,6 +35,9 @@ from llmkit.notebook import tables
 from llmkit.notebook.catalog import check_model, known_models
 from llmkit.notebook.display import UPDATE_INTERVAL, body_html, footer
 from llmkit.notebook.runs import ModelRun, generate_images, is_image_model, stream_chat
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CompareWidget"]
 
@@ -349,7 +352,7 @@ class CompareWidget(widgets.VBox):
             raise ValueError(f"{model!r} was not in the last comparison ({', '.join(compared)})")
         self._reveal()
         self._log_vote(kind, model)
-        record = {
+        record: dict[str, Any] = {
             "kind": kind,
             "model": model,
             "models": compared,
@@ -384,7 +387,7 @@ class CompareWidget(widgets.VBox):
             self.set_trait("status", str(exc))
 
     # -- export ----------------------------------------------------------------------------------
-    def to_dataframe(self) -> Any:
+    def to_dataframe(self) -> pd.DataFrame:
         """The last comparison's calls from the call log, one row per model in the widget's order,
         with every column of ``llmkit.calls.to_dataframe()`` and a ``vote`` column (best, not_best,
         tie, all_bad, or None before a vote)."""
@@ -395,7 +398,7 @@ class CompareWidget(widgets.VBox):
             raise ValueError("this comparison is blind: vote first, then its rows name the models")
         if tables.log_is_off():
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
-        df = llmkit.calls.to_dataframe(run_id=self.comparison_id)
+        df: pd.DataFrame = llmkit.calls.to_dataframe(run_id=self.comparison_id)
         position = df["model"].astype(str).map({run.target: i for i, run in enumerate(self._runs)})
         df = df.iloc[position.argsort(kind="stable")].reset_index(drop=True)
         df["vote"] = df["annotations"].map(tables.vote_of)
