@@ -19,6 +19,7 @@ from llmkit.types.utils import (
     Choices,
     Delta,
     Function,
+    GenericStreamingChunk,
     Message,
     ModelResponse,
     ModelResponseStream,
@@ -122,11 +123,14 @@ def stream_chunk_builder(chunks: Iterable[Any], messages: Any = None) -> ModelRe
     return answer.response(first, usage)
 
 
-def text_chunks(text: str, usage: dict | None = None) -> list[dict]:
+def text_chunks(text: str, usage: dict | None = None) -> list[GenericStreamingChunk]:
     """GenericStreamingChunk dicts that stream ``text`` a word at a time, the last one finishing."""
     pieces = re.findall(r"\s*\S+\s*|\s+", text) or [text]
-    chunks = [{"text": piece, "is_finished": False, "finish_reason": None, "usage": None} for piece in pieces]
-    chunks[-1].update(is_finished=True, finish_reason="stop", usage=usage)
+    chunks: list[GenericStreamingChunk] = [
+        {"text": piece, "is_finished": False, "finish_reason": None, "usage": None} for piece in pieces
+    ]
+    last = chunks[-1]
+    last["is_finished"], last["finish_reason"], last["usage"] = True, "stop", usage
     return chunks
 
 
