@@ -222,9 +222,10 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 def read_export(path: Path) -> pd.DataFrame:
     """A file written by ``export`` as the DataFrame it was made from."""
     suffix = path.suffix.lower()
+    records: dict[str, list[Any]]
     if suffix == ".csv":
         raw = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
-        records = raw.astype(object).where(raw.notna(), None).to_dict("list")
+        records = _columns_of(raw)
     elif suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
             lines = [json.loads(line) for line in f if line.strip()]
@@ -232,7 +233,7 @@ def read_export(path: Path) -> pd.DataFrame:
     elif suffix == ".parquet":
         _require_pyarrow()
         raw = pd.read_parquet(path)
-        records = raw.astype(object).where(raw.notna(), None).to_dict("list")
+        records = _columns_of(raw)
     else:
         raise ValueError(f"cannot tell the format of {path}: name it .csv, .jsonl or .parquet")
     if suffix != ".jsonl":
@@ -248,6 +249,11 @@ def read_export(path: Path) -> pd.DataFrame:
     df = typed(records)
     df["annotations"] = _objects(records["annotations"])
     return df
+
+
+def _columns_of(raw: pd.DataFrame) -> dict[str, list[Any]]:
+    """A file's columns as lists of plain values, None for a missing one."""
+    return {str(name): values for name, values in raw.astype(object).where(raw.notna(), None).to_dict("list").items()}
 
 
 def _boolean(value: Any) -> Any:

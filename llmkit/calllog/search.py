@@ -61,7 +61,8 @@ def search(text: str, limit: int = 20) -> list[dict[str, Any]]:
         raise RuntimeError("the call log is off; turn it on with `llmkit logs on` or llmkit.configure_log('sqlite')")
     own = getattr(store, "search", None)
     if callable(own):  # the seam for a server database's full-text search
-        return own(text, limit)
+        found: list[dict[str, Any]] = own(text, limit)
+        return found
     path = getattr(store, "path", None)
     words = _WORD.findall(text) or text.split()
     if path is not None:

@@ -61,7 +61,8 @@ def error_text(run: ModelRun) -> str:
 def markdown_html(text: str) -> str:
     from markdown_it import MarkdownIt  # loaded only when several answers are shown side by side
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    html: str = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return html
 
 
 def _pre(text: str) -> str:

@@ -48,7 +48,8 @@ class InFlight:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
@@ -141,7 +142,7 @@ class _Request:
 
     async def receive(self) -> dict:
         self.reading = True
-        message = await self._receive()
+        message: dict = await self._receive()
         if message["type"] == "http.request":
             if not message.get("more_body", False):
                 self.reading = False

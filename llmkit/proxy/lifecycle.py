@@ -110,7 +110,7 @@ def timed_headers_protocol() -> Any:
         # No timer per request: the server's tick looks at this ten times a second.
         headers_since: float | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.headers_since = time.monotonic()
 
