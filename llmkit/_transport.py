@@ -169,7 +169,7 @@ class EventStream:
 
     def close(self) -> None:
         self._done = True
-        self._bytes.close()
+        self._bytes.close()  # type: ignore[attr-defined]  # a generator, which httpx types as an Iterator
         self.response.close()
 
 

@@ -64,7 +64,9 @@ class MethodRows:
         self.rows.append(CheckRow(method, status, f"{detail} ({seconds * 1000:.0f} ms)"))
         self.answers[method] = answer
 
-    async def _acall_validated(self, method: str, kwargs: dict[str, Any], validate: Any) -> tuple[str, str, Any]:
+    async def _acall_validated(
+        self, method: str, kwargs: dict[str, Any], validate: Callable[[Any, str], shapes.Verdict]
+    ) -> shapes.Verdict:
         result = await self.probe.acall(method, **kwargs)
         if method == "astreaming":
             return validate(await collect_async(result, self.probe.timeout), method)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.answers import parse_json_answer
 from llmkit.checks.base import Answer, Check, CheckResult, check_name
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["contains", "equals", "icontains", "is_json", "json_schema", "max_latency_ms", "max_tokens", "regex"]
 
@@ -130,7 +133,7 @@ class json_schema(_TextCheck):
         return (True, "fits the schema") if problem is None else (False, problem)
 
 
-def _pydantic_validator(model: type) -> Any:
+def _pydantic_validator(model: type[BaseModel]) -> Any:
     from pydantic import ValidationError
 
     def validate(value: Any) -> str | None:

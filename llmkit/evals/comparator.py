@@ -59,7 +59,7 @@ def export_llm_comparator(
 
 
 def _rows(results: Any) -> list[dict[str, Any]]:
-    rows = results.to_dict("records")
+    rows: list[dict[str, Any]] = results.to_dict("records")
     for row in rows:
         for name, value in list(row.items()):
             row[name] = _plain(value)
@@ -88,6 +88,7 @@ def _pairs(rows: list[dict[str, Any]], model_a: str, model_b: str) -> list[tuple
     for row in rows:
         if row["model"] not in (model_a, model_b):
             continue
+        key: tuple[Any, ...]
         if "prompt_index" in row:  # compare()'s frame
             key = (row["prompt_index"], row.get("sample", 0))
         else:  # a log slice: the same prompt in one run, the n-th time for each model

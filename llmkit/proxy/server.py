@@ -13,6 +13,7 @@ import gc
 import importlib.util
 import ipaddress
 import logging
+import math
 import os
 import socket
 import sys
@@ -147,7 +148,7 @@ def make_server(
         lifespan="off",
         access_log=access_log,
         log_level="info" if access_log else "warning",
-        timeout_graceful_shutdown=graceful_seconds,
+        timeout_graceful_shutdown=math.ceil(graceful_seconds),  # whole seconds; ProxyServer.shutdown drains itself
         server_header=False,
     )
     return ProxyServer(settings, app, graceful_seconds, read_timeout, parent=parent)
