@@ -131,8 +131,9 @@ class Delayed(CustomLLM):
         await asyncio.sleep({delay})
         for i in range({chunks}):
             last = i == {chunks} - 1
-            usage = {{"prompt_tokens": 5, "completion_tokens": {chunks}, "total_tokens": 5 + {chunks}}}
-            usage = usage if last else None
+            usage = (
+                {{"prompt_tokens": 5, "completion_tokens": {chunks}, "total_tokens": 5 + {chunks}}} if last else None
+            )
             finish = "stop" if last else None
             yield {{"text": f"w{{i}} ", "is_finished": last, "finish_reason": finish, "usage": usage}}
 
