@@ -24,8 +24,8 @@ import time
 os.environ.setdefault("LLMKIT_LOG_PATH", os.path.join(tempfile.mkdtemp(prefix="llmkit-bench-"), "calls.db"))
 os.environ.pop("LLMKIT_CACHE", None)
 
-import llmkit  # noqa: E402
-from llmkit.types.utils import ModelResponse  # noqa: E402
+import llmkit
+from llmkit.types.utils import ModelResponse
 
 MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet in one sentence."}]
 STREAM_CHUNKS = 200

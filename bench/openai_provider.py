@@ -84,8 +84,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--calls", type=int, default=600, help="calls per client per round (at least 10 waves)")
-    parser.add_argument("--server", choices=("light", "proxy"), default="light",
-                        help="bench/stream_server.py, or llmkit serve with its log off and a delayed handler")
+    parser.add_argument(
+        "--server",
+        choices=("light", "proxy"),
+        default="light",
+        help="bench/stream_server.py, or llmkit serve with its log off and a delayed handler",
+    )
     parser.add_argument("--delay", type=float, default=0.05, help="the server's seconds before each answer")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks in each streamed answer")
     parser.add_argument("--requests", type=int, default=300, help="official: requests per client per round")
@@ -106,7 +110,14 @@ def main() -> None:
 def start_stream_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     if args.server == "proxy":
         return start_proxy(args)
-    command = [sys.executable, str(ROOT / "bench" / "stream_server.py"), "--delay", str(args.delay), "--chunks", str(args.chunks)]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "stream_server.py"),
+        "--delay",
+        str(args.delay),
+        "--chunks",
+        str(args.chunks),
+    ]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return process, process.stdout.readline().strip() + "/v1"
 
@@ -120,8 +131,11 @@ class Delayed(CustomLLM):
         await asyncio.sleep({delay})
         for i in range({chunks}):
             last = i == {chunks} - 1
-            usage = {{"prompt_tokens": 5, "completion_tokens": {chunks}, "total_tokens": 5 + {chunks}}} if last else None
-            yield {{"text": f"w{{i}} ", "is_finished": last, "finish_reason": "stop" if last else None, "usage": usage}}
+            usage = (
+                {{"prompt_tokens": 5, "completion_tokens": {chunks}, "total_tokens": 5 + {chunks}}} if last else None
+            )
+            finish = "stop" if last else None
+            yield {{"text": f"w{{i}} ", "is_finished": last, "finish_reason": finish, "usage": usage}}
 
 handler = Delayed()
 """
@@ -142,7 +156,18 @@ def start_proxy(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "llmkit.cli",
+        "serve",
+        "--config",
+        "config.yaml",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {**os.environ, "LLMKIT_LOG": "off", "PYTHONPATH": str(folder)}
     process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     for _ in range(600):
@@ -333,7 +358,9 @@ def official(base: str, args: argparse.Namespace) -> None:
         await official_async.chat.completions.create(model="echo", messages=MESSAGES)
 
     def ours_stream() -> int:
-        stream = llmkit.completion("openai/echo", MESSAGES, api_base=base, api_key="sk-bench", stream=True, **stream_body)
+        stream = llmkit.completion(
+            "openai/echo", MESSAGES, api_base=base, api_key="sk-bench", stream=True, **stream_body
+        )
         return sum(1 for _ in stream)
 
     def theirs_stream() -> int:
@@ -343,7 +370,9 @@ def official(base: str, args: argparse.Namespace) -> None:
         return sum(1 for _ in stream)
 
     async def ours_astream() -> int:
-        stream = await llmkit.acompletion("openai/echo", MESSAGES, api_base=base, api_key="sk-bench", stream=True, **stream_body)
+        stream = await llmkit.acompletion(
+            "openai/echo", MESSAGES, api_base=base, api_key="sk-bench", stream=True, **stream_body
+        )
         return len([c async for c in stream])
 
     async def theirs_astream() -> int:
@@ -381,8 +410,10 @@ def official(base: str, args: argparse.Namespace) -> None:
     loop.run_until_complete(loop.shutdown_asyncgens())  # the official client leaves one unclosed
     loop.close()
 
-    print(f"\nopenai {openai.__version__}, llmkit {llmkit.__version__}; {args.rounds} rounds,"
-          f" {args.requests} requests/round, {args.tokens}-chunk streams; medians over rounds")
+    print(
+        f"\nopenai {openai.__version__}, llmkit {llmkit.__version__}; {args.rounds} rounds,"
+        f" {args.requests} requests/round, {args.tokens}-chunk streams; medians over rounds"
+    )
     print(f"{'':16}{'llmkit':>14}{'official':>14}{'ratio':>8}")
     for name, (mine, peer) in results.items():
         a, b = statistics.median(mine), statistics.median(peer)

@@ -49,7 +49,8 @@ def subprocess_ms(code: str, runs: int) -> float:
 
 def inprocess_ms(code: str, runs: int) -> float:
     """Median ms of the last statement of ``code``, timed inside fresh processes."""
-    script = f"import time\n{code.rsplit(chr(10), 1)[0]}\nt = time.perf_counter()\n{code.rsplit(chr(10), 1)[1]}\nprint((time.perf_counter() - t) * 1000)"
+    setup, timed = code.rsplit("\n", 1)
+    script = f"import time\n{setup}\nt = time.perf_counter()\n{timed}\nprint((time.perf_counter() - t) * 1000)"
     values = [
         float(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
         for _ in range(runs)
@@ -95,9 +96,8 @@ def main() -> None:
 
         if importlib.util.find_spec("litellm") is not None:
             heavy = subprocess_ms("import litellm", max(3, runs // 3))
-            print(
-                f"  import litellm                       {heavy:8.1f}   ({heavy / plain:.0f}x llmkit: only on a litellm/ call)"
-            )
+            ratio = f"{heavy / plain:.0f}x llmkit"
+            print(f"  import litellm                       {heavy:8.1f}   ({ratio}: only on a litellm/ call)")
     except ImportError:
         pass
 
@@ -134,9 +134,8 @@ def main() -> None:
     loaded_ms = (time.perf_counter() - started) * 1000
     if tables:
         print("prices")
-        print(
-            f"  read LiteLLM's bundled table         {loaded_ms:8.1f} ms  ({sum(len(t.entries) for t in tables)} models, once per process)"
-        )
+        models = sum(len(t.entries) for t in tables)
+        print(f"  read LiteLLM's bundled table         {loaded_ms:8.1f} ms  ({models} models, once per process)")
         cost_us = per_call_us(lambda: cost_of("openai/gpt-4o", "gpt-4o", 120, 40, provider="openai"), runs, number)
         print(f"  cost of one call from the table      {cost_us:8.2f} us (on the log's writer thread)")
     print("(a loaded machine inflates every figure; compare the rows of one run)")

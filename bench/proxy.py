@@ -59,7 +59,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(command: list[str], port: int, cwd: Path, timeout: float, env: dict | None = None) -> tuple[subprocess.Popen, float]:
+def start(
+    command: list[str], port: int, cwd: Path, timeout: float, env: dict | None = None
+) -> tuple[subprocess.Popen, float]:
     """Start a server and wait for its first answered request; returns it and the seconds that took."""
     began = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -103,9 +105,20 @@ def _children(pid: int) -> list[str]:
 
 def wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/v1/chat/completions"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -143,14 +156,27 @@ def stream_ms(port: int, runs: int = STREAM_RUNS) -> float:
     return statistics.median(times[5:])  # the first few warm up the server
 
 
-def measure(name: str, command: list[str], port: int, folder: Path, args: argparse.Namespace, script: Path,
-            log: Path | None = None) -> dict:
+def measure(
+    name: str,
+    command: list[str],
+    port: int,
+    folder: Path,
+    args: argparse.Namespace,
+    script: Path,
+    log: Path | None = None,
+) -> dict:
     env = {**os.environ, "LLMKIT_LOG_PATH": str(log)} if log is not None else None
     process, startup = start(command, port, folder, timeout=120, env=env)
     try:
         warm = wrk(port, 2, args.connections, script)
         load = wrk(port, args.seconds, args.connections, script)
-        result = {"name": name, "startup_s": startup, **load, "stream_ms": stream_ms(port), "rss_mb": rss_mb(process.pid)}
+        result = {
+            "name": name,
+            "startup_s": startup,
+            **load,
+            "stream_ms": stream_ms(port),
+            "rss_mb": rss_mb(process.pid),
+        }
     finally:
         result_status = stop(process)
     # Requests the server answered: the start-up probe, both wrk runs, the streams.
@@ -166,8 +192,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--litellm", default="/work/bench-venv-litellm/bin/litellm",
-                        help="LiteLLM's proxy command, installed apart from llmkit; skipped if missing")
+    parser.add_argument(
+        "--litellm",
+        default="/work/bench-venv-litellm/bin/litellm",
+        help="LiteLLM's proxy command, installed apart from llmkit; skipped if missing",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -187,19 +216,36 @@ def main() -> int:
             results.append(measure(f"llmkit {workers}w", command, port, folder, args, script, log=log))
         if os.path.exists(args.litellm):
             port = free_port()
-            litellm_cmd = [args.litellm, "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+            litellm_cmd = [
+                args.litellm,
+                "--config",
+                "config.yaml",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ]
             results.append(measure("litellm", litellm_cmd, port, folder, args, script))
         else:
             print(f"(LiteLLM's proxy not found at {args.litellm}: comparison skipped)")
-    print(f"{'':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'stream200 ms':>13} {'RSS MB':>8}"
-          f" {'start s':>8} {'answered':>9} {'log rows':>9}")
+    print(
+        f"{'':10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'stream200 ms':>13} {'RSS MB':>8}"
+        f" {'start s':>8} {'answered':>9} {'log rows':>9}"
+    )
     for r in results:
         rows = f"{r['rows']:9d}" if "rows" in r else f"{'-':>9}"
-        print(f"{r['name']:10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:8d}"
-              f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f} {r['answered']:9d} {rows}  {r['socket_errors']}")
+        print(
+            f"{r['name']:10} {r['rps']:8.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:8d}"
+            f" {r['stream_ms']:13.2f} {r['rss_mb']:8.1f} {r['startup_s']:8.2f} {r['answered']:9d} {rows}"
+            f"  {r['socket_errors']}"
+        )
     one, two = results[0], results[1]
-    print(f"2 workers / 1 worker: {two['rps'] / one['rps']:.2f}x req/s (goal >= 1.6x on 2 cores), p99"
-          f" {one['p99_ms']:.1f} -> {two['p99_ms']:.1f} ms")
+    print(
+        f"2 workers / 1 worker: {two['rps'] / one['rps']:.2f}x req/s (goal >= 1.6x on 2 cores), p99"
+        f" {one['p99_ms']:.1f} -> {two['p99_ms']:.1f} ms"
+    )
     # wrk does not count requests cut off when its time is up, which the server may still have answered
     # and logged: a log may hold up to one such row per connection and run more than wrk counted.
     lost = [r["name"] for r in results if "rows" in r and r["rows"] < r["answered"]]

@@ -10,7 +10,9 @@ except ImportError:  # run by LiteLLM's proxy, in its own virtualenv
 
 CANNED = {
     "model": "canned",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hello from the benchmark."}}],
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hello from the benchmark."}}
+    ],
     "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
 }
 
@@ -34,8 +36,14 @@ def _chunks(kwargs):
     count = int((kwargs.get("optional_params") or {}).get("chunks", 200))
     for i in range(count):
         last = i == count - 1
-        yield {"text": f"w{i} ", "is_finished": last, "finish_reason": "stop" if last else None,
-               "index": 0, "tool_use": None, "usage": None}
+        yield {
+            "text": f"w{i} ",
+            "is_finished": last,
+            "finish_reason": "stop" if last else None,
+            "index": 0,
+            "tool_use": None,
+            "usage": None,
+        }
 
 
 canned = CannedLLM()

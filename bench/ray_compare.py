@@ -33,7 +33,7 @@ import time
 os.environ.setdefault("LLMKIT_LOG_PATH", os.path.join(tempfile.mkdtemp(prefix="llmkit-bench-"), "calls.db"))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster: no token to write
 
-import llmkit  # noqa: E402
+import llmkit
 
 SPINS = 0  # loop turns making ~20 ms of work; calibrated at start
 

@@ -56,7 +56,8 @@ def canned_stream(chunks: int) -> list[bytes]:
 def canned_json(chunks: int) -> bytes:
     body = json.dumps({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": " ".join(f"w{i}" for i in range(chunks))}}],
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": " ".join(f"w{i}" for i in range(chunks))}}],
         "usage": {"prompt_tokens": 5, "completion_tokens": chunks, "total_tokens": 5 + chunks},
     }).encode()  # fmt: skip
     return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)

@@ -5,6 +5,8 @@ and call it as ``llmkit.completion(model="provider/model", messages=[...])``. Th
 LiteLLM's ``CustomLLM``, so handlers written for LiteLLM run with only their imports changed.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from llmkit.cache import configure_cache
 from llmkit.calllog import calls, configure_log, register_model_cost
 from llmkit.dispatch import (
@@ -46,20 +48,29 @@ from llmkit.types.utils import (
     Usage,
 )
 
+if TYPE_CHECKING:  # what the lazily loaded names below are, for type checkers and editors
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from llmkit import checks
+    from llmkit.batch import compare, side_by_side
+    from llmkit.checker import check
+    from llmkit.evals.comparator import export_llm_comparator
+    from llmkit.prices import load_prices, model_info
+
 __version__ = "0.1.0"
 
 #: Handlers by provider name, the LiteLLM way: assign a new list to change it; read on every call.
 custom_provider_map: list = []
 
 
-def load_ipython_extension(shell):
+def load_ipython_extension(shell: "InteractiveShell") -> None:
     """``%load_ext llmkit``: register the ``%%llm`` and ``%llm`` magics (IPython loads only now)."""
     from llmkit.notebook import load_ipython_extension as load
 
     load(shell)
 
 
-def unload_ipython_extension(shell):
+def unload_ipython_extension(shell: "InteractiveShell") -> None:
     """``%unload_ext llmkit``: remove the magics again (``%reload_ext llmkit`` loads them afresh)."""
     from llmkit.notebook import unload_ipython_extension as unload
 
@@ -78,7 +89,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'llmkit' has no attribute {name!r}")

@@ -142,7 +142,8 @@ def _env_proxy(base_url: str) -> str | None:
     parts = urlsplit(base_url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass_environment(parts.netloc, proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # undocumented, not in typeshed
+    if not proxy or bypass(parts.netloc, proxies):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 

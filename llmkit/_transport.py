@@ -73,7 +73,13 @@ def _build(client: httpx.Client, request: Any, headers: dict, timeout: Any) -> h
 
 
 def send(
-    base_url: str, api_key: str | None, request: Any, headers: dict, timeout: Any, stream: bool = False, key_env: tuple = ()
+    base_url: str,
+    api_key: str | None,
+    request: Any,
+    headers: dict,
+    timeout: Any,
+    stream: bool = False,
+    key_env: tuple = (),
 ) -> httpx.Response:
     """Send ``request`` (an llmkit.http.Request) on the pooled client; raise llmkit errors on failure."""
     client = sync_client(base_url, api_key)
@@ -163,7 +169,7 @@ class EventStream:
 
     def close(self) -> None:
         self._done = True
-        self._bytes.close()
+        self._bytes.close()  # type: ignore[attr-defined]  # a generator, which httpx types as an Iterator
         self.response.close()
 
 

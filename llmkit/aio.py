@@ -17,7 +17,8 @@ import functools
 import os
 import threading
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterator, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from typing import Any, TypeVar
 
 __all__ = [
     "aiter_in_thread",

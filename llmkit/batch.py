@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from llmkit import aio, backends
 from llmkit.backends.jobs import ROW_FIELDS, Job
 from llmkit.backends.local import run_jobs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["Job", "compare", "run_jobs", "side_by_side"]
 
@@ -34,7 +39,7 @@ def compare(
     progress: bool = True,
     backend: Any = "local",
     **params: Any,
-) -> Any:
+) -> pd.DataFrame:
     """Run every prompt against every model, ``samples`` times each, and return one DataFrame row per
     (prompt, model, sample).
 
@@ -103,7 +108,7 @@ def compare(
     return _frame(ordered, {} if scorer is None else scorer.columns(ordered))
 
 
-def side_by_side(results: Any, value: str = "response") -> Any:
+def side_by_side(results: pd.DataFrame, value: str = "response") -> pd.DataFrame:
     """compare()'s rows as a wide table: one row per prompt (and sample), one column per model."""
     import pandas as pd
 
@@ -194,7 +199,7 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="llmkit.compare", unit="call")
 
 
-def _frame(rows: list[dict[str, Any]], checked: dict[str, list]) -> Any:
+def _frame(rows: list[dict[str, Any]], checked: dict[str, list]) -> pd.DataFrame:
     """The DataFrame of ``rows``, typed, with the checks' columns (``check_<name>``, ``passed``) last."""
     import pandas as pd
 

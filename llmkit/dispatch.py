@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, Generic, Literal, TypeVar, cast, overload
+
+from pydantic import BaseModel
 
 from llmkit import cache, mock, retries
 from llmkit.arguments import checked_limits, checked_messages
 from llmkit.calllog.recorder import Entry, begin
-from llmkit.errors import BadRequestError, Timeout, map_exception, timeout_error
+from llmkit.errors import BadRequestError, map_exception, timeout_error
 from llmkit.normalize import normalized
 from llmkit.params import custom_prompt_dict, merged_headers, split_model, split_params
 from llmkit.providers.invoke import (
@@ -45,8 +48,14 @@ __all__ = ["acompletion", "aembedding", "aimage_generation", "completion", "embe
 
 DEFAULT_TIMEOUT = 600.0
 
+Response = TypeVar("Response", bound=BaseModel)
+T = TypeVar("T")
 
-class _Call:
+# llmkit.aio and asyncio are imported in the functions that use them: asyncio takes ~30 ms to import,
+# async callers have loaded it already, and only handlers of the other colour need aio's bridge.
+
+
+class _Call(Generic[Response]):
     """One prepared call: its handler, the keyword arguments for it, and the control settings."""
 
     __slots__ = (
@@ -63,7 +72,7 @@ class _Call:
 
     def __init__(
         self,
-        kind: tuple[str, str, type, str],
+        kind: tuple[str, str, type[Response], str],
         model: str,
         control: dict[str, Any],
         optional_params: dict[str, Any],
@@ -109,13 +118,13 @@ class _Call:
         }
 
     # -- the two mirrored paths ---------------------------------------------------------------
-    def run_sync(self) -> Any:
+    def run_sync(self) -> Response:
         return self._normalize(self.retry_sync(self._invoke_sync))
 
-    async def run_async(self) -> Any:
+    async def run_async(self) -> Response:
         return self._normalize(await self.retry_async(self._invoke_async))
 
-    def retry_sync(self, operation: Callable[[], Any]) -> Any:
+    def retry_sync(self, operation: Callable[[], T]) -> T:
         """``operation()``, retried on retryable failures; errors leave as llmkit exceptions."""
         attempt = 0
         while True:
@@ -131,7 +140,7 @@ class _Call:
                 time.sleep(delay)
                 attempt += 1
 
-    async def retry_async(self, operation: Callable[[], Any]) -> Any:
+    async def retry_async(self, operation: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
             try:
@@ -143,7 +152,9 @@ class _Call:
                     if error is exc:
                         raise
                     raise error from exc
-                await _asyncio().sleep(delay)
+                import asyncio
+
+                await asyncio.sleep(delay)
                 attempt += 1
 
     def _invoke_sync(self) -> Any:
@@ -151,9 +162,13 @@ class _Call:
         if implements(handler, self.sync_method) or not implements(handler, self.async_method):
             result = self._call_blocking(getattr(handler, self.sync_method))
         else:
-            result = _aio().run_sync(self._with_timeout(call_handler(getattr(handler, self.async_method), self.kwargs)))
+            from llmkit import aio
+
+            result = aio.run_sync(self._with_timeout(call_handler(getattr(handler, self.async_method), self.kwargs)))
         if inspect.isawaitable(result):
-            result = _aio().run_sync(self._with_timeout(result))
+            from llmkit import aio
+
+            result = aio.run_sync(self._with_timeout(result))
         return result
 
     async def _invoke_async(self) -> Any:
@@ -161,7 +176,9 @@ class _Call:
         if implements(handler, self.async_method) or not implements(handler, self.sync_method):
             result = call_handler(getattr(handler, self.async_method), self.kwargs)
         else:
-            result = _aio().run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs, pool=self.threads)
+            from llmkit import aio
+
+            result = aio.run_in_thread(call_handler, getattr(handler, self.sync_method), self.kwargs, pool=self.threads)
         if inspect.isawaitable(result):
             result = await self._with_timeout(result)
         return result
@@ -176,25 +193,27 @@ class _Call:
             TimeoutError as FutureTimeout,  # not builtin TimeoutError on 3.10
         )
 
-        future = _aio().handler_pool(self.threads).submit(call_handler, method, self.kwargs)
+        from llmkit import aio
+
+        future = aio.handler_pool(self.threads).submit(call_handler, method, self.kwargs)
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
-            raise self._timeout_error() from None
+            raise timeout_error(self.timeout, self.provider, self.model) from None
 
-    async def _with_timeout(self, awaitable: Any) -> Any:
+    async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
         if self.timeout is None:
             return await awaitable
-        asyncio = _asyncio()
+        import asyncio
+
+        from llmkit import aio
+
         try:
-            return await _aio().wait_for(awaitable, self.timeout)
+            return await aio.wait_for(awaitable, self.timeout)
         except asyncio.TimeoutError:
-            raise self._timeout_error() from None
+            raise timeout_error(self.timeout, self.provider, self.model) from None
 
-    def _timeout_error(self) -> Timeout:
-        return timeout_error(self.timeout, self.provider, self.model)
-
-    def _normalize(self, result: Any) -> Any:
+    def _normalize(self, result: Any) -> Response:
         # Outside the retries: a handler that returns the wrong shape will return it again.
         return normalized(result, self.result_type, self, self.kwargs.get("messages", self.kwargs.get("input")))
 
@@ -212,22 +231,7 @@ def _handler(provider: str, model: str) -> Any:
         raise BadRequestError(f"model {model!r}: {exc.message}", llm_provider=provider) from None
 
 
-def _aio() -> Any:
-    from llmkit import (
-        aio,  # loads asyncio: only handlers of the other colour need the bridge
-    )
-
-    return aio
-
-
-def _asyncio() -> Any:
-    # asyncio takes ~30 ms to import; async callers have loaded it already, sync ones never need it.
-    import asyncio
-
-    return asyncio
-
-
-def _chat_call(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], is_async: bool) -> _Call:
+def _chat_call(model: str, messages: Any, stream: bool, kwargs: dict[str, Any], is_async: bool) -> _Call[ModelResponse]:
     control, optional_params = split_params(kwargs)
     if stream:
         optional_params["stream"] = True
@@ -253,6 +257,21 @@ def _include_usage(kwargs: dict[str, Any]) -> bool:
 
 
 # -- chat ----------------------------------------------------------------------------------------
+_Chat = ModelResponse | CustomStreamWrapper  # an answer, or with stream=True its chunks
+
+
+@overload
+def completion(
+    model: str, messages: list | None = None, *, stream: Literal[False] = False, **kwargs: Any
+) -> ModelResponse: ...
+@overload
+def completion(
+    model: str, messages: list | None = None, *, stream: Literal[True], **kwargs: Any
+) -> CustomStreamWrapper: ...
+@overload
+def completion(
+    model: str, messages: list | None = None, *, stream: bool, **kwargs: Any
+) -> ModelResponse | CustomStreamWrapper: ...
 def completion(
     model: str, messages: list | None = None, *, stream: bool = False, **kwargs: Any
 ) -> ModelResponse | CustomStreamWrapper:
@@ -271,11 +290,11 @@ def completion(
     return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
 
-def _live_completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+def _live_completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> _Chat:
     return _recorded(entry, stream, _completion, model, messages, stream, kwargs, entry)
 
 
-def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> _Chat:
     messages = checked_messages(messages)
     mocked = kwargs.get("mock_response")
     if mocked is not None:
@@ -295,6 +314,18 @@ def _completion(model: str, messages: list, stream: bool, kwargs: dict[str, Any]
     )
 
 
+@overload
+async def acompletion(
+    model: str, messages: list | None = None, *, stream: Literal[False] = False, **kwargs: Any
+) -> ModelResponse: ...
+@overload
+async def acompletion(
+    model: str, messages: list | None = None, *, stream: Literal[True], **kwargs: Any
+) -> CustomStreamWrapper: ...
+@overload
+async def acompletion(
+    model: str, messages: list | None = None, *, stream: bool, **kwargs: Any
+) -> ModelResponse | CustomStreamWrapper: ...
 async def acompletion(
     model: str, messages: list | None = None, *, stream: bool = False, **kwargs: Any
 ) -> ModelResponse | CustomStreamWrapper:
@@ -307,11 +338,13 @@ async def acompletion(
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
-async def _live_acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+async def _live_acompletion(
+    model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None
+) -> _Chat:
     return await _arecorded(entry, stream, _acompletion, model, messages, stream, kwargs, entry)
 
 
-async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> Any:
+async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[str, Any], entry: Entry | None) -> _Chat:
     messages = checked_messages(messages)
     mocked = kwargs.get("mock_response")
     if mocked is not None:
@@ -331,7 +364,7 @@ async def _acompletion(model: str, messages: list, stream: bool, kwargs: dict[st
     )
 
 
-def _open_stream_sync(call: _Call) -> Iterator[Any]:
+def _open_stream_sync(call: _Call[ModelResponse]) -> Iterator[Any]:
     handler = call.handler
     if implements(handler, "streaming") or not implements(handler, "astreaming"):
         if implements(handler, "streaming") or not _can_chat(handler):
@@ -340,13 +373,15 @@ def _open_stream_sync(call: _Call) -> Iterator[Any]:
     return _sync_chunks(call_handler(handler.astreaming, call.kwargs))
 
 
-async def _open_stream_async(call: _Call) -> AsyncIterator[Any]:
+async def _open_stream_async(call: _Call[ModelResponse]) -> AsyncIterator[Any]:
     handler = call.handler
     if implements(handler, "astreaming") or not implements(handler, "streaming"):
         if implements(handler, "astreaming") or not _can_chat(handler):
             return await _async_chunks(call_handler(handler.astreaming, call.kwargs))
         return replay(response_as_chunks(await call.run_async()))
-    result = await _aio().run_in_thread(call_handler, handler.streaming, call.kwargs, pool=call.threads)
+    from llmkit import aio
+
+    result = await aio.run_in_thread(call_handler, handler.streaming, call.kwargs, pool=call.threads)
     return await _async_chunks(result, threads=call.threads)
 
 
@@ -358,12 +393,16 @@ def _sync_chunks(result: Any) -> Iterator[Any]:
     """An iterator over what ``streaming()`` returned: an iterator, an async one, or a single chunk."""
     if isinstance(result, dict):  # the seed guide's streaming() returns one chunk, not an iterator
         return iter((result,))
-    if hasattr(result, "__next__"):
-        return result
+    if hasattr(result, "__next__"):  # duck-typed, as Python's next() is: no Iterator ABC needed
+        return cast("Iterator[Any]", result)
     if hasattr(result, "__aiter__"):
-        return _aio().iterate_sync(result)
+        from llmkit import aio
+
+        return aio.iterate_sync(result)
     if inspect.isawaitable(result):
-        return _sync_chunks(_aio().run_sync(result))
+        from llmkit import aio
+
+        return _sync_chunks(aio.run_sync(result))
     if isinstance(result, ModelResponse):
         return iter(response_as_chunks(result))
     if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
@@ -376,23 +415,27 @@ async def _async_chunks(result: Any, threads: Any = None) -> AsyncIterator[Any]:
     pool ``threads``) returned."""
     if isinstance(result, dict):
         return replay((result,))
-    if hasattr(result, "__anext__"):
-        return result
+    if hasattr(result, "__anext__"):  # duck-typed, as async for is
+        return cast("AsyncIterator[Any]", result)
     if hasattr(result, "__aiter__"):
-        return result.__aiter__()
+        return cast("AsyncIterator[Any]", result.__aiter__())
     if inspect.isawaitable(result):
         return await _async_chunks(await result, threads)
     if isinstance(result, ModelResponse):
         return replay(response_as_chunks(result))
     if hasattr(result, "__iter__") and not isinstance(result, (str, bytes)):
         # A sync generator may block between chunks: drain it in a worker thread.
-        return _aio().aiter_in_thread(iter(result), pool=threads) if threads is not None else replay(result)
+        if threads is None:
+            return replay(result)
+        from llmkit import aio
+
+        return aio.aiter_in_thread(iter(result), pool=threads)
     raise TypeError(f"astreaming() returned {type(result).__name__}; yield GenericStreamingChunk dicts from it")
 
 
 def _mocked(
     model: str, messages: Any, stream: bool, kwargs: dict[str, Any], value: Any, is_async: bool, entry: Entry | None
-) -> Any:
+) -> _Chat:
     handler_model, provider = split_model(model, kwargs.get("custom_llm_provider"))
     checked_limits(kwargs)  # a mock stands in for a call: the same arguments are wrong
     if not stream:
@@ -404,7 +447,7 @@ def _mocked(
 
 
 # -- images and embeddings ---------------------------------------------------------------------------
-def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call:
+def _image_call(prompt: str, model: str | None, kwargs: dict[str, Any]) -> _Call[ImageResponse]:
     if model is None:
         raise BadRequestError("image_generation needs model='provider/model', e.g. model='demo/image'")
     control, optional_params = split_params(kwargs)
@@ -429,7 +472,7 @@ async def aimage_generation(prompt: str, model: str | None = None, **kwargs: Any
     return await _arecorded(begin("image", model, prompt, kwargs), False, run)
 
 
-def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call:
+def _embedding_call(model: str, input: Any, kwargs: dict[str, Any]) -> _Call[EmbeddingResponse]:
     control, optional_params = split_params(kwargs)
     call = _Call(_EMBEDDING, model, control, optional_params)
     call.kwargs.update(
@@ -460,7 +503,7 @@ async def aembedding(model: str, input: Any = None, **kwargs: Any) -> EmbeddingR
 
 
 # -- recording ---------------------------------------------------------------------------------------
-def _recorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
+def _recorded(entry: Entry | None, stream: bool, run: Callable[..., T], *args: Any) -> T:
     """``run(*args)`` with its outcome recorded in the call log (``entry`` is None when nothing records).
 
     A stream is recorded by its CustomStreamWrapper when it ends; here only if it fails to open.
@@ -477,7 +520,7 @@ def _recorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args:
     return result
 
 
-async def _arecorded(entry: Entry | None, stream: bool, run: Callable[..., Any], *args: Any) -> Any:
+async def _arecorded(entry: Entry | None, stream: bool, run: Callable[..., Awaitable[T]], *args: Any) -> T:
     if entry is None:
         return await run(*args)
     try:

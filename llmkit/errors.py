@@ -26,6 +26,8 @@ its status code, raised ``from`` the original, with the handler's status code an
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -93,11 +95,11 @@ class APIError(LLMKitError):
         suffix = f", {where}" if where else ""
         return f"{self.message} (status {self.status_code}{suffix})"
 
-    def __reduce__(self):  # keep keyword-only state when pickled (worker processes, multiprocessing)
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only state kept when pickled (worker processes)
         return (_rebuild, (type(self), self.message, self.__dict__))
 
 
-def _rebuild(cls, message, state):
+def _rebuild(cls: type[APIError], message: str, state: dict[str, Any]) -> APIError:
     error = cls.__new__(cls)
     LLMKitError.__init__(error, message)
     error.__dict__.update(state)

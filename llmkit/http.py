@@ -10,7 +10,8 @@ answer::
         stream_format = "jsonl"          # or "sse"
 
         def build_request(self, model, messages, params, stream):
-            return Request(f"/predictions/{model}", json={"prompt": last_user_text(messages), "stream": stream, **params})
+            body = {"prompt": last_user_text(messages), "stream": stream, **params}
+            return Request(f"/predictions/{model}", json=body)
 
         def parse_response(self, data, model):
             return data["generated_text"]   # a str, a dict in the chat.completion shape, or a ModelResponse
@@ -28,8 +29,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from llmkit.errors import (
     APIConnectionError,
@@ -41,7 +45,19 @@ from llmkit.errors import (
 )
 from llmkit.messages import last_user_text  # re-exported: handlers for single-prompt APIs use it
 from llmkit.providers.base import CustomLLM
-from llmkit.types.utils import Choices, EmbeddingResponse, ImageResponse, Message, ModelResponse
+from llmkit.types.utils import (
+    Choices,
+    EmbeddingResponse,
+    ImageResponse,
+    Message,
+    ModelResponse,
+    ModelResponseStream,
+)
+
+#: What a stream yields: the parse hook's dicts (GenericStreamingChunk's shape, or OpenAI's chunk),
+#: or a ModelResponseStream from a built-in fast path. The dispatcher takes each.
+Chunk = dict[str, Any] | ModelResponseStream
+Response = TypeVar("Response", bound=BaseModel)
 
 __all__ = ["HTTPLLM", "Request", "last_user_text"]
 
@@ -79,11 +95,9 @@ class HTTPLLM(CustomLLM):
     #: An SSE data payload that ends the stream (None if the API has none and just closes the body).
     done_marker: str | None = "[DONE]"
     #: Headers sent with every request.
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = {}
     _api_base: str | None = None
     _api_key: str | None = None
-    #: A fast path a built-in subclass may set: ``(event, data) -> chunk``, or None for the general path.
-    _chunk_from_event: Any = None
 
     def __init__(self, api_base: str | None = None, api_key: str | None = None, headers: dict | None = None) -> None:
         self._api_base = api_base
@@ -156,13 +170,17 @@ class HTTPLLM(CustomLLM):
         request = self.build_request(model, messages, call.params, False)
         return self._chat_response(await call.json_async(request), model)
 
-    def streaming(self, model: str, messages: list, **kwargs: Any) -> Iterator[dict]:
+    # Chunks wider than GenericStreamingChunk (see Chunk), as the dispatcher takes them.
+    def streaming(self, model: str, messages: list, **kwargs: Any) -> Iterator[Chunk]:  # type: ignore[override]
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, True)
         events = _transport().EventStream(call.send(request, stream=True), self.stream_format)
         return _ChunkStream(_ChunkReader(self, model), events)
 
-    async def astreaming(self, model: str, messages: list, **kwargs: Any) -> AsyncIterator[dict]:
+    # And a coroutine returning the stream, not an async generator: one await fewer per chunk.
+    async def astreaming(  # type: ignore[override]
+        self, model: str, messages: list, **kwargs: Any
+    ) -> AsyncIterator[Chunk]:
         call = _Call(self, model, kwargs)
         request = self.build_request(model, messages, call.params, True)
         events = await call.stream_async(request, self.stream_format)
@@ -195,6 +213,11 @@ class HTTPLLM(CustomLLM):
         if isinstance(parsed, str):
             return ModelResponse(model=model, choices=[Choices(message=Message(content=parsed))])
         return _validated(ModelResponse, parsed)
+
+    def _fast_chunk_reader(self) -> Callable[[str, str], ModelResponseStream | None] | None:
+        """A fast path a built-in subclass may give: ``(event, data) -> chunk`` (None for an event it
+        leaves to the general path), or None for the general path for every event."""
+        return None
 
     def resolve(self, api_base: str | None, api_key: str | None) -> tuple[str, str | None]:
         """``(base URL, key)`` for a call: the call's, else the constructor's, else the environment's."""
@@ -243,7 +266,7 @@ def _parse(hook: Any, data: Any, model: str) -> Any:
         ) from exc
 
 
-def _validated(cls: type, value: Any) -> Any:
+def _validated(cls: type[Response], value: Any) -> Response:
     return value if isinstance(value, cls) else cls.model_validate(value)
 
 
@@ -265,10 +288,14 @@ class _Call:
         return {**self.headers, **request.headers} if request.headers else self.headers
 
     def send(self, request: Request, stream: bool = False) -> Any:
-        return _transport().send(self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env)
+        return _transport().send(
+            self.base, self.key, request, self._headers(request), self.timeout, stream, self.key_env
+        )
 
     async def json_async(self, request: Request) -> Any:
-        return await _aiotransport().request_json(self.base, self.key, request, self._headers(request), self.timeout, self.key_env)
+        return await _aiotransport().request_json(
+            self.base, self.key, request, self._headers(request), self.timeout, self.key_env
+        )
 
     async def stream_async(self, request: Request, stream_format: str) -> Any:
         return await _aiotransport().open_stream(
@@ -285,24 +312,24 @@ class _ChunkReader:
         self.handler = handler
         self.model = model
         self.sse = handler.stream_format == "sse"
-        self.direct = handler._chunk_from_event
+        self.direct = handler._fast_chunk_reader()
         self.done = False
         self.finished = False
         self.events = 0
 
-    def read(self, event: str, data: str) -> Any:
+    def read(self, event: str, data: str) -> Chunk | None:
         """The chunk for one event, None to skip it; sets ``done`` at the end marker."""
         self.events += 1
         if self.sse and data == self.handler.done_marker:
             self.done = True
             return None
         if self.direct is not None:
-            chunk = self.direct(event, data)
-            if chunk is not None:
-                for choice in chunk.choices:
+            direct = self.direct(event, data)
+            if direct is not None:
+                for choice in direct.choices:
                     if choice.finish_reason:
                         self.finished = True
-                return chunk
+                return direct
         try:
             decoded = json.loads(data)
         except ValueError:
@@ -310,11 +337,12 @@ class _ChunkReader:
         error = self.handler.stream_error(event, decoded)
         if error is not None:
             raise error
-        chunk = _parse(self.handler.parse_chunk, decoded, self.model)
-        if chunk is None:
+        parsed = _parse(self.handler.parse_chunk, decoded, self.model)
+        if parsed is None:
             return None
-        if isinstance(chunk, str):
-            return {"text": chunk, "is_finished": False, "finish_reason": None, "usage": None}
+        if isinstance(parsed, str):
+            return {"text": parsed, "is_finished": False, "finish_reason": None, "usage": None}
+        chunk: dict[str, Any] = parsed  # parse_chunk's contract: a chunk dict, its text, or None
         if chunk.get("is_finished") or any(c.get("finish_reason") for c in chunk.get("choices") or ()):
             self.finished = True
         return chunk
@@ -348,7 +376,7 @@ class _ChunkStream:
     def __iter__(self) -> _ChunkStream:
         return self
 
-    def __next__(self) -> dict:
+    def __next__(self) -> Chunk:
         reader = self._reader
         while not self._ended:
             if reader.done:
@@ -388,7 +416,7 @@ class _AsyncChunkStream:
     def __aiter__(self) -> _AsyncChunkStream:
         return self
 
-    async def __anext__(self) -> dict:
+    async def __anext__(self) -> Chunk:
         reader = self._reader
         while not self._ended:
             if reader.done:

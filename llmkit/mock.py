@@ -21,7 +21,7 @@ __all__ = ["mock_chunks", "mock_model_response"]
 MOCK_USAGE = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
 
 # LiteLLM's magic strings, in both spellings.
-_MAGIC_ERRORS = {
+_MAGIC_ERRORS: dict[str, type[APIError]] = {
     f"{prefix}.{name}": cls
     for prefix in ("llmkit", "litellm")
     for name, cls in (

@@ -9,7 +9,9 @@ estimate flagged ``usage.estimated``, the same numbers the call log and a stream
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from llmkit.errors import APIConnectionError
 from llmkit.tokens import count_message_tokens, count_tokens, estimated_usage
@@ -17,25 +19,27 @@ from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
 __all__ = ["normalized"]
 
+Response = TypeVar("Response", bound=BaseModel)
+
 # The key each response cannot do without, and how to say what goes in it.
-_NEEDS = {
+_NEEDS: dict[type[BaseModel], tuple[str, str]] = {
     ModelResponse: ("choices", "choices=[{'message': {'role': 'assistant', 'content': 'the answer'}}]"),
     ImageResponse: ("data", "data=[{'url': ...}] or data=[{'b64_json': ...}]"),
     EmbeddingResponse: ("data", "data=[{'embedding': [0.1, ...], 'index': 0}]"),
 }
 
 
-def normalized(result: Any, cls: type, call: Any, payload: Any = None) -> Any:
+def normalized(result: Any, cls: type[Response], call: Any, payload: Any = None) -> Response:
     """``result`` as a ``cls`` (``call`` is the dispatcher's prepared call, for names and the model)."""
     response = _as_response(result, cls, call)
-    if cls is ModelResponse:
+    if isinstance(response, ModelResponse):
         _complete_chat(response, call.model, payload)
-    elif cls is EmbeddingResponse and not response.usage.total_tokens:
+    elif isinstance(response, EmbeddingResponse) and not response.usage.total_tokens:
         response.usage = estimated_usage(count_tokens(_input_text(payload)), 0)
     return response
 
 
-def _as_response(result: Any, cls: type, call: Any) -> Any:
+def _as_response(result: Any, cls: type[Response], call: Any) -> Response:
     if isinstance(result, cls):
         return result
     data = result

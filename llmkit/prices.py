@@ -230,6 +230,7 @@ def model_info(model: str) -> dict[str, Any]:
     """
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty string such as 'openai/gpt-4o', got {model!r}")
+    provider: str | None
     provider, slash, handler_model = model.partition("/")
     if not slash:
         provider, handler_model = None, model

@@ -30,7 +30,7 @@ def backoff(attempt: int, error: APIError | None = None) -> float:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None and retry_after >= 0:
         return min(float(retry_after), MAX_RETRY_AFTER)
-    delay = min(BASE_DELAY * 2**attempt, MAX_DELAY)
+    delay = min(BASE_DELAY * 2.0**attempt, MAX_DELAY)
     return delay * random.uniform(0.5, 1.0)
 
 

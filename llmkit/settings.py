@@ -66,7 +66,7 @@ def read() -> dict[str, Any]:
     except OSError as exc:
         raise SettingsError(f"cannot read llmkit's settings file {where}: {exc}") from None
     try:
-        return _toml().loads(text)
+        return _toml_loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError
         raise SettingsError(
             f"llmkit's settings file {where} is not valid TOML ({exc}); fix it, or delete it to start over"
@@ -107,12 +107,12 @@ def _write(where: Path, text: str) -> None:
         ) from None
 
 
-def _toml() -> Any:
+def _toml_loads(text: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
-    return tomllib
+    return tomllib.loads(text)
 
 
 # -- writing -----------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def dumps(settings: dict[str, Any]) -> str:
         if isinstance(table, dict):
             lines += ["", f"[{_key(name)}]", *(f"{_key(k)} = {_value(v, f'{name}.{k}')}" for k, v in table.items())]
     text = "\n".join(lines).lstrip("\n") + "\n"
-    if _toml().loads(text) != settings:  # a value TOML would read back differently
+    if _toml_loads(text) != settings:  # a value TOML would read back differently
         raise SettingsError(f"these settings do not survive a round trip through TOML: {settings!r}")
     return text
 

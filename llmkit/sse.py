@@ -89,7 +89,11 @@ class JSONLinesDecoder:
         return [("message", rest.decode("utf-8", "replace"))] if rest.strip() else []
 
 
-_DECODERS = {"sse": SSEDecoder, "jsonl": JSONLinesDecoder, "ndjson": JSONLinesDecoder}
+_DECODERS: dict[str, type[SSEDecoder | JSONLinesDecoder]] = {
+    "sse": SSEDecoder,
+    "jsonl": JSONLinesDecoder,
+    "ndjson": JSONLinesDecoder,
+}
 
 
 def decoder_for(stream_format: str) -> SSEDecoder | JSONLinesDecoder:

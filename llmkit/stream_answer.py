@@ -9,7 +9,8 @@ one ModelResponse at the end. ``stream_chunk_builder`` does the same for a list 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from llmkit.tokens import count_message_tokens, count_tokens, estimated_usage
 from llmkit.types.utils import (
@@ -18,6 +19,7 @@ from llmkit.types.utils import (
     Choices,
     Delta,
     Function,
+    GenericStreamingChunk,
     Message,
     ModelResponse,
     ModelResponseStream,
@@ -121,11 +123,14 @@ def stream_chunk_builder(chunks: Iterable[Any], messages: Any = None) -> ModelRe
     return answer.response(first, usage)
 
 
-def text_chunks(text: str, usage: dict | None = None) -> list[dict]:
+def text_chunks(text: str, usage: dict | None = None) -> list[GenericStreamingChunk]:
     """GenericStreamingChunk dicts that stream ``text`` a word at a time, the last one finishing."""
     pieces = re.findall(r"\s*\S+\s*|\s+", text) or [text]
-    chunks = [{"text": piece, "is_finished": False, "finish_reason": None, "usage": None} for piece in pieces]
-    chunks[-1].update(is_finished=True, finish_reason="stop", usage=usage)
+    chunks: list[GenericStreamingChunk] = [
+        {"text": piece, "is_finished": False, "finish_reason": None, "usage": None} for piece in pieces
+    ]
+    last = chunks[-1]
+    last["is_finished"], last["finish_reason"], last["usage"] = True, "stop", usage
     return chunks
 
 
@@ -143,6 +148,6 @@ def response_as_chunks(response: ModelResponse) -> list[ModelResponseStream]:
         delta = Delta(content=message.content, role=message.role, tool_calls=tool_calls)
         stream_choice = StreamingChoices(index=choice.index, delta=delta, finish_reason=choice.finish_reason)
         chunks.append(ModelResponseStream(model=response.model, choices=[stream_choice]))
-    if response.usage and response.usage.total_tokens:
+    if response.usage is not None and response.usage.total_tokens:
         chunks.append(ModelResponseStream(model=response.model, choices=[], usage=response.usage))
     return chunks

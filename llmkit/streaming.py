@@ -11,7 +11,8 @@ async source with no buffering in between; the two iteration paths mirror each o
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
 from llmkit import retries
 from llmkit.errors import APIError, LLMKitError, map_exception, timeout_error
@@ -106,7 +107,7 @@ class ChunkConverter:
             }
         )
         if tool_use:
-            self.answer.add_tool_calls(chunk.choices[0].delta.tool_calls)
+            self.answer.add_tool_calls(chunk.choices[0].delta.tool_calls or ())
         return chunk
 
     def _pass_through(self, chunk: ModelResponseStream) -> ModelResponseStream | None:
@@ -235,7 +236,7 @@ class CustomStreamWrapper:
             except Exception as exc:
                 self._close_source()  # a generator left mid-chunk by a timeout is closed when it yields
                 delay = self._retry_delay(exc)
-                if delay is None:
+                if delay is None or self._reopen is None:  # (no retry without a way to reopen)
                     raise self._fail(exc) from exc
                 time.sleep(delay)
                 self._late = None
@@ -314,7 +315,7 @@ class CustomStreamWrapper:
                 return await self.__anext__()
             except Exception as exc:
                 delay = self._retry_delay(exc)
-                if delay is None:
+                if delay is None or self._reopen is None:  # (no retry without a way to reopen)
                     raise self._fail(exc) from exc
                 await _asyncio().sleep(delay)
                 self._source = await self._reopen()
@@ -442,9 +443,7 @@ def _quietly(close: Callable[[], Any]) -> None:
 
 
 # Sources already in hand (a mock, a whole answer as chunks): nothing there can block.
-_IN_HAND = (type(iter([])), type(iter(())))
-
-
+_IN_HAND: tuple[type, ...] = (type(iter([])), type(iter(())))
 
 
 async def replay(items: Iterable[Any]) -> AsyncIterator[Any]:

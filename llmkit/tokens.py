@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from llmkit.messages import content_text, message_field
 from llmkit.types.utils import Usage
+
+if TYPE_CHECKING:
+    import tiktoken
 
 __all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding", "estimated_usage"]
 
@@ -23,7 +27,7 @@ __all__ = ["Encoding", "count_message_tokens", "count_tokens", "encoding", "esti
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 _CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 
-_tiktoken_encoding: Any = None
+_tiktoken_encoding: tiktoken.Encoding | None = None
 _tiktoken_checked = False
 
 
@@ -66,7 +70,7 @@ def _vocabulary_is_cached() -> bool:
     return hashlib.sha256(data).hexdigest() == _CL100K_SHA256
 
 
-def _tiktoken() -> Any:
+def _tiktoken() -> tiktoken.Encoding | None:
     global _tiktoken_encoding, _tiktoken_checked
     if not _tiktoken_checked:
         _tiktoken_checked = True
@@ -91,9 +95,11 @@ def count_tokens(text: str) -> int:
     return max(math.ceil(len(text) / 4), len(text.split()))
 
 
-def count_message_tokens(messages: Iterable[Any]) -> int:
+def count_message_tokens(messages: Iterable[Any] | None) -> int:
     """Prompt tokens of chat messages: their text plus a few tokens of framing per message."""
-    return sum(4 + count_tokens(content_text(message_field(message, "content"))) for message in messages or ())
+    if not messages:
+        return 0
+    return sum(4 + count_tokens(content_text(message_field(message, "content"))) for message in messages)
 
 
 def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
@@ -101,7 +107,7 @@ def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
     # The validator with a dict: half the cost of Usage(...) with keywords, on the calling path. Read
     # here, not at import: reading it builds the model, and pydantic then scans its plugins' entry
     # points (importlib.metadata), which `import llmkit` must not pay for.
-    return Usage.__pydantic_validator__.validate_python(
+    usage: Usage = Usage.__pydantic_validator__.validate_python(
         {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -109,6 +115,7 @@ def estimated_usage(prompt_tokens: int, completion_tokens: int) -> Usage:
             "estimated": True,
         }
     )
+    return usage
 
 
 class Encoding:

@@ -6,6 +6,7 @@ import base64
 import os
 import tempfile
 import time
+from typing import Any
 
 import llmkit
 
@@ -21,7 +22,7 @@ def run_tour(fast: bool = False) -> int:
     _heading("a custom handler, registered the LiteLLM way")
 
     class Shouty(llmkit.CustomLLM):
-        def completion(self, model, messages, optional_params, **kwargs):
+        def completion(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> llmkit.ModelResponse:
             text = messages[-1]["content"].upper() + "!" * int(optional_params.get("excitement", 1))
             return llmkit.ModelResponse(model=model, choices=[{"message": {"content": text}}])
 
@@ -47,19 +48,23 @@ def run_tour(fast: bool = False) -> int:
         if chunk.usage:
             usage = chunk.usage
     elapsed = time.perf_counter() - started
-    print(f"\n[{stream.chunk_count} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
-          f" {elapsed * 1000:.0f} ms in all, usage {usage.prompt_tokens}+{usage.completion_tokens} tokens]")
+    print(
+        f"\n[{stream.chunk_count} chunks, first after {((first or started) - started) * 1000:.0f} ms,"
+        f" {elapsed * 1000:.0f} ms in all, usage {usage.prompt_tokens}+{usage.completion_tokens} tokens]"
+    )
 
     _heading("an image from demo/image")
     image = llmkit.image_generation(prompt="a cute baby sea otter", model="demo/image", size="96x64")
-    png = base64.b64decode(image.data[0].b64_json)
+    encoded = image.data[0].b64_json
+    assert encoded is not None  # demo/image sends the image itself, not a URL
+    png = base64.b64decode(encoded)
     path = os.path.join(tempfile.gettempdir(), "llmkit-demo.png")
     with open(path, "wb") as file:
         file.write(png)
     print(f"{len(png)} bytes of PNG written to {path} ({image.data[0].revised_prompt})")
 
     _heading("errors keep their status code and say what to do")
-    attempts = [
+    attempts: list[dict[str, Any]] = [
         dict(model="demo/fail", status_code=429, message="slow down"),
         dict(model="nowhere/model"),
         dict(model="just-a-name"),
@@ -73,5 +78,6 @@ def run_tour(fast: bool = False) -> int:
     _heading("every call above is in the call log (llmkit.calls; to_dataframe() with pandas)")
     for record in llmkit.calls.last(6):
         latency = f"{record['latency_ms']:.1f} ms"
-        print(f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {record['error_type'] or ''}")
+        failure = record["error_type"] or ""
+        print(f"{record['model']:<16} {record['kind']:<6} {record['status']:<6} {latency:>9}  {failure}")
     return 0

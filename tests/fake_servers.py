@@ -21,8 +21,9 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 class Exchange:
@@ -34,10 +35,14 @@ class Exchange:
         self.path = handler.path
         self.headers = {key.lower(): value for key, value in handler.headers.items()}
         self.body = body
-        self.json = json.loads(body) if body and self.headers.get("content-type", "").startswith("application/json") else None
+        self.json = (
+            json.loads(body) if body and self.headers.get("content-type", "").startswith("application/json") else None
+        )
         self.client_port = handler.client_address[1]
 
-    def send(self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None) -> None:
+    def send(
+        self, status: int, body: bytes, content_type: str = "application/json", headers: dict | None = None
+    ) -> None:
         h = self._handler
         h.send_response(status)
         h.send_header("Content-Type", content_type)
@@ -190,14 +195,17 @@ def openai_app(api_key: str | None = None) -> dict[tuple[str, str], Route]:
         answer = " ".join(["word"] * words) if words else prompt
         if not body.get("stream"):
             message = {"role": "assistant", "content": answer}
-            ex.send_json(200, {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion",
-                "created": 1700000000,
-                "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": _usage(prompt, answer),
-            })
+            ex.send_json(
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 1700000000,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": _usage(prompt, answer),
+                },
+            )
             return
         stream_chat(ex, model, body, prompt, answer)
 
@@ -248,14 +256,24 @@ def openai_app(api_key: str | None = None) -> dict[tuple[str, str], Route]:
             for i, text in enumerate(texts)
         ]
         tokens = sum(len(text.split()) for text in texts)
-        ex.send_json(200, {"object": "list", "data": data, "model": body["model"],
-                           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        ex.send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def images(ex: Exchange) -> None:
         body = ex.json
         if failure(ex, body["model"], body):
             return
-        data = [{"url": f"http://127.0.0.1/{body['prompt'].replace(' ', '-')}-{i}.png"} for i in range(int(body.get("n") or 1))]
+        data = [
+            {"url": f"http://127.0.0.1/{body['prompt'].replace(' ', '-')}-{i}.png"}
+            for i in range(int(body.get("n") or 1))
+        ]
         ex.send_json(200, {"created": 1700000000, "data": data})
 
     return {

@@ -13,8 +13,9 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -152,7 +153,7 @@ class ServerProcess:
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
         self._stderr: str | None = None
 
-    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
+    def wait_ready(self, timeout: float = 60) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

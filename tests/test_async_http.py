@@ -108,8 +108,9 @@ def test_timeouts_seconds_or_an_httpx_timeout(base):
         await llmkit.acompletion("openai/slow", MESSAGES, api_base=base, timeout=timeout, delay=1)
 
     with pytest.raises(llmkit.Timeout, match="did not answer in time"):
-        asyncio.run(OpenAICompatLLM().acompletion(model="slow", messages=MESSAGES, api_base=base,
-                                                  timeout=httpx.Timeout(0.2), optional_params={"delay": 1}))  # fmt: skip
+        handler = OpenAICompatLLM()
+        asyncio.run(handler.acompletion(model="slow", messages=MESSAGES, api_base=base,
+                                        timeout=httpx.Timeout(0.2), optional_params={"delay": 1}))  # fmt: skip
     with pytest.raises(llmkit.Timeout) as info:
         asyncio.run(slow(0.2))
     assert info.value.status_code == 408
@@ -143,15 +144,16 @@ def test_ttft_is_taken_at_the_first_content_not_at_the_end(base, log):
 def test_a_cancelled_stream_is_recorded_and_its_connection_closed(server, base, log):
     got = []
 
-    async def consume():
+    async def consume(arrived):
         stream = await llmkit.acompletion("openai/stall-stream", MESSAGES, api_base=base, stream=True, delay=5)
         async for chunk in stream:
             got.append(chunk)
+            arrived.set()
 
     async def main():
-        task = asyncio.ensure_future(consume())
-        while not got:
-            await asyncio.sleep(0.01)
+        arrived = asyncio.Event()
+        task = asyncio.ensure_future(consume(arrived))
+        await arrived.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 from calllog_support import USER
+from helpers import register
 
 import llmkit
-from helpers import register
 from llmkit.types.utils import ModelResponse
 
 
@@ -124,7 +124,7 @@ def test_a_dict_with_bad_choices_says_why_it_does_not_validate():
 
 
 def test_an_unknown_provider_names_the_whole_model_string(log):
-    with pytest.raises(llmkit.BadRequestError, match="^model 'nope/some-model': unknown provider 'nope'"):
+    with pytest.raises(llmkit.BadRequestError, match=r"^model 'nope/some-model': unknown provider 'nope'"):
         llmkit.completion(model="nope/some-model", messages=USER)
     with pytest.raises(llmkit.BadRequestError, match="model 'nope/pic': unknown provider 'nope'"):
         llmkit.image_generation(prompt="x", model="nope/pic")

@@ -1,6 +1,7 @@
 """The response cache: modes, keys, every kind of call, streams replayed, the log's cache_hit rows."""
 
 import asyncio
+import itertools
 import sqlite3
 import time
 import uuid
@@ -316,7 +317,7 @@ def test_replay_pace_keeps_the_recorded_gaps(use):
     llmkit.configure_cache("use", replay_pace=True)
     paced = replay_seconds()
     assert paced[0] >= 0.14 and paced[-1] >= 0.59
-    assert all(later - earlier >= 0.14 for earlier, later in zip(paced[:3], paced[1:4]))
+    assert all(later - earlier >= 0.14 for earlier, later in itertools.pairwise(paced[:4]))
 
     async def areplay_seconds():
         started = time.perf_counter()

@@ -162,7 +162,8 @@ from cache_support import counting, text
 
 handler = counting()
 first, last = int(sys.argv[1]), int(sys.argv[2])
-answers = [text(llmkit.completion("count/m", [{{"role": "user", "content": f"prompt {{i}}"}}])) for i in range(first, last)]
+asks = [[{{"role": "user", "content": f"prompt {{i}}"}}] for i in range(first, last)]
+answers = [text(llmkit.completion("count/m", messages)) for messages in asks]
 print(json.dumps({{"calls": handler.total, "answers": answers}}))
 """
 
@@ -193,7 +194,9 @@ def test_processes_share_one_cache(tmp_path, request, where):
     replay = result(start(0, 90, LLMKIT_CACHE="replay"))
     assert replay["calls"] == 0
     assert replay["answers"][:30] == a["answers"][:30] and replay["answers"][60:] == b["answers"][30:]
-    assert all(r in (x, y) for r, x, y in zip(replay["answers"][30:60], a["answers"][30:], b["answers"][:30]))
+    assert all(
+        r in (x, y) for r, x, y in zip(replay["answers"][30:60], a["answers"][30:], b["answers"][:30], strict=True)
+    )
     llmkit.configure_log(**log)
     try:
         rows = llmkit.calls.records()

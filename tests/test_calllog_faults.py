@@ -61,7 +61,7 @@ def test_refusing_a_foreign_database_leaves_it_untouched(tmp_path, fresh_spill):
     digest = foreign_database(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(LogStoreError, match="not an llmkit call log.*left untouched"):
+        with pytest.raises(LogStoreError, match=r"not an llmkit call log.*left untouched"):
             configure_log("sqlite", path=path)
         configure_log()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest

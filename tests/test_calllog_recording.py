@@ -179,15 +179,17 @@ def test_async_stream_cancelled_midway(log):
     use("slow", Slow())
     got = []
 
-    async def consume():
+    async def consume(three):
         stream = await llmkit.acompletion(model="slow/m", messages=USER, stream=True)
         async for chunk in stream:
             got.append(chunk.choices[0].delta.content)
+            if len(got) == 3:
+                three.set()
 
     async def main():
-        task = asyncio.ensure_future(consume())
-        while len(got) < 3:
-            await asyncio.sleep(0.01)
+        three = asyncio.Event()
+        task = asyncio.ensure_future(consume(three))
+        await three.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -241,7 +241,7 @@ def test_public_names_are_exported_and_sorted():
     for name in ("calls", "compare", "configure_log", "register_model_cost", "side_by_side"):
         assert name in llmkit.__all__ and getattr(llmkit, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
-        llmkit.nonsense
+        _ = llmkit.nonsense
 
 
 def _calls_in_worker(n):

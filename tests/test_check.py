@@ -11,7 +11,6 @@ import llmkit
 from llmkit import CustomLLM, CustomLLMError, ModelResponse
 
 
-
 def statuses(report):
     return {row.check: row.status for row in report.rows}
 
@@ -34,7 +33,12 @@ class Echo(CustomLLM):
     def streaming(self, model, messages, **kwargs):
         text = self._answer(model, messages)
         yield {"text": text, "is_finished": False, "finish_reason": None, "usage": None}
-        yield {"text": "", "is_finished": True, "finish_reason": "stop", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+        yield {
+            "text": "",
+            "is_finished": True,
+            "finish_reason": "stop",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+        }
 
     async def astreaming(self, model, messages, **kwargs):
         for chunk in self.streaming(model, messages):
@@ -45,7 +49,16 @@ def test_a_correct_handler_passes_every_row():
     report = llmkit.check(Echo(), "echo")
     assert report.ok, str(report)
     rows = statuses(report)
-    for name in ("completion", "acompletion", "streaming", "astreaming", "completion = acompletion", "streaming = astreaming", "errors", "concurrency"):
+    for name in (
+        "completion",
+        "acompletion",
+        "streaming",
+        "astreaming",
+        "completion = acompletion",
+        "streaming = astreaming",
+        "errors",
+        "concurrency",
+    ):
         assert rows[name] == "pass", (name, str(report))
     assert rows["image_generation"] == "skip" and rows["embedding"] == "skip"
     assert rows["usage"] == "warn"  # completion() reports no usage
@@ -176,7 +189,7 @@ def test_an_error_without_a_status_code_fails_the_errors_row():
 
 class BlocksTheLoop(Echo):
     async def acompletion(self, model, messages, **kwargs):
-        time.sleep(0.4)  # the bug: a blocking call inside async code
+        time.sleep(0.4)  # noqa: ASYNC251 - the bug this handler is made to show: a blocking call in async code
         return self.completion(model, messages)
 
 

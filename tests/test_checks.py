@@ -149,7 +149,8 @@ def test_the_checks_load_no_heavy_dependency():
     import subprocess
     import sys
 
-    code = "import sys, json, llmkit.checks; print(json.dumps([m for m in ('pandas', 'jsonschema', 'IPython') if m in sys.modules]))"
+    heavy = ("pandas", "jsonschema", "IPython")
+    code = f"import sys, json, llmkit.checks; print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(loaded) == []
 

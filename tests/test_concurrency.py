@@ -4,8 +4,9 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import llmkit
 from helpers import chunk, register
+
+import llmkit
 from llmkit.types.utils import ModelResponse
 
 
@@ -30,7 +31,9 @@ def test_a_sync_call_inside_a_running_event_loop_works():
     async def notebook_cell():
         # What a Jupyter cell does: a plain sync call while the kernel's loop is running.
         response = llmkit.completion(model="p/m", messages=ask("inside a loop"))
-        streamed = [c.choices[0].delta.content for c in llmkit.completion(model="p/m", messages=ask("a b"), stream=True)]
+        streamed = [
+            c.choices[0].delta.content for c in llmkit.completion(model="p/m", messages=ask("a b"), stream=True)
+        ]
         image = llmkit.image_generation(model="demo/image", prompt="otter")
         return response, streamed, image
 
@@ -68,7 +71,9 @@ def test_dozens_of_concurrent_streams_from_tasks_keep_their_own_chunks():
     register(AsyncOnlyEcho())
 
     async def one(i):
-        stream = await llmkit.acompletion(model="p/m", messages=ask(" ".join(f"s{i}w{j}" for j in range(20))), stream=True)
+        stream = await llmkit.acompletion(
+            model="p/m", messages=ask(" ".join(f"s{i}w{j}" for j in range(20))), stream=True
+        )
         return [c async for c in stream]
 
     async def run():

@@ -4,20 +4,51 @@ import asyncio
 import re
 
 import pytest
+from helpers import Recorder, register
 
 import llmkit
-from helpers import Recorder, register
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
 CHAT_KWARGS = {
-    "model", "messages", "api_base", "api_key", "custom_prompt_dict", "model_response", "print_verbose",
-    "encoding", "logging_obj", "optional_params", "acompletion", "litellm_params", "logger_fn", "headers",
-    "timeout", "client",
+    "model",
+    "messages",
+    "api_base",
+    "api_key",
+    "custom_prompt_dict",
+    "model_response",
+    "print_verbose",
+    "encoding",
+    "logging_obj",
+    "optional_params",
+    "acompletion",
+    "litellm_params",
+    "logger_fn",
+    "headers",
+    "timeout",
+    "client",
 }
-IMAGE_KWARGS = {"model", "prompt", "api_key", "api_base", "model_response", "optional_params", "logging_obj", "timeout", "client"}
+IMAGE_KWARGS = {
+    "model",
+    "prompt",
+    "api_key",
+    "api_base",
+    "model_response",
+    "optional_params",
+    "logging_obj",
+    "timeout",
+    "client",
+}
 EMBEDDING_KWARGS = {
-    "model", "input", "model_response", "print_verbose", "logging_obj", "optional_params", "api_key", "api_base",
-    "timeout", "litellm_params",
+    "model",
+    "input",
+    "model_response",
+    "print_verbose",
+    "logging_obj",
+    "optional_params",
+    "api_key",
+    "api_base",
+    "timeout",
+    "litellm_params",
 }
 
 
@@ -91,8 +122,17 @@ def test_image_and_embedding_handlers_get_their_keyword_arguments():
 def test_control_parameters_are_acted_on_not_passed_through():
     handler = register(Recorder())
     llmkit.completion(
-        model="p/m", messages=[], api_key="sk-x", api_base="http://h", timeout=12, metadata={"run": 1},
-        headers={"A": "1"}, extra_headers={"B": "2"}, num_retries=0, source="test", my_custom_param="x",
+        model="p/m",
+        messages=[],
+        api_key="sk-x",
+        api_base="http://h",
+        timeout=12,
+        metadata={"run": 1},
+        headers={"A": "1"},
+        extra_headers={"B": "2"},
+        num_retries=0,
+        source="test",
+        my_custom_param="x",
     )
     kwargs = handler.calls[0][1]
     assert kwargs["optional_params"] == {"my_custom_param": "x"}
@@ -104,14 +144,24 @@ def test_control_parameters_are_acted_on_not_passed_through():
 def test_openai_parameters_reach_the_handler_unchanged_and_stream_adds_stream_true():
     handler = register(Recorder())
     params = dict(
-        temperature=0.2, max_tokens=10, top_p=0.9, stop=["\n"], seed=7, user="u1",
-        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice="auto",
+        temperature=0.2,
+        max_tokens=10,
+        top_p=0.9,
+        stop=["\n"],
+        seed=7,
+        user="u1",
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice="auto",
         response_format={"type": "json_object"},
     )
     llmkit.completion(model="p/m", messages=[], **params)
     list(llmkit.completion(model="p/m", messages=[], stream=True, stream_options={"include_usage": True}, **params))
     assert handler.calls[0][1]["optional_params"] == params
-    assert handler.calls[1][1]["optional_params"] == {**params, "stream_options": {"include_usage": True}, "stream": True}
+    assert handler.calls[1][1]["optional_params"] == {
+        **params,
+        "stream_options": {"include_usage": True},
+        "stream": True,
+    }
 
 
 def test_unset_openai_parameters_are_left_out_and_messages_default_to_empty():
@@ -153,7 +203,10 @@ def test_a_handler_returning_something_else_gets_a_clear_error():
             return "just a string"
 
     register(Wrong())
-    with pytest.raises(llmkit.APIConnectionError, match=r"Wrong.completion\(\) \(provider .p.\) returned str: .just a string.; return a ModelResponse"):
+    with pytest.raises(
+        llmkit.APIConnectionError,
+        match=r"Wrong.completion\(\) \(provider .p.\) returned str: .just a string.; return a ModelResponse",
+    ):
         llmkit.completion(model="p/m", messages=[])
 
 
@@ -162,7 +215,9 @@ def test_narrow_signatures_get_only_the_arguments_they_name():
         def completion(self, model, messages, optional_params):
             return ModelResponse(choices=[{"message": {"content": f"{model}:{len(messages)}:{optional_params}"}}])
 
-        async def aimage_generation(self, model, prompt, model_response, optional_params, logging_obj, timeout=None, client=None):
+        async def aimage_generation(
+            self, model, prompt, model_response, optional_params, logging_obj, timeout=None, client=None
+        ):
             return ImageResponse(data=[{"url": f"https://img/{prompt}"}])
 
     register(Narrow())

@@ -17,7 +17,12 @@ def ask(text):
 
 
 def test_echo_answers_with_the_last_user_message_and_reports_usage():
-    messages = [{"role": "system", "content": "sys"}, *ask("first"), {"role": "assistant", "content": "a"}, *ask("second")]
+    messages = [
+        {"role": "system", "content": "sys"},
+        *ask("first"),
+        {"role": "assistant", "content": "a"},
+        *ask("second"),
+    ]
     response = llmkit.completion(model="demo/echo", messages=messages)
     assert response.choices[0].message.content == "second"
     assert response.usage.completion_tokens >= 1 and response.usage.prompt_tokens > 0
@@ -33,7 +38,9 @@ def test_lorem_is_deterministic_per_prompt_and_sized_by_max_tokens():
 
 def test_lorem_streams_at_the_requested_pace():
     started = time.perf_counter()
-    chunks = list(llmkit.completion(model="demo/lorem", messages=ask("x"), stream=True, max_tokens=10, tokens_per_second=100))
+    chunks = list(
+        llmkit.completion(model="demo/lorem", messages=ask("x"), stream=True, max_tokens=10, tokens_per_second=100)
+    )
     assert time.perf_counter() - started >= 10 / 100 * 0.9
     assert len(chunks) == 11
 

@@ -4,9 +4,9 @@ import asyncio
 import pickle
 
 import pytest
+from helpers import register
 
 import llmkit
-from helpers import register
 
 TABLE = [
     (400, llmkit.BadRequestError),
@@ -120,4 +120,10 @@ def test_errors_survive_pickling_with_their_attributes():
     error = llmkit.RateLimitError("slow", llm_provider="p", model="m", retry_after=2.0)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is llmkit.RateLimitError
-    assert (copy.message, copy.status_code, copy.llm_provider, copy.model, copy.retry_after) == ("slow", 429, "p", "m", 2.0)
+    assert (copy.message, copy.status_code, copy.llm_provider, copy.model, copy.retry_after) == (
+        "slow",
+        429,
+        "p",
+        "m",
+        2.0,
+    )

@@ -7,15 +7,44 @@ import sys
 import llmkit
 
 EXPECTED = {
-    "APIConnectionError", "APIError", "AuthenticationError", "BadGatewayError", "BadRequestError", "CacheMissError",
+    "APIConnectionError",
+    "APIError",
+    "AuthenticationError",
+    "BadGatewayError",
+    "BadRequestError",
+    "CacheMissError",
     "CustomLLM",
-    "CustomLLMError", "CustomStreamWrapper", "EmbeddingResponse", "GenericStreamingChunk", "ImageObject",
-    "ImageResponse", "InternalServerError", "LLMKitError", "ModelResponse", "ModelResponseStream", "NotFoundError",
-    "PermissionDeniedError", "RateLimitError", "ServiceUnavailableError", "Timeout", "UnprocessableEntityError",
-    "Usage", "__version__", "acompletion", "aembedding", "aimage_generation", "completion", "configure_cache",
+    "CustomLLMError",
+    "CustomStreamWrapper",
+    "EmbeddingResponse",
+    "GenericStreamingChunk",
+    "ImageObject",
+    "ImageResponse",
+    "InternalServerError",
+    "LLMKitError",
+    "ModelResponse",
+    "ModelResponseStream",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "Usage",
+    "__version__",
+    "acompletion",
+    "aembedding",
+    "aimage_generation",
+    "completion",
+    "configure_cache",
     "custom_provider_map",
-    "embedding", "get_llm_provider", "image_generation", "provider_names", "register_provider",
-    "stream_chunk_builder", "unregister_provider",
+    "embedding",
+    "get_llm_provider",
+    "image_generation",
+    "provider_names",
+    "register_provider",
+    "stream_chunk_builder",
+    "unregister_provider",
 }
 
 
@@ -30,8 +59,17 @@ def test_litellm_compatible_import_paths():
     from llmkit.llms.base import BaseLLM
     from llmkit.llms.custom_llm import CustomLLM, CustomLLMError
     from llmkit.types.utils import (  # noqa: F401
-        Choices, Delta, EmbeddingResponse, GenericStreamingChunk, ImageObject, ImageResponse, Message,
-        ModelResponse, ModelResponseStream, StreamingChoices, Usage,
+        Choices,
+        Delta,
+        EmbeddingResponse,
+        GenericStreamingChunk,
+        ImageObject,
+        ImageResponse,
+        Message,
+        ModelResponse,
+        ModelResponseStream,
+        StreamingChoices,
+        Usage,
     )
 
     assert CustomLLM is llmkit.CustomLLM and CustomLLMError is llmkit.CustomLLMError

@@ -87,7 +87,9 @@ def test_a_stream_in_another_format_than_declared_is_named(torchserve):
         stream_format = "sse"
 
     llmkit.custom_provider_map = [{"provider": "sse", "custom_handler": SaysSSE(api_base=torchserve.url)}]
-    with pytest.raises(llmkit.BadGatewayError, match=r"no stream events \(content-type 'application/jsonl', expected sse\)"):
+    with pytest.raises(
+        llmkit.BadGatewayError, match=r"no stream events \(content-type 'application/jsonl', expected sse\)"
+    ):
         llmkit.completion("sse/gpt-tiny", MESSAGES, stream=True).text()
 
 
@@ -132,7 +134,7 @@ def test_no_base_url_says_where_to_give_one(monkeypatch):
 
     monkeypatch.delenv("MY_API_BASE", raising=False)
     llmkit.custom_provider_map = [{"provider": "nobase", "custom_handler": NoBase()}]
-    with pytest.raises(llmkit.BadRequestError, match="NoBase needs a base URL: pass api_base=.*MY_API_BASE"):
+    with pytest.raises(llmkit.BadRequestError, match=r"NoBase needs a base URL: pass api_base=.*MY_API_BASE"):
         llmkit.completion("nobase/gpt-tiny", MESSAGES)
 
 
@@ -154,8 +156,12 @@ def test_sse_helpers_with_custom_auth_and_no_done_marker():
 
         def parse_chunk(self, data, model):
             choice = data["choices"][0]
-            return {"text": choice["delta"].get("content") or "", "is_finished": bool(choice["finish_reason"]),
-                    "finish_reason": choice["finish_reason"], "usage": None}
+            return {
+                "text": choice["delta"].get("content") or "",
+                "is_finished": bool(choice["finish_reason"]),
+                "finish_reason": choice["finish_reason"],
+                "usage": None,
+            }
 
     with FakeServer(openai_app()) as srv:
         handler = Gateway(api_base=srv.url, api_key="k-1")
@@ -167,7 +173,7 @@ def test_sse_helpers_with_custom_auth_and_no_done_marker():
 # -- the decoders -----------------------------------------------------------------------------------
 SSE_BODY = (
     b": keep-alive\r\n\r\n"
-    b"data: {\"a\": 1}\r\n\r\n"
+    b'data: {"a": 1}\r\n\r\n'
     b"event: error\ndata: line one\ndata: line two\n\n"
     b"data: caf\xc3\xa9\n\n"
     b"id: 7\ndata: [DONE]\n\n"
@@ -215,7 +221,7 @@ def test_json_lines_decoder_skips_blank_lines_and_keeps_a_last_line():
     decoder = decoder_for("jsonl")
     assert isinstance(decoder, JSONLinesDecoder)
     assert decoder.feed(b'{"a": 1}\n\n{"b"') == [("message", '{"a": 1}')]
-    assert decoder.feed(b": 2}\n{\"c\": 3}") == [("message", '{"b": 2}')]
+    assert decoder.feed(b': 2}\n{"c": 3}') == [("message", '{"b": 2}')]
     assert decoder.close() == [("message", '{"c": 3}')]
 
 

@@ -98,7 +98,7 @@ def test_an_export_without_a_judge_and_from_a_slice_of_the_log(log, tmp_path):
 
 def test_a_frame_without_the_two_models_is_refused_and_nothing_is_written(log, tmp_path):
     df = llmkit.compare(["demo/echo"], ["x"], progress=False)
-    with pytest.raises(ValueError, match="two different models.*the frame has demo/echo"):
+    with pytest.raises(ValueError, match=r"two different models.*the frame has demo/echo"):
         llmkit.export_llm_comparator(df, tmp_path / "x.json", model_a="demo/echo", model_b="demo/lorem")
     with pytest.raises(ValueError, match="two different models"):
         llmkit.export_llm_comparator(df, tmp_path / "x.json", model_a="demo/echo", model_b="demo/echo")

@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
+from helpers import Recorder, register
 
 import llmkit
-from helpers import Recorder, register
 
 
 @pytest.mark.parametrize("model", ["gpt-3.5-turbo", "test/unixtime", "p/m"])

@@ -31,7 +31,11 @@ def test_each_failure_is_recorded_with_its_class_and_status(base, log, model, st
         result = llmkit.completion(f"openai/{model}", MESSAGES, api_base=base, stream=stream, **kwargs)
         list(result)
     (record,) = log.records()
-    assert (record["model"], record["kind"], record["status"]) == (f"openai/{model}", "stream" if stream else "chat", "error")
+    assert (record["model"], record["kind"], record["status"]) == (
+        f"openai/{model}",
+        "stream" if stream else "chat",
+        "error",
+    )
     assert (record["error_type"], record["status_code"]) == (error_type, status)
     assert record["error_message"]
 

@@ -89,7 +89,9 @@ def test_a_server_registered_under_its_own_name(server):
 
 # -- streaming --------------------------------------------------------------------------------------
 def test_stream_yields_chunks_then_finish_then_usage(server, base):
-    stream = llmkit.completion("openai/echo", MESSAGES, api_base=base, stream=True, stream_options={"include_usage": True})
+    stream = llmkit.completion(
+        "openai/echo", MESSAGES, api_base=base, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(texts) == "hello from the test"
@@ -217,7 +219,11 @@ def test_httpx_timeout_becomes_timeout(base):
     with pytest.raises(llmkit.Timeout, match="did not answer in time"):
         handler.completion(model="slow", messages=MESSAGES, api_base=base, timeout=0.2, optional_params={"delay": 1})
     with pytest.raises(llmkit.Timeout):
-        asyncio.run(handler.acompletion(model="slow", messages=MESSAGES, api_base=base, timeout=0.2, optional_params={"delay": 1}))
+        asyncio.run(
+            handler.acompletion(
+                model="slow", messages=MESSAGES, api_base=base, timeout=0.2, optional_params={"delay": 1}
+            )
+        )
 
 
 def test_completion_timeout_is_a_timeout_error(base):
@@ -257,7 +263,7 @@ def test_retry_after_forms(headers):
 def test_nothing_listening_is_a_connection_error():
     with FakeServer({}) as srv:
         dead = srv.url  # the port is free again once the server is gone
-    with pytest.raises(llmkit.APIConnectionError, match="could not connect .* is the server running"):
+    with pytest.raises(llmkit.APIConnectionError, match=r"could not connect .* is the server running"):
         llmkit.completion("openai/echo", MESSAGES, api_base=dead + "/v1")
 
 
@@ -290,7 +296,10 @@ def test_a_stream_error_status_raises_at_the_call(base):
 
 def test_concurrent_async_calls_share_the_loops_client(base):
     async def many():
-        calls = [llmkit.acompletion("openai/echo", [{"role": "user", "content": f"call {i}"}], api_base=base) for i in range(20)]
+        calls = [
+            llmkit.acompletion("openai/echo", [{"role": "user", "content": f"call {i}"}], api_base=base)
+            for i in range(20)
+        ]
         return [r.choices[0].message.content for r in await asyncio.gather(*calls)]
 
     assert asyncio.run(many()) == [f"call {i}" for i in range(20)]
@@ -300,7 +309,11 @@ def test_concurrent_sync_calls_from_threads(base):
     from concurrent.futures import ThreadPoolExecutor
 
     def one(i):
-        return llmkit.completion("openai/echo", [{"role": "user", "content": f"t{i}"}], api_base=base).choices[0].message.content
+        return (
+            llmkit.completion("openai/echo", [{"role": "user", "content": f"t{i}"}], api_base=base)
+            .choices[0]
+            .message.content
+        )
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(one, range(16))) == [f"t{i}" for i in range(16)]

@@ -210,8 +210,10 @@ def test_model_info_of_an_unknown_model_says_where_it_looked(table_file):
         ('{"gpt-test": {"input_cost_per_token": 1e-06,}}', "is not valid JSON: Expecting property name"),
         ("[1, 2]", "must be a JSON object mapping model names to their prices"),
         (
-            '{"ok": {"input_cost_per_token": 1e-06}, "cheap": {"input_cost_per_token": "free"},'
-            ' "worse": {"output_cost_per_token": -1}}',
+            (
+                '{"ok": {"input_cost_per_token": 1e-06}, "cheap": {"input_cost_per_token": "free"},'
+                ' "worse": {"output_cost_per_token": -1}}'
+            ),
             "entry 'cheap' has input_cost_per_token='free'; it must be a number >= 0",
         ),
         ('{"gpt-test": [1e-06, 3e-06]}', "entry 'gpt-test' must be an object"),
@@ -228,7 +230,7 @@ def test_a_bad_price_file_names_the_file_and_the_first_bad_entry(tmp_path, conte
 
 
 def test_a_missing_price_file_says_so(tmp_path):
-    with pytest.raises(prices.PriceFileError, match="cannot read prices file .*nowhere.json: No such file"):
+    with pytest.raises(prices.PriceFileError, match=r"cannot read prices file .*nowhere\.json: No such file"):
         llmkit.load_prices(tmp_path / "nowhere.json")
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from proxy_support import Recorder, register, write_config
 from starlette.testclient import TestClient
 
 import llmkit
 from llmkit import CustomLLM
 from llmkit.proxy import build_app, load_config
-from proxy_support import Recorder, register, write_config
 
 CONFIG = """\
 model_list:
@@ -39,7 +39,7 @@ def chat(client, model="echo", **body):
 def sse_events(response) -> list:
     lines = [line for line in response.text.split("\n\n") if line]
     assert all(line.startswith("data: ") for line in lines)
-    return [line[len("data: "):] for line in lines]
+    return [line[len("data: ") :] for line in lines]
 
 
 def test_chat_with_and_without_v1(client):
@@ -48,7 +48,12 @@ def test_chat_with_and_without_v1(client):
         assert response.status_code == 200
         body = response.json()
         assert body["object"] == "chat.completion"
-        assert body["choices"][0]["message"] == {"content": "hi proxy", "role": "assistant", "tool_calls": None, "function_call": None}
+        assert body["choices"][0]["message"] == {
+            "content": "hi proxy",
+            "role": "assistant",
+            "tool_calls": None,
+            "function_call": None,
+        }
         assert body["system_fingerprint"] is None and body["usage"]["total_tokens"] > 0
 
 
@@ -101,7 +106,12 @@ def test_models_health_and_openapi(client):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     document = client.get("/openapi.json").json()
     assert "/v1/chat/completions" in document["paths"]
-    assert "messages" in document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert (
+        "messages"
+        in document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "properties"
+        ]
+    )
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", "test-key", "Basic test-key", "Bearer "])
@@ -120,7 +130,9 @@ def test_every_endpoint_but_health_needs_the_key(client, header, path):
 def test_handler_status_code_passes_through(client):
     response = chat(client, "limited")
     assert response.status_code == 429
-    assert response.json() == {"error": {"message": "slow down", "type": "rate_limit_error", "param": None, "code": "429"}}
+    assert response.json() == {
+        "error": {"message": "slow down", "type": "rate_limit_error", "param": None, "code": "429"}
+    }
 
 
 @pytest.mark.parametrize(
@@ -133,12 +145,24 @@ def test_handler_status_code_passes_through(client):
         (b'{"model": "echo", "messages": "hello"}', "messages: Input should be a valid array", "messages"),
         (b'{"model": "echo", "messages": [{"content": "x"}]}', "messages[0].role is missing", "messages[0].role"),
         (b'{"model": 3, "messages": [{"role": "user"}]}', "model: Input should be a valid string", "model"),
-        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": "often"}', "stream must be a JSON boolean", "stream"),
+        (
+            b'{"model": "echo", "messages": [{"role": "user"}], "stream": "often"}',
+            "stream must be a JSON boolean",
+            "stream",
+        ),
         # OpenAI answers 400 to a string or a number for stream; pydantic alone would take them as true
-        (b'{"model": "echo", "messages": [{"role": "user"}], "stream": "true"}', "stream must be a JSON boolean", "stream"),
+        (
+            b'{"model": "echo", "messages": [{"role": "user"}], "stream": "true"}',
+            "stream must be a JSON boolean",
+            "stream",
+        ),
         (b'{"model": "echo", "messages": [{"role": "user"}], "stream": 1}', "stream must be a JSON boolean", "stream"),
         (b'{"model": "echo", "messages": [{"role": "user"}], "temperature": NaN}', "NaN and Infinity", None),
-        (b'{"model": "echo", "messages": [{"role": "user", "content": "NaN"}], "top_p": -Infinity}', "NaN and Infinity", None),
+        (
+            b'{"model": "echo", "messages": [{"role": "user", "content": "NaN"}], "top_p": -Infinity}',
+            "NaN and Infinity",
+            None,
+        ),
     ],
 )
 def test_bad_bodies_are_400_naming_the_field(client, body, message, param):
@@ -189,7 +213,9 @@ def test_a_broken_handler_is_a_json_500_not_an_error_page(tmp_path):
             raise RuntimeError("database on fire")
 
     register(broken=Broken())
-    app = build_app(load_config(write_config(tmp_path, "model_list:\n  - {model_name: b, litellm_params: {model: broken/m}}")))
+    app = build_app(
+        load_config(write_config(tmp_path, "model_list:\n  - {model_name: b, litellm_params: {model: broken/m}}"))
+    )
     with TestClient(app) as client:
         response = chat(client, "b")
     assert response.status_code == 500
@@ -215,8 +241,15 @@ def test_params_reach_the_handler_and_control_params_do_not(tmp_path, monkeypatc
     monkeypatch.setattr(llmkit, "acompletion", spy)
     app = build_app(load_config(write_config(tmp_path, config)))
     with TestClient(app) as client:
-        body = {"model": "mine", "messages": [{"role": "user", "content": "x"}], "temperature": 0.7,
-                "user": "u1", "mock_response": "never", "api_base": "http://127.0.0.1:1", "metadata": {"a": 1}}
+        body = {
+            "model": "mine",
+            "messages": [{"role": "user", "content": "x"}],
+            "temperature": 0.7,
+            "user": "u1",
+            "mock_response": "never",
+            "api_base": "http://127.0.0.1:1",
+            "metadata": {"a": 1},
+        }
         response = client.post("/chat/completions", json=body)
     assert response.json()["choices"][0]["message"]["content"] == "from recorder"
     (call,) = recorder.calls

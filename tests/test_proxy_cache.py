@@ -34,10 +34,12 @@ def test_cache_true_answers_repeated_requests_once(tmp_path, log, monkeypatch):
         assert llmkit.cache.mode() == "use"
         with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as client:
             answers = [client.chat.completions.create(model="chat", messages=ASK) for _ in range(2)]
-            streams = [
-                "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(model="chat", messages=ASK, stream=True) if c.choices)
-                for _ in range(2)
-            ]  # fmt: skip
+
+            def streamed() -> str:
+                stream = client.chat.completions.create(model="chat", messages=ASK, stream=True)
+                return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+            streams = [streamed() for _ in range(2)]
             vectors = [client.embeddings.create(model="embed", input="beam").data[0].embedding for _ in range(2)]
             other = client.chat.completions.create(model="chat", messages=ASK, temperature=0.3)
     assert handler.calls == {"acompletion": 2, "astreaming": 1, "aembedding": 1}

@@ -17,7 +17,8 @@ def url(tmp_path, log):
         f"""
         model_list:
           - model_name: chat
-            litellm_params: {{model: demo/echo, api_key: {SECRET}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
+            litellm_params:
+              {{model: demo/echo, api_key: {SECRET}, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
             model_info: {{id: echo-a}}
           - model_name: paint
             litellm_params: {{model: demo/image}}

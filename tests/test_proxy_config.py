@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
+from proxy_support import write_config
 
 import llmkit
 from llmkit.cli import main
 from llmkit.proxy import ConfigError, load_config
 from llmkit.proxy.server import risk_warnings
-from proxy_support import write_config
 
 HANDLER = """\
 from llmkit import CustomLLM, ModelResponse
@@ -126,6 +126,9 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
     assert config.fallbacks == {"chat": ["backup"]}
 
 
+ONE_MODEL = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -141,7 +144,7 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
         ),
         ("model_lst: []", ["model_lst: unknown key; did you mean model_list?"]),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nlitelm_settings: {num_retries: 1}",
+            ONE_MODEL + "litelm_settings: {num_retries: 1}",
             ["litelm_settings: unknown key; did you mean litellm_settings?"],
         ),
         (
@@ -149,18 +152,16 @@ def test_deployments_fallbacks_and_router_settings(tmp_path):
             ["model_list[0].litelm_params: unknown key; did you mean litellm_params?"],
         ),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-            "litellm_settings: {custom_provider_map: [{provider: p, custom_handlr: m.h}]}",
+            ONE_MODEL + "litellm_settings: {custom_provider_map: [{provider: p, custom_handlr: m.h}]}",
             ["litellm_settings.custom_provider_map[0].custom_handlr: unknown key; did you mean custom_handler?"],
         ),
         ("zzz_unrelated: 1\nmodel_list: []", ["zzz_unrelated: unknown key; remove it, or check its spelling"]),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\nrouter_settings: {routing_strategy: fastest}",
+            ONE_MODEL + "router_settings: {routing_strategy: fastest}",
             ["router_settings.routing_strategy", "'round-robin', 'simple-shuffle' or 'least-busy'"],
         ),
         (
-            "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-            "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: nodots}]}",
+            ONE_MODEL + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: nodots}]}",
             ["litellm_settings.custom_provider_map[0].custom_handler", "module.attribute"],
         ),
         (
@@ -193,17 +194,25 @@ def test_unregistered_provider_names_the_model_entry(tmp_path):
 
 def test_handler_import_errors(tmp_path):
     base = "model_list:\n  - {model_name: a, litellm_params: {model: demo/echo}}\n"
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: missing_mod.h}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: missing_mod.h}]}"
+    )
     assert "cannot import 'missing_mod'" in message and "next to the config file" in message
     (tmp_path / "needs_dep.py").write_text("import llmkit_test_no_such_dependency\n" + HANDLER)
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: needs_dep.h}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: needs_dep.h}]}"
+    )
     assert "'needs_dep' was found but cannot be imported: it needs 'llmkit_test_no_such_dependency'" in message
     assert "No module named 'llmkit_test_no_such_dependency'" in message and "next to the config file" not in message
     (tmp_path / "handlers.py").write_text(HANDLER)
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: handlers.nope}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: handlers.nope}]}"
+    )
     assert "has no attribute 'nope'" in message
     (tmp_path / "klass.py").write_text(HANDLER + "Klass = Handler\n")
-    message = config_error(tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: klass.Klass}]}")
+    message = config_error(
+        tmp_path, base + "litellm_settings: {custom_provider_map: [{provider: p, custom_handler: klass.Klass}]}"
+    )
     assert "pass Handler() instead" in message
 
 

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from proxy_support import ServerProcess, register, running_server, write_config
 
 from llmkit import CustomLLM
 from llmkit.proxy import load_config
-from proxy_support import ServerProcess, register, running_server, write_config
 
 
 class Waiting(CustomLLM):

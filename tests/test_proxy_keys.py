@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from proxy_support import Recorder, register, running_server, write_config
 
 from llmkit.proxy import ConfigError, load_config
 from llmkit.proxy.server import risk_warnings
-from proxy_support import Recorder, register, running_server, write_config
 
 ALICE, BOB, MASTER = "sk-alice-7f3a9c1e5b", "sk-bob-0d2e4f6a8c", "sk-master-91b3c5d7e9"
-CONFIG = (
-    """\
+CONFIG = """\
 model_list:
   - {model_name: chat, litellm_params: {model: demo/echo}}
 general_settings:
   master_key: os.environ/TEST_MASTER_KEY
   keys:
     - {name: alice, key: os.environ/TEST_ALICE_KEY}
-    - {name: bob, key: %s}
-"""
-    % BOB
-)
+    - {name: bob, key: BOB_KEY}
+""".replace("BOB_KEY", BOB)
 
 
 @pytest.fixture

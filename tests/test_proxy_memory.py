@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from proxy_support import ServerProcess
 
 from llmkit.streaming import CustomStreamWrapper
-from proxy_support import ServerProcess
 
 CONFIG = """\
 model_list:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from proxy_support import Recorder, register, write_config
 from starlette.testclient import TestClient
 
 from llmkit.proxy import build_app, load_config
 from llmkit.proxy.router import Router
-from proxy_support import Recorder, register, write_config
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -94,7 +94,9 @@ def test_timeout_gives_408(tmp_path):
 @pytest.mark.parametrize("strategy", ["least-busy", "round-robin", "simple-shuffle"])
 def test_pick_prefers_untried_and_least_busy(tmp_path, strategy):
     register(a=Recorder("a"), b=Recorder("b"))
-    config = load_config(write_config(tmp_path, TWO_DEPLOYMENTS.replace("num_retries: 1", f"routing_strategy: {strategy}")))
+    config = load_config(
+        write_config(tmp_path, TWO_DEPLOYMENTS.replace("num_retries: 1", f"routing_strategy: {strategy}"))
+    )
     router = Router(config)
     first, second = config.deployments["chat"]
     assert router.pick("chat", {id(first)}) is second

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from proxy_support import free_port, register, running_server, write_config
 
 import llmkit
 from llmkit import CustomLLM
-from proxy_support import free_port, register, running_server, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed-proxy"
@@ -79,10 +79,15 @@ def client(url):
 def test_openai_client_chat_stream_images_embeddings_models(client):
     reply = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hello proxy"}])
     assert reply.choices[0].message.content == "hello proxy"
-    chunks = list(client.chat.completions.create(
-        model="lorem", messages=[{"role": "user", "content": "x"}], stream=True, max_tokens=10,
-        stream_options={"include_usage": True},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="lorem",
+            messages=[{"role": "user", "content": "x"}],
+            stream=True,
+            max_tokens=10,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(text.split()) == 10 and chunks[-1].usage.completion_tokens == 10
     image = client.images.generate(model="image", prompt="a sea otter", size="16x16")
@@ -106,7 +111,10 @@ def test_errors_arrive_as_openai_exception_classes(client, url):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
     stream = client.chat.completions.create(
-        model="lorem", messages=[{"role": "user", "content": "x"}], stream=True, extra_body={"fail_after": 2, "status_code": 500}
+        model="lorem",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+        extra_body={"fail_after": 2, "status_code": 500},
     )
     with pytest.raises(openai.APIError, match="broke its stream after 2 words"):
         list(stream)
@@ -150,10 +158,14 @@ def test_client_disconnect_stops_the_handler(url, slow):
 def test_graceful_shutdown_finishes_requests_in_flight(tmp_path, slow):
     results = []
     with running_server(write_config(tmp_path, CONFIG)) as url:
+
         def request() -> None:
             body = {"model": "slow", "messages": [{"role": "user", "content": "x"}]}
-            results.append(httpx.post(url + "/v1/chat/completions", json=body,
-                                      headers={"Authorization": "Bearer test-key"}, timeout=10))
+            results.append(
+                httpx.post(
+                    url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer test-key"}, timeout=10
+                )
+            )
 
         thread = threading.Thread(target=request)
         thread.start()
@@ -200,12 +212,19 @@ def seed_server(tmp_path):
 def test_seed_guide_curl_requests(seed_server, spelling):
     process, url = seed_server(*spelling)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-1234"}
-    body = '{"model": "my-custom-model", "messages": [{"role": "user", "content": "Say \\"this is a test\\" in JSON!"}]}'
+    body = (
+        '{"model": "my-custom-model", "messages": [{"role": "user", "content": "Say \\"this is a test\\" in JSON!"}]}'
+    )
     reply = httpx.post(url + "/chat/completions", headers=headers, content=body).json()
     assert set(reply) == {"id", "choices", "created", "model", "object", "system_fingerprint", "usage"}
     assert reply["id"].startswith("chatcmpl-") and isinstance(reply["created"], int)
-    assert reply["choices"] == [{"finish_reason": "stop", "index": 0, "message": {
-        "content": "Hi!", "role": "assistant", "tool_calls": None, "function_call": None}}]
+    assert reply["choices"] == [
+        {
+            "finish_reason": "stop",
+            "index": 0,
+            "message": {"content": "Hi!", "role": "assistant", "tool_calls": None, "function_call": None},
+        }
+    ]
     assert (reply["model"], reply["object"], reply["system_fingerprint"]) == ("gpt-3.5-turbo", "chat.completion", None)
     assert reply["usage"] == {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
 

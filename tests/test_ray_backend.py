@@ -110,7 +110,7 @@ class Interrupting(llmkit.CustomLLM):
     async def acompletion(self, model, messages, **kwargs):
         options = kwargs["optional_params"]
         if messages[-1]["content"] == "3":
-            Path(options["pid_file"]).write_text(str(os.getpid()))
+            await asyncio.to_thread(Path(options["pid_file"]).write_text, str(os.getpid()))
             os.kill(options["driver_pid"], signal.SIGINT)
             await asyncio.sleep(60)
         return llmkit.ModelResponse(model=model, choices=[{"message": {"content": "done"}}])

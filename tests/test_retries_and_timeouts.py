@@ -5,9 +5,9 @@ import threading
 import time
 
 import pytest
+from helpers import chunk, register
 
 import llmkit
-from helpers import chunk, register
 from llmkit import retries
 from llmkit.types.utils import ModelResponse
 
@@ -98,7 +98,7 @@ class Slow(llmkit.CustomLLM):
 
 def test_timeout_bounds_sync_and_async_calls():
     register(Slow())
-    with pytest.raises(llmkit.Timeout, match="timeout=0.05") as error:
+    with pytest.raises(llmkit.Timeout, match=r"timeout=0\.05") as error:
         llmkit.completion(model="p/m", messages=[], timeout=0.05)
     assert error.value.status_code == 408
     with pytest.raises(llmkit.Timeout):

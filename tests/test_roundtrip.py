@@ -3,10 +3,10 @@
 import asyncio
 
 import pytest
+from proxy_support import running_server, write_config
 
 import llmkit
 from llmkit import CustomLLM, CustomLLMError, ModelResponse
-from proxy_support import running_server, write_config
 
 KEY = "sk-roundtrip-test"
 

@@ -5,9 +5,9 @@ import gc
 import tracemalloc
 
 import pytest
+from helpers import chunk, register
 
 import llmkit
-from helpers import chunk, register
 
 
 class Long(llmkit.CustomLLM):

@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
+from helpers import chunk, register
 
 import llmkit
-from helpers import chunk, register
 from llmkit.types.utils import ModelResponseStream
 
 
@@ -204,7 +204,9 @@ def test_a_sync_only_streaming_handler_serves_async_streams_from_a_thread():
                 ticks += 1
 
         task = asyncio.create_task(ticker())
-        texts = [c.choices[0].delta.content async for c in await llmkit.acompletion(model="p/m", messages=[], stream=True)]
+        texts = [
+            c.choices[0].delta.content async for c in await llmkit.acompletion(model="p/m", messages=[], stream=True)
+        ]
         task.cancel()
         return texts, ticks
 
@@ -248,7 +250,7 @@ def test_bare_string_chunks_are_text():
 
 def test_a_chunk_of_the_wrong_type_gets_a_clear_error():
     register(Streamer([42]))
-    with pytest.raises(llmkit.APIConnectionError, match="GenericStreamingChunk dict.*got int"):
+    with pytest.raises(llmkit.APIConnectionError, match=r"GenericStreamingChunk dict.*got int"):
         collect()
 
 
@@ -258,8 +260,12 @@ def test_stream_chunk_builder_of_nothing_is_none():
 
 def test_demo_lorem_streams_with_usage():
     stream = llmkit.completion(
-        model="demo/lorem", messages=[{"role": "user", "content": "x"}], stream=True,
-        max_tokens=20, tokens_per_second=0, stream_options={"include_usage": True},
+        model="demo/lorem",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+        max_tokens=20,
+        tokens_per_second=0,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     assert chunks[-1].usage.completion_tokens == 20

@@ -5,11 +5,11 @@ import asyncio
 import httpx
 import openai
 import pytest
+from helpers import register
 from proxy_support import register as register_providers
 from proxy_support import running_server, write_config
 
 import llmkit
-from helpers import register
 from llmkit.types.utils import ModelResponse
 
 
@@ -29,11 +29,13 @@ class StreamOnly(llmkit.CustomLLM):
 
 def test_images_and_embeddings_on_a_chat_only_handler(log):
     handler = register(ChatOnly())
+    image = {"prompt": "x", "model": "p/chat-1", "num_retries": 4}
+    vectors = {"model": "p/chat-1", "input": "x", "num_retries": 4}
     for call, method, what in (
-        (lambda: llmkit.image_generation(prompt="x", model="p/chat-1", num_retries=4), "image_generation()", "image generation"),
-        (lambda: asyncio.run(llmkit.aimage_generation(prompt="x", model="p/chat-1", num_retries=4)), "aimage_generation()", "image generation"),
-        (lambda: llmkit.embedding(model="p/chat-1", input="x", num_retries=4), "embedding()", "embeddings"),
-        (lambda: asyncio.run(llmkit.aembedding(model="p/chat-1", input="x", num_retries=4)), "aembedding()", "embeddings"),
+        (lambda: llmkit.image_generation(**image), "image_generation()", "image generation"),
+        (lambda: asyncio.run(llmkit.aimage_generation(**image)), "aimage_generation()", "image generation"),
+        (lambda: llmkit.embedding(**vectors), "embedding()", "embeddings"),
+        (lambda: asyncio.run(llmkit.aembedding(**vectors)), "aembedding()", "embeddings"),
     ):  # fmt: skip
         with pytest.raises(llmkit.NotFoundError) as error:
             call()

@@ -3,9 +3,9 @@
 import asyncio
 
 from calllog_support import USER, NoUsage, use
+from helpers import register
 
 import llmkit
-from helpers import register
 from llmkit.types.utils import ModelResponse
 
 TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")

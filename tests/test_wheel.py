@@ -64,8 +64,7 @@ def test_installed_wheel_imports_and_calls(installed):
 def test_installed_wheel_loads_the_magic_in_a_real_ipython(installed):
     _, python, work = installed
     (work / "smoke.ipy").write_text(
-        "%load_ext llmkit\n"
-        "get_ipython().run_cell_magic('llm', 'demo/echo -f text --no-stream', 'hello from ipython')\n"
+        "%load_ext llmkit\nget_ipython().run_cell_magic('llm', 'demo/echo -f text --no-stream', 'hello from ipython')\n"
     )
     out = run(python, "-m", "IPython", "--no-banner", "--quick", str(work / "smoke.ipy"), cwd=work)
     assert "hello from ipython" in out

@@ -1,13 +1,15 @@
 # The seed guide's custom_handler.py for the proxy, with `litellm` replaced by `llmkit`.
 # The guide shows this file twice, once for chat (completion, acompletion) and once for images
 # (aimage_generation), with the same class and variable names; here they are one handler.
-import llmkit
-from llmkit import CustomLLM, completion, get_llm_provider
-from llmkit.types.utils import ImageResponse, ImageObject
 import time
 from typing import Any, Optional, Union
-from llmkit.llms.base import BaseLLM
+
 from httpx import AsyncClient as AsyncHTTPHandler
+
+import llmkit
+from llmkit import CustomLLM, completion, get_llm_provider
+from llmkit.llms.base import BaseLLM
+from llmkit.types.utils import ImageObject, ImageResponse
 
 
 class MyCustomLLM(CustomLLM):
@@ -26,8 +28,12 @@ class MyCustomLLM(CustomLLM):
         )  # type: ignore
 
     async def aimage_generation(
-        self, model: str, prompt: str, model_response: ImageResponse,
-        optional_params: dict, logging_obj: Any,
+        self,
+        model: str,
+        prompt: str,
+        model_response: ImageResponse,
+        optional_params: dict,
+        logging_obj: Any,
         timeout: Optional[Union[float, AsyncHTTPHandler]] = None,
         client: Optional[AsyncHTTPHandler] = None,
     ) -> ImageResponse:

@@ -10,7 +10,8 @@ flight for the whole run, wherever they run. Ray is imported only when its backe
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
 
 __all__ = ["BACKENDS", "Backend", "LocalBackend", "RayBackend", "resolve"]
 
@@ -35,8 +36,8 @@ def resolve(backend: Any) -> Backend:
             from llmkit.backends.ray import RayBackend
 
             return RayBackend()
-    elif callable(getattr(backend, "open", None)):
-        return backend
+    elif callable(getattr(backend, "open", None)):  # a Backend is anything with open(): a Protocol
+        return cast(Backend, backend)
     raise ValueError(
         f"unknown backend {backend!r}; backends: {', '.join(BACKENDS)}"
         " (or a backend object such as llmkit.backends.RayBackend(num_gpus=1))"

@@ -7,8 +7,9 @@ job's last record into a row with :func:`row_of`, so the rows are the same where
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 __all__ = ["ROW_FIELDS", "Job", "each_within_limits", "row_of", "stream_job"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.backends.jobs import Job, each_within_limits, row_of, stream_job
 from llmkit.calllog.recorder import capture

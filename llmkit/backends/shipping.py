@@ -50,7 +50,8 @@ def pack(params: dict[str, Any]) -> dict[str, Any]:
 
 def _pickled(name: str, handler: Any, cloudpickle: Any) -> bytes:
     try:
-        return cloudpickle.dumps(handler)
+        blob: bytes = cloudpickle.dumps(handler)
+        return blob
     except Exception as exc:
         raise TypeError(
             f"the handler of provider {name!r} ({type(handler).__name__}) cannot be sent to Ray workers:"
@@ -108,7 +109,8 @@ def _load(source: str, items: list[tuple[str, bytes]], failed: dict[str, str]) -
 def unpack_params(packed: dict[str, Any]) -> dict[str, Any]:
     from ray import cloudpickle
 
-    return cloudpickle.loads(packed["params"])
+    params: dict[str, Any] = cloudpickle.loads(packed["params"])
+    return params
 
 
 def load_error(failed: dict[str, str]) -> ImportError:

@@ -16,14 +16,20 @@ store, next to the log).
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmkit.cache import settings
 from llmkit.errors import CacheMissError
 
+if TYPE_CHECKING:
+    from llmkit.cache.store import CacheStore
+
 __all__ = ["MODES", "CacheMissError", "aserve", "clear", "configure_cache", "mode", "serve", "stats", "stats_text"]
 
 MODES = settings.MODES
+
+Answer = TypeVar("Answer")
 
 
 def configure_cache(
@@ -44,16 +50,21 @@ def mode() -> str:
     return settings.mode()
 
 
-def serve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Any) -> Any:
+def serve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Callable[[Any], Answer]) -> Answer:
     """Answer a call through the cache; ``live(entry)`` makes it the ordinary way (for the dispatcher).
 
+    A kept answer has the type ``live`` returns: answers are kept, and decoded, by ``kind``.
     The first call loads ``serving`` and puts its functions here, so later calls go straight to them.
     """
-    return _load().serve(kind, model, payload, kwargs, live)
+    answer: Answer = _load().serve(kind, model, payload, kwargs, live)
+    return answer
 
 
-async def aserve(kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Any) -> Any:
-    return await _load().aserve(kind, model, payload, kwargs, live)
+async def aserve(
+    kind: str, model: Any, payload: Any, kwargs: dict[str, Any], live: Callable[[Any], Awaitable[Answer]]
+) -> Answer:
+    answer: Answer = await _load().aserve(kind, model, payload, kwargs, live)
+    return answer
 
 
 def _load() -> Any:
@@ -74,7 +85,8 @@ def clear(model: str | None = None) -> int:
         if provider is None:
             raise ValueError(f"clear(model=...) takes a 'provider/model' string such as 'demo/echo', got {model!r}")
         model = f"{provider}/{handler_model}"
-    return backend.current_store().clear(model)
+    store: CacheStore = backend.current_store()
+    return store.clear(model)
 
 
 def stats() -> dict[str, Any]:

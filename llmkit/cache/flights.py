@@ -50,6 +50,10 @@ class Flight:
 
 class _Flights:
     def __init__(self) -> None:
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        """No call in flight, and a fresh lock (a forked child's may be held by a parent's thread)."""
         self._table: dict[Any, concurrent.futures.Future] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +78,7 @@ flights = _Flights()
 
 def _after_fork() -> None:
     # The calls in flight belong to the parent's threads; the child waits for none of them.
-    flights.__init__()
+    flights.forget_all()
 
 
 if hasattr(os, "register_at_fork"):

@@ -15,7 +15,8 @@ stream that fails once it has started fails every reader alike.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.cache import backend, settings
 from llmkit.cache.flights import Flight, flights

@@ -60,8 +60,9 @@ class SQLiteCacheStore:
         if row is None:
             self._memo.pop(key, None)
             return None
-        self._remember(key, row[0])
-        return row[0]
+        value: str = row[0]  # the column's one type: values are JSON text
+        self._remember(key, value)
+        return value
 
     def put(self, key: str, kind: str, model: str, value: str) -> None:
         self._memo[key] = (value, math.inf)  # found here until it is in the file
@@ -71,7 +72,8 @@ class SQLiteCacheStore:
         try:
             with self._lock:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO response_cache (key, kind, model, value, created_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO response_cache (key, kind, model, value, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (key, kind, model, value, time.time()),
                 )
         except Exception as exc:  # a full disk, say: the answer stays in memory for this process
@@ -118,7 +120,10 @@ class SQLiteCacheStore:
             return self._db.execute("DELETE FROM response_cache WHERE model = ?", (model,)).rowcount
 
     def stats(self) -> tuple[int, int]:
-        sql = "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM response_cache"
+        sql = (
+            "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)"
+            " FROM response_cache"
+        )
         self.flush()
         with self._lock:
             entries, size = self._db.execute(sql).fetchone()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.errors import APIConnectionError
 from llmkit.streaming import ChunkConverter, CustomStreamWrapper
@@ -44,7 +45,7 @@ def replayed(recording: Any, provider: str, kwargs: dict, messages: Any, entry: 
 
 def _replay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
     started = time.perf_counter()
-    for chunk, offset in zip(chunks, offsets):
+    for chunk, offset in zip(chunks, offsets, strict=True):
         if not chunk["choices"]:
             continue  # the usage chunk: the converter makes it again at the end, as it did the first time
         if pace:
@@ -56,7 +57,7 @@ def _replay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
 
 async def _areplay(chunks: list[dict], offsets: list[float], pace: bool) -> Any:
     started = time.perf_counter()
-    for chunk, offset in zip(chunks, offsets):
+    for chunk, offset in zip(chunks, offsets, strict=True):
         if not chunk["choices"]:
             continue
         if pace:
@@ -100,6 +101,10 @@ class _Shared:
         converter = ChunkConverter(live.model, include_usage=live.include_usage, messages=live.messages)
         converter.id, converter.created = live.id, live.created
         return CustomStreamWrapper(self._reader(converter), converter, llm_provider=self.live.llm_provider, entry=entry)
+
+    def _reader(self, converter: ChunkConverter) -> Any:
+        """A new reader of the chunks, sync or async by the subclass."""
+        raise NotImplementedError
 
     def _arrived(self, chunk: Any) -> None:
         self.chunks.append(chunk)

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import from_json, to_json
 
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse
 
 __all__ = ["StreamRecording", "decode_response", "encode_response", "encode_stream"]
 
-RESPONSE_TYPES = {"chat": ModelResponse, "image": ImageResponse, "embedding": EmbeddingResponse}
+RESPONSE_TYPES: dict[str, type[BaseModel]] = {
+    "chat": ModelResponse,
+    "image": ImageResponse,
+    "embedding": EmbeddingResponse,
+}
 
 
-def encode_response(response: Any) -> str:
+def encode_response(response: BaseModel) -> str:
     return response.model_dump_json()
 
 

@@ -23,7 +23,7 @@ def register_model_cost(model: str, *, input_cost_per_token: float = 0.0, output
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty string such as 'my-provider/my-model', got {model!r}")
     prices = (input_cost_per_token, output_cost_per_token)
-    for name, price in zip(("input_cost_per_token", "output_cost_per_token"), prices):
+    for name, price in zip(("input_cost_per_token", "output_cost_per_token"), prices, strict=True):
         if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
             raise ValueError(f"{name} must be a number >= 0 (US dollars per token), got {price!r}")
     with _lock:
@@ -93,7 +93,7 @@ def _image_cost(provider: str, handler_model: str, images: int | None, params: d
     entry = _table_entry(provider, handler_model, (f"{quality}/{size}/", f"{size}/"))
     if entry is None:
         return None
-    per_image = entry.get("output_cost_per_image") or entry.get("input_cost_per_image")
+    per_image: float | None = entry.get("output_cost_per_image") or entry.get("input_cost_per_image")
     if per_image is not None:
         return images * per_image
     per_pixel = (entry.get("input_cost_per_pixel") or 0.0) + (entry.get("output_cost_per_pixel") or 0.0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import ANNOTATION_COLUMNS
@@ -90,7 +91,11 @@ def _latest_annotations(call_ids: pd.Series, rows: list[tuple]) -> np.ndarray:
 
 
 def annotations_frame(rows: list[tuple]) -> pd.DataFrame:
-    columns = dict(zip(ANNOTATION_COLUMNS, zip(*rows))) if rows else {name: () for name in ANNOTATION_COLUMNS}
+    columns = (
+        dict(zip(ANNOTATION_COLUMNS, zip(*rows, strict=True), strict=True))
+        if rows
+        else {name: () for name in ANNOTATION_COLUMNS}
+    )
     return pd.DataFrame(
         {
             "call_id": pd.array(columns["call_id"], dtype="string[python]"),
@@ -217,9 +222,10 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
 def read_export(path: Path) -> pd.DataFrame:
     """A file written by ``export`` as the DataFrame it was made from."""
     suffix = path.suffix.lower()
+    records: dict[str, list[Any]]
     if suffix == ".csv":
         raw = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
-        records = raw.astype(object).where(raw.notna(), None).to_dict("list")
+        records = _columns_of(raw)
     elif suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
             lines = [json.loads(line) for line in f if line.strip()]
@@ -227,7 +233,7 @@ def read_export(path: Path) -> pd.DataFrame:
     elif suffix == ".parquet":
         _require_pyarrow()
         raw = pd.read_parquet(path)
-        records = raw.astype(object).where(raw.notna(), None).to_dict("list")
+        records = _columns_of(raw)
     else:
         raise ValueError(f"cannot tell the format of {path}: name it .csv, .jsonl or .parquet")
     if suffix != ".jsonl":
@@ -243,6 +249,11 @@ def read_export(path: Path) -> pd.DataFrame:
     df = typed(records)
     df["annotations"] = _objects(records["annotations"])
     return df
+
+
+def _columns_of(raw: pd.DataFrame) -> dict[str, list[Any]]:
+    """A file's columns as lists of plain values, None for a missing one."""
+    return {str(name): values for name, values in raw.astype(object).where(raw.notna(), None).to_dict("list").items()}
 
 
 def _boolean(value: Any) -> Any:

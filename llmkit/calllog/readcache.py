@@ -11,8 +11,10 @@ of more than ``max_rows`` calls is not kept, and its reads go to the database ea
 
 from __future__ import annotations
 
+import itertools
 from array import array
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from llmkit.calllog.record import COLUMNS
 
@@ -46,7 +48,9 @@ class ReadCache:
     def __len__(self) -> int:
         return len(self._columns["call_id"]) if self._columns is not None else 0
 
-    def read(self, count_up_to: Callable[[int], tuple[int, int]], rows_after: Callable[[int], list]) -> Any:
+    def read(
+        self, count_up_to: Callable[[int], tuple[int, int]], rows_after: Callable[[int], list]
+    ) -> dict[str, Any] | None:
         """The whole log's columns (numbers as NaN-for-null arrays), or None when it is not kept.
 
         ``count_up_to(seq)`` gives (rows with seq <= it, rows in all); ``rows_after(seq)`` the decoded
@@ -78,10 +82,10 @@ class ReadCache:
         if self._columns is None:
             self._columns = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
         started, new = self._columns["started_at"], columns[_STARTED]
-        if (started and new[0] < started[-1]) or any(a > b for a, b in zip(new, new[1:])):
+        if (started and new[0] < started[-1]) or any(a > b for a, b in itertools.pairwise(new)):
             self._ordered = False
         share = self._shared.setdefault
-        for name, column in zip(COLUMNS, columns):
+        for name, column in zip(COLUMNS, columns, strict=True):
             values = self._columns[name]
             if name in NUMBERS:
                 values.extend([_NAN if v is None else v for v in column])

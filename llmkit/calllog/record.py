@@ -12,7 +12,7 @@ import functools
 import os
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.calllog.costs import cost_of
 from llmkit.calllog.secrets import redacted, replaced
@@ -21,6 +21,9 @@ from llmkit.faults import handler_fault, traceback_text
 from llmkit.messages import last_user_text
 from llmkit.params import split_model, split_params
 from llmkit.tokens import count_message_tokens, count_tokens
+
+if TYPE_CHECKING:
+    from llmkit.types.utils import ImageObject, Message
 
 __all__ = ["COLUMNS", "JSON_COLUMNS", "build_record", "new_call_id", "prompt_of", "with_prompt"]
 
@@ -196,7 +199,11 @@ def _add_result(record: dict[str, Any], entry: Any) -> None:
     usage, estimated = _RESULT_READERS[entry.kind](record, entry)
     if usage is not None:
         get = usage.get if isinstance(usage, dict) else functools.partial(getattr, usage)
-        prompt, completion, total = get("prompt_tokens", None), get("completion_tokens", None), get("total_tokens", None)
+        prompt, completion, total = (
+            get("prompt_tokens", None),
+            get("completion_tokens", None),
+            get("total_tokens", None),
+        )
         prompt_tokens = prompt if isinstance(prompt, int) else None
         completion_tokens = completion if isinstance(completion, int) else None
         total_tokens = total if isinstance(total, int) else None
@@ -263,7 +270,7 @@ def _estimate(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def _message_text(message: Any) -> str | None:
+def _message_text(message: Message) -> str | None:
     if message.content is not None or not message.tool_calls:
         return message.content
     import json
@@ -271,7 +278,7 @@ def _message_text(message: Any) -> str | None:
     return json.dumps([call.model_dump() for call in message.tool_calls])
 
 
-def _image_text(image: Any) -> str:
+def _image_text(image: ImageObject) -> str:
     url = image.url
     if url and not url.startswith("data:"):
         return url

@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.calllog import spill
 from llmkit.calllog.record import build_record, with_prompt
@@ -88,13 +89,14 @@ class Entry:
         self.payload = list(payload) if type(payload) is list else payload
         self.kwargs = kwargs
         self.capture = capture
-        self.t_first = None
-        self.result = None
-        self.error = None
-        self.status = None
-        self.reason = None
+        self.t_first: float | None = None
+        self.t_end: float  # set when it finishes
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.status: str | None = None
+        self.reason: str | None = None
         self.cache_hit = False  # answered by the response cache (llmkit/cache), not by the handler
-        self._record = None
+        self._record: dict[str, Any] | None = None
         self.started_at = _time()
         self.t0 = _perf()
 
@@ -129,11 +131,13 @@ class Entry:
             _submit(self)
 
     def record(self) -> dict[str, Any]:
-        if self._record is None:
+        record = self._record
+        if record is None:
             with _build_lock:
-                if self._record is None:
-                    self._record = build_record(self)
-        return self._record
+                record = self._record
+                if record is None:
+                    record = self._record = build_record(self)
+        return record
 
 
 def begin(kind: str, model: Any, payload: Any, kwargs: dict) -> Entry | None:
@@ -166,7 +170,7 @@ def _relieve() -> None:
         finally:
             _lock.release()
         return
-    entries = []
+    entries: list[Entry] = []
     while _pending and len(entries) < _SPILL_AT_ONCE:
         try:
             entries.append(_pending.popleft())

@@ -75,7 +75,8 @@ def search(text: str, limit: int = 20) -> list[dict[str, Any]]:
         raise RuntimeError("the call log is off; turn it on with `llmkit logs on` or llmkit.configure_log('sqlite')")
     own = getattr(store, "search", None)
     if callable(own):  # the seam for a server database's full-text search
-        return own(text, limit)
+        found: list[dict[str, Any]] = own(text, limit)
+        return found
     path = getattr(store, "path", None)
     words = _WORD.findall(text) or text.split()
     if path is not None:
@@ -140,7 +141,7 @@ def _like(word: str) -> str:
 def _records(rows: list[tuple]) -> list[dict[str, Any]]:
     if not rows:
         return []
-    return records_of(dict(zip(COLUMNS, decode_columns(list(zip(*rows))))))
+    return records_of(dict(zip(COLUMNS, decode_columns(list(zip(*rows, strict=True))), strict=True)))
 
 
 def _scan(store: Any, words: list[str], limit: int) -> list[dict[str, Any]]:

@@ -19,10 +19,11 @@ import functools
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from itertools import compress
 from operator import is_not
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from llmkit.calllog import query
 from llmkit.calllog.readcache import ReadCache
@@ -312,19 +313,20 @@ class SQLiteStore:
                 if kept is not None:
                     return kept
             columns = self._fetch(*query.select_calls(filters, last))
-            return dict(zip(COLUMNS, decode_columns(columns))) if columns[0] else empty_columns()
+            return dict(zip(COLUMNS, decode_columns(columns), strict=True)) if columns[0] else empty_columns()
 
     def _fetch(self, sql: str, args: Any) -> list[list[Any]]:
         """The rows of a query as columns, transposed a chunk at a time (in C)."""
         cursor = self._reader.execute(sql, args)
         columns: list[list[Any]] = [[] for _ in cursor.description]
         while chunk := cursor.fetchmany(_FETCH):
-            for column, values in zip(columns, zip(*chunk)):
+            for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
                 column.extend(values)
         return columns
 
     def _count_up_to(self, seq: int) -> tuple[int, int]:
-        return self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+        counts: tuple[int, int] = self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+        return counts
 
     def _rows_after(self, seq: int) -> list[list[Any]]:
         seqs, *columns = self._fetch(_ROWS_AFTER, (seq,))
@@ -333,7 +335,8 @@ class SQLiteStore:
     def count(self, filters: Filters) -> int:
         sql, args = query.count_calls(filters)
         with self._read_lock:
-            return self._reader.execute(sql, args).fetchone()[0]
+            count: int = self._reader.execute(sql, args).fetchone()[0]
+        return count
 
     def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
         """Counts and sums by SQLite's ``GROUP BY``; the percentiles, which SQLite lacks, in Python from
@@ -351,10 +354,10 @@ class SQLiteStore:
         names = (by, *query.SUMMARY_COLUMNS)
         first = names.index(query.PERCENTILES[0][0])
         out: dict[str, list] = {name: [] for name in names}
-        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups])):
+        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups]), strict=True):
             row = list(group)
             row[first : first + len(percentiles)] = percentiles
-            for name, value in zip(names, row):
+            for name, value in zip(names, row, strict=True):
                 out[name].append(value)
         return out
 

@@ -97,7 +97,7 @@ def concurrency_row(probe: Probe, messages: list, answers: dict[str, Answer], n:
             " completion() and let llmkit run it in a thread"
         ))]  # fmt: skip
     if echoes:
-        mixed = [p for p, text in zip(prompts, texts) if p not in (text or "")]
+        mixed = [p for p, text in zip(prompts, texts, strict=True) if p not in (text or "")]
         if mixed:
             return [CheckRow("concurrency", FAIL, (
                 f"{len(mixed)} of {n} concurrent calls answered another call's prompt (e.g. {mixed[0]!r}):"

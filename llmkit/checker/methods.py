@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.checker import shapes
 from llmkit.checker.probe import Probe, aio, collect_async
@@ -63,7 +64,9 @@ class MethodRows:
         self.rows.append(CheckRow(method, status, f"{detail} ({seconds * 1000:.0f} ms)"))
         self.answers[method] = answer
 
-    async def _acall_validated(self, method: str, kwargs: dict[str, Any], validate: Any) -> tuple[str, str, Any]:
+    async def _acall_validated(
+        self, method: str, kwargs: dict[str, Any], validate: Callable[[Any, str], shapes.Verdict]
+    ) -> shapes.Verdict:
         result = await self.probe.acall(method, **kwargs)
         if method == "astreaming":
             return validate(await collect_async(result, self.probe.timeout), method)

@@ -7,11 +7,14 @@ GenericStreamingChunk dicts (or OpenAI chunks) ending in one with a finish_reaso
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.checker.report import FAIL, PASS, WARN
 from llmkit.streaming import ChunkConverter
 from llmkit.types.utils import EmbeddingResponse, ImageResponse, ModelResponse, ModelResponseStream
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["Answer", "describe_error", "embeddings", "images", "stream", "text_of", "whole"]
 
@@ -45,7 +48,7 @@ def whole(result: Any, method: str) -> Verdict:
     return (PASS if choice.finish_reason else WARN), detail, Answer(text=text, usage=usage)
 
 
-def stream(result: Any, method: str, model: str) -> Verdict:
+def stream(result: Any, method: str, model: str | None) -> Verdict:
     note = ""
     if isinstance(result, dict):
         note = "; returned one dict, not an iterator: llmkit accepts it, but nothing streams"
@@ -124,7 +127,7 @@ def describe_error(exc: BaseException) -> str:
     )[:400]
 
 
-def _as_model(result: Any, cls: type, method: str) -> tuple[Any, str | None]:
+def _as_model(result: Any, cls: type[BaseModel], method: str) -> tuple[Any, str | None]:
     if isinstance(result, cls):
         return result, None
     if isinstance(result, dict):
@@ -158,8 +161,9 @@ def _chunk_problem(chunk: Any) -> str | None:
     return None
 
 
-def _final_finish_reason(chunks: list) -> str | None:
-    """The finish_reason the stream ended with (an OpenAI stream may end with a usage-only chunk)."""
+def _final_finish_reason(chunks: list) -> Any:
+    """The finish_reason the stream ended with, as the handler wrote it (an OpenAI stream may end with
+    a usage-only chunk)."""
     for chunk in reversed(chunks):
         raw = chunk.model_dump() if isinstance(chunk, ModelResponseStream) else chunk
         if "choices" not in raw:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 __all__ = ["Answer", "Check", "CheckResult", "as_check", "check_name"]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.answers import parse_json_answer
 from llmkit.checks.base import Answer, Check, CheckResult, check_name
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["contains", "equals", "icontains", "is_json", "json_schema", "max_latency_ms", "max_tokens", "regex"]
 
@@ -31,7 +34,7 @@ def _short(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "\u2026")
 
 
-class contains(Check):  # noqa: N801 - used like a function: checks.contains("Paris")
+class contains(Check):  # lower case: used like a function, checks.contains("Paris")
     """Passes when the answer contains ``text`` (case-sensitive; :class:`icontains` ignores case)."""
 
     ignore_case = False
@@ -51,13 +54,13 @@ class contains(Check):  # noqa: N801 - used like a function: checks.contains("Pa
         return self._results[self.text in (answer.text.lower() if self.ignore_case else answer.text)]
 
 
-class icontains(contains):  # noqa: N801
+class icontains(contains):
     """Passes when the answer contains ``text``, whatever the case."""
 
     ignore_case = True
 
 
-class regex(_TextCheck):  # noqa: N801
+class regex(_TextCheck):
     """Passes when ``pattern`` matches somewhere in the answer (``re.search``; ``flags`` as for ``re``)."""
 
     def __init__(self, pattern: str, *, flags: int = 0, name: str | None = None) -> None:
@@ -74,7 +77,7 @@ class regex(_TextCheck):  # noqa: N801
         return True, f"matched {_short(match.group(0))}"
 
 
-class equals(_TextCheck):  # noqa: N801
+class equals(_TextCheck):
     """Passes when the answer is ``expected``, leading and trailing whitespace aside (``strip=False``
     compares exactly; ``ignore_case=True`` ignores case)."""
 
@@ -94,7 +97,7 @@ class equals(_TextCheck):  # noqa: N801
         return False, f"expected {_short(self.expected)}, got {_short(text)}"
 
 
-class is_json(_TextCheck):  # noqa: N801
+class is_json(_TextCheck):
     """Passes when the answer is JSON (a ```json fence around it is allowed)."""
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -108,7 +111,7 @@ class is_json(_TextCheck):  # noqa: N801
         return True, "valid JSON"
 
 
-class json_schema(_TextCheck):  # noqa: N801
+class json_schema(_TextCheck):
     """Passes when the answer is JSON that fits ``schema``: a pydantic model class (validated by
     pydantic) or a JSON Schema dict (validated by ``jsonschema``: ``pip install 'llmkit[evals]'``)."""
 
@@ -130,7 +133,7 @@ class json_schema(_TextCheck):  # noqa: N801
         return (True, "fits the schema") if problem is None else (False, problem)
 
 
-def _pydantic_validator(model: type) -> Any:
+def _pydantic_validator(model: type[BaseModel]) -> Any:
     from pydantic import ValidationError
 
     def validate(value: Any) -> str | None:
@@ -170,7 +173,7 @@ def _jsonschema_validator(schema: dict) -> Any:
     return validate
 
 
-class max_latency_ms(Check):  # noqa: N801
+class max_latency_ms(Check):
     """Passes when the call took at most ``limit`` milliseconds (a compare() row has its latency)."""
 
     def __init__(self, limit: float, *, name: str | None = None) -> None:
@@ -185,7 +188,7 @@ class max_latency_ms(Check):  # noqa: N801
         return CheckResult(passed, 1.0 if passed else 0.0, f"{answer.latency_ms:.0f} ms (limit {self.limit:g} ms)")
 
 
-class max_tokens(Check):  # noqa: N801
+class max_tokens(Check):
     """Passes when the answer has at most ``limit`` completion tokens (the handler's count, or an estimate)."""
 
     def __init__(self, limit: int, *, name: str | None = None) -> None:

@@ -27,8 +27,8 @@ _GRADER = (
     ' {"score": <a whole number from 0 (fails the rubric) to 10 (fully meets it)>, "reason": "<one sentence>"}'
 )
 _COMPARER = (
-    "You compare two answers to one question and say which is better (by the rubric, when one is given). Reply with JSON only:"
-    ' {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
+    "You compare two answers to one question and say which is better (by the rubric, when one is given)."
+    ' Reply with JSON only: {"verdict": "A" or "B" or "tie", "reason": "<one sentence>"}'
 )
 
 
@@ -59,7 +59,7 @@ def _first(mapping: dict, *names: str) -> Any:
     return next((lowered[name] for name in names if name in lowered), None)
 
 
-class judge(Check):  # noqa: N801 - used like a function: checks.judge("openai/gpt-4o-mini", "...")
+class judge(Check):  # lower case: used like a function, checks.judge("openai/gpt-4o-mini", "...")
     """Asks ``model`` to grade an answer from 0 to 10 against ``rubric``; the score is that grade / 10,
     and the check passes when the score is at least ``pass_at``. Other keyword arguments go to the
     judge's calls (``temperature=0``, ``api_base=...``)."""
@@ -139,7 +139,7 @@ class PairwiseVerdict:
 _LABEL_SCORE = {"A": 1.0, "B": -1.0, "tie": 0.0}
 
 
-class pairwise_judge(Check):  # noqa: N801
+class pairwise_judge(Check):
     """Asks ``model`` which of two answers to one prompt is better, once as (A, B) and once as (B, A).
 
     ``pj(prompt, answer_a, answer_b)`` returns a :class:`PairwiseVerdict`. In ``compare(checks=[pj])``
@@ -171,7 +171,9 @@ class pairwise_judge(Check):  # noqa: N801
 
     async def averdict(self, prompt: Any, answer_a: str, answer_b: str) -> PairwiseVerdict:
         asked = await asyncio.gather(self._ask(prompt, answer_a, answer_b), self._ask(prompt, answer_b, answer_a))
-        ratings = [_rating(label, reason, flipped) for (label, reason), flipped in zip(asked, (False, True))]
+        ratings = [
+            _rating(label, reason, flipped) for (label, reason), flipped in zip(asked, (False, True), strict=True)
+        ]
         scores = [r["score"] for r in ratings if r["score"] is not None]
         rationale = "\n".join(dict.fromkeys(r["rationale"] for r in ratings if r["rationale"]))
         if not scores:

@@ -20,7 +20,7 @@ class Blinding:
         self.order = list(models)
         (rng or random.Random()).shuffle(self.order)
         self.labels = list(string.ascii_uppercase[: len(self.order)])
-        self._by_label = dict(zip(self.labels, self.order))
+        self._by_label = dict(zip(self.labels, self.order, strict=True))
         self.mapping: dict[str, str] | None = None
 
     @property

@@ -52,14 +52,14 @@ def export_llm_comparator(
     document = {
         "metadata": {"source_path": "llmkit", "custom_fields_schema": [{"name": n, "type": t} for n, t in fields]},
         "models": [{"name": model_a}, {"name": model_b}],
-        "examples": [_example(a, b, verdict, fields) for (a, b), verdict in zip(pairs, verdicts)],
+        "examples": [_example(a, b, verdict, fields) for (a, b), verdict in zip(pairs, verdicts, strict=True)],
         "rationale_clusters": [],
     }
     return _write(Path(path), document)
 
 
 def _rows(results: Any) -> list[dict[str, Any]]:
-    rows = results.to_dict("records")
+    rows: list[dict[str, Any]] = results.to_dict("records")
     for row in rows:
         for name, value in list(row.items()):
             row[name] = _plain(value)
@@ -88,6 +88,7 @@ def _pairs(rows: list[dict[str, Any]], model_a: str, model_b: str) -> list[tuple
     for row in rows:
         if row["model"] not in (model_a, model_b):
             continue
+        key: tuple[Any, ...]
         if "prompt_index" in row:  # compare()'s frame
             key = (row["prompt_index"], row.get("sample", 0))
         else:  # a log slice: the same prompt in one run, the n-th time for each model
@@ -135,7 +136,7 @@ def _record(pairs: list[tuple[dict, dict]], verdicts: list[Any], judge: Any) -> 
 
     items = [
         item
-        for (a, b), verdict in zip(pairs, verdicts)
+        for (a, b), verdict in zip(pairs, verdicts, strict=True)
         if verdict is not None and a.get("call_id") and b.get("call_id")
         for item in verdict_annotations(a["call_id"], b["call_id"], judge, verdict)
     ]

@@ -9,9 +9,14 @@ interval from a bootstrap over the outcomes with a fixed seed, so the same log g
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from llmkit.evals.scoring import PAIRWISE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["bradley_terry", "outcomes_from_log", "ratings_table"]
 
@@ -30,7 +35,9 @@ def outcomes_from_log(calls: Any, annotations: Any) -> list[tuple[str, str, floa
     annotations = annotations.iloc[rows]
     wanted = calls["call_id"].isin(set(annotations["call_id"].to_numpy(dtype=object)))
     chosen = calls[wanted]
-    model_of = dict(zip(chosen["call_id"].to_numpy(dtype=object), chosen["model"].to_numpy(dtype=object).astype(str)))
+    model_of = dict(
+        zip(chosen["call_id"].to_numpy(dtype=object), chosen["model"].to_numpy(dtype=object).astype(str), strict=True)
+    )
     outcomes: list[tuple[str, str, float]] = []
     for name, per_group in _latest_by_group(annotations, model_of).items():
         for labels in per_group.values():
@@ -42,7 +49,7 @@ def _latest_by_group(annotations: Any, model_of: dict[str, str]) -> dict[str, di
     """{annotation name: {group_id: {call_id: (model, latest value)}}} for votes and verdicts on ``calls``."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {VOTE: {}, PAIRWISE: {}}
     columns = (annotations[name].to_numpy(dtype=object) for name in ("call_id", "name", "value", "group_id"))
-    for call_id, name, value, group_id in zip(*columns):
+    for call_id, name, value, group_id in zip(*columns, strict=True):
         if name in grouped and call_id in model_of and isinstance(group_id, str):
             grouped[name].setdefault(group_id, {})[call_id] = (model_of[call_id], value)  # later rows win
     return grouped
@@ -57,11 +64,15 @@ def _votes(labels: dict[str, tuple[str, Any]]) -> list[tuple[str, str, float]]:
     return [(a, b, 0.5) for i, a in enumerate(tied) for b in tied[i + 1 :] if a != b]
 
 
+_RESULTS = {"win": 1.0, "loss": 0.0, "tie": 0.5}  # A's share of a pairwise verdict
+
+
 def _verdict(labels: dict[str, tuple[str, Any]]) -> list[tuple[str, str, float]]:
     if len(labels) != 2:
         return []
     (model_a, value_a), (model_b, _) = labels.values()
-    result = {"win": 1.0, "loss": 0.0, "tie": 0.5}.get(value_a.get("result") if isinstance(value_a, dict) else None)
+    outcome = value_a.get("result") if isinstance(value_a, dict) else None
+    result = _RESULTS.get(outcome) if isinstance(outcome, str) else None
     return [] if result is None or model_a == model_b else [(model_a, model_b, result)]
 
 
@@ -84,7 +95,7 @@ def _strengths(wins: Any, games: Any, iterations: int = 1000) -> Any:
     return strength
 
 
-def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 200, seed: int = 0) -> Any:
+def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 200, seed: int = 0) -> pd.DataFrame:
     """A DataFrame indexed by model: ``rating`` (Elo scale), ``rating_low`` / ``rating_high`` (95%
     bootstrap interval over ``rounds`` resamples of the outcomes, seeded) and ``comparisons``."""
     import numpy as np
@@ -93,7 +104,7 @@ def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 2
     outcomes = list(outcomes)
     models = sorted({m for a, b, _ in outcomes for m in (a, b)})
     if not models:
-        columns = {"rating": [], "rating_low": [], "rating_high": [], "comparisons": []}
+        columns: dict[str, list[float]] = {"rating": [], "rating_low": [], "rating_high": [], "comparisons": []}
         return pd.DataFrame(columns, index=pd.Index([], name="model"), dtype=float)
     index = {model: i for i, model in enumerate(models)}
     # Distinct outcomes and how often each happened: a resample is then one multinomial draw.
@@ -101,7 +112,7 @@ def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 2
     for a, b, result in outcomes:
         key = (index[a], index[b], float(result))
         kinds[key] = kinds.get(key, 0) + 1
-    first, second, result = (np.array(column) for column in zip(*kinds))
+    first, second, results = (np.array(column) for column in zip(*kinds, strict=True))
     seen = np.array(list(kinds.values()), dtype=float)
     rng = np.random.default_rng(seed)
     counts = np.vstack([seen, rng.multinomial(len(outcomes), seen / seen.sum(), size=rounds)])
@@ -109,8 +120,8 @@ def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 2
     wins = np.zeros((len(counts), n))
     games = np.zeros((len(counts), n, n))
     for k in range(len(seen)):
-        wins[:, first[k]] += counts[:, k] * result[k]
-        wins[:, second[k]] += counts[:, k] * (1.0 - result[k])
+        wins[:, first[k]] += counts[:, k] * results[k]
+        wins[:, second[k]] += counts[:, k] * (1.0 - results[k])
         games[:, first[k], second[k]] += counts[:, k]
         games[:, second[k], first[k]] += counts[:, k]
     ratings = BASE + SCALE * np.log10(_strengths(wins, games))
@@ -125,6 +136,6 @@ def bradley_terry(outcomes: Iterable[tuple[str, str, float]], *, rounds: int = 2
     )
 
 
-def ratings_table(calls: Any, annotations: Any, **options: Any) -> Any:
+def ratings_table(calls: pd.DataFrame, annotations: pd.DataFrame, **options: Any) -> pd.DataFrame:
     """:func:`bradley_terry` of the votes and verdicts on ``calls`` (see :func:`outcomes_from_log`)."""
     return bradley_terry(outcomes_from_log(calls, annotations), **options)

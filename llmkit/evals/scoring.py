@@ -88,7 +88,7 @@ class Scorer:
             failed = CheckResult(False, None, f"no answer: {answer.error or answer.status}")
             self._done[key] = _settled([failed] * len(self._row_names), self._row_names)
         else:
-            results = [_score(check, answer) for check in self._sync]
+            results: list[CheckResult | None] = [_score(check, answer) for check in self._sync]
             if not self._async:
                 self._done[key] = _settled(results, self._row_names)
             else:
@@ -149,8 +149,17 @@ class Scorer:
                 result = CheckResult(score >= 0.5, score, "; ".join(reasons[id(row)]))
             self._relative.setdefault(id(row), {})[check.name] = result
 
-    def _keep_verdict(self, row_a, row_b, check, verdict, shares, reasons) -> None:
-        share_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict.winner]
+    def _keep_verdict(
+        self,
+        row_a: dict[str, Any],
+        row_b: dict[str, Any],
+        check: Any,
+        verdict: PairwiseVerdict,
+        shares: dict[int, list[float]],
+        reasons: dict[int, list[str]],
+    ) -> None:
+        share_of_a: dict[str | None, float] = {"A": 1.0, "B": 0.0, "tie": 0.5}  # the caller skips None
+        share_a = share_of_a[verdict.winner]
         for row, other, share in ((row_a, row_b, share_a), (row_b, row_a, 1.0 - share_a)):
             shares[id(row)].append(share)
             reasons[id(row)].append(f"vs {other['model']}: {verdict.rationale}")
@@ -164,10 +173,10 @@ class Scorer:
             self._done[key] = _settled(pending, self._row_names)
         return self._done.get(key)
 
-    def annotations(self) -> list[tuple[str, str, str, str | None]]:
+    def annotations(self) -> list[tuple[str, str, str | None, str | None]]:
         """``(call_id, name, JSON text, group_id)`` to record: each call's row-check results as one
         ``checks`` annotation, then the pairwise verdicts."""
-        items = []
+        items: list[tuple[str, str, str | None, str | None]] = []
         for key in list(self._done) + list(self._pending):
             entry, call_id = self._entry(key), self._call_ids[key]
             if call_id and entry is not None and entry[2] is not None:
@@ -196,7 +205,7 @@ class Scorer:
 def _settled(results: list, names: list[str]) -> tuple:
     """(scores, passed, annotation text) from a row's results; passed is None while one is missing."""
     scores = tuple(None if result is None else result.score for result in results)
-    done = [(name, result) for name, result in zip(names, results) if result is not None]
+    done = [(name, result) for name, result in zip(names, results, strict=True) if result is not None]
     passed = all(result.passed for _, result in done) if len(done) == len(results) and done else None
     text = encode_json({name: result.to_json() for name, result in done}) if done else None
     return scores, passed, text
@@ -209,7 +218,9 @@ def _score(check: Check, answer: Answer) -> CheckResult:
         return _failure(exc)
 
 
-def verdict_annotations(call_a: str, call_b: str, check: Any, verdict: Any) -> list[tuple[str, str, Any, str]]:
+def verdict_annotations(
+    call_a: str, call_b: str, check: Any, verdict: PairwiseVerdict
+) -> list[tuple[str, str, Any, str | None]]:
     """A verdict as two ``pairwise`` annotations, one on each call judged, tied by one group id."""
     if verdict.winner is None:
         return []

@@ -6,9 +6,13 @@ the sample number compare() recorded), so they work on any slice of the log.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.evals.scoring import CHECKS, SAMPLE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["evaluation_columns", "has_evaluations", "wilson"]
 
@@ -46,7 +50,7 @@ def _sample(annotations: Any) -> Any:
     return annotations.get(SAMPLE) if isinstance(annotations, dict) else None
 
 
-def evaluation_columns(calls: Any) -> Any:
+def evaluation_columns(calls: pd.DataFrame) -> pd.DataFrame:
     """Columns to add to a per-model summary of ``calls`` (a frame of the log with ``model``,
     ``latency_ms`` and ``annotations``), indexed by model; empty when nothing was checked or sampled.
 
@@ -76,8 +80,8 @@ def evaluation_columns(calls: Any) -> Any:
     if len(checked):
         counts = checked.groupby("model")["passed"].agg(["size", "sum"]).reindex(out.index, fill_value=0)
         out["checked"] = counts["size"].astype(int)
-        out["pass_rate"] = [p / n if n else math.nan for p, n in zip(counts["sum"], counts["size"])]
-        bounds = [wilson(int(p), int(n)) for p, n in zip(counts["sum"], counts["size"])]
+        out["pass_rate"] = [p / n if n else math.nan for p, n in zip(counts["sum"], counts["size"], strict=True)]
+        bounds = [wilson(int(p), int(n)) for p, n in zip(counts["sum"], counts["size"], strict=True)]
         out["pass_rate_low"] = [low for low, _ in bounds]
         out["pass_rate_high"] = [high for _, high in bounds]
     sampled = frame[frame["sample"].notna()]
@@ -86,7 +90,7 @@ def evaluation_columns(calls: Any) -> Any:
     return out
 
 
-def _sample_spread(sampled: Any, checked: bool) -> Any:
+def _sample_spread(sampled: pd.DataFrame, checked: bool) -> pd.DataFrame:
     """Per model: samples, mean latency, and the standard deviation across samples of per-sample means."""
     import pandas as pd
 

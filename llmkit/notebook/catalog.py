@@ -16,7 +16,7 @@ __all__ = ["check_model", "known_models", "provider_models"]
 
 def provider_models() -> dict[str, tuple[list[str], list[str]]]:
     """``{provider: ([chat models], [image models])}`` as ``provider/model`` strings."""
-    listing = {}
+    listing: dict[str, tuple[list[str], list[str]]] = {}
     for provider in llmkit.provider_names():
         try:
             handler = get_handler(provider)

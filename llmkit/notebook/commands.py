@@ -6,7 +6,8 @@ what it did, and returns a DataFrame where there is a table to show (``log``, ``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.utils.text import dedent

@@ -13,10 +13,12 @@ order and the models are named only once a vote is cast (:mod:`llmkit.evals.blin
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from llmkit.notebook import missing_extra, require
 
@@ -33,6 +35,9 @@ from llmkit.notebook import tables
 from llmkit.notebook.catalog import check_model, known_models
 from llmkit.notebook.display import UPDATE_INTERVAL, body_html, footer
 from llmkit.notebook.runs import ModelRun, generate_images, is_image_model, stream_chat
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CompareWidget"]
 
@@ -260,9 +265,8 @@ class CompareWidget(widgets.VBox):
         self._blinding = Blinding(list(self.models)) if self.blind else None
         shown = self._blinding.order if self._blinding else list(self.models)
         self._runs = [ModelRun(model) for model in shown]
-        self._panes = [
-            _Pane(run, lambda key=self._key(run): self._vote_from_button("best", key), self._hide) for run in self._runs
-        ]
+        vote_best = functools.partial(self._vote_from_button, "best")
+        self._panes = [_Pane(run, functools.partial(vote_best, self._key(run)), self._hide) for run in self._runs]
         self._pane_row.children = [pane.box for pane in self._panes]
         self.set_trait("mapping", None)
         self.set_trait("comparison_id", uuid.uuid4().hex)
@@ -348,7 +352,7 @@ class CompareWidget(widgets.VBox):
             raise ValueError(f"{model!r} was not in the last comparison ({', '.join(compared)})")
         self._reveal()
         self._log_vote(kind, model)
-        record = {
+        record: dict[str, Any] = {
             "kind": kind,
             "model": model,
             "models": compared,
@@ -383,7 +387,7 @@ class CompareWidget(widgets.VBox):
             self.set_trait("status", str(exc))
 
     # -- export ----------------------------------------------------------------------------------
-    def to_dataframe(self) -> Any:
+    def to_dataframe(self) -> pd.DataFrame:
         """The last comparison's calls from the call log, one row per model in the widget's order,
         with every column of ``llmkit.calls.to_dataframe()`` and a ``vote`` column (best, not_best,
         tie, all_bad, or None before a vote)."""
@@ -394,7 +398,7 @@ class CompareWidget(widgets.VBox):
             raise ValueError("this comparison is blind: vote first, then its rows name the models")
         if tables.log_is_off():
             raise RuntimeError("the call log is off (LLMKIT_LOG=off); turn it on with llmkit.configure_log('sqlite')")
-        df = llmkit.calls.to_dataframe(run_id=self.comparison_id)
+        df: pd.DataFrame = llmkit.calls.to_dataframe(run_id=self.comparison_id)
         position = df["model"].astype(str).map({run.target: i for i, run in enumerate(self._runs)})
         df = df.iloc[position.argsort(kind="stable")].reset_index(drop=True)
         df["vote"] = df["annotations"].map(tables.vote_of)

@@ -13,7 +13,8 @@ import html
 import json
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llmkit.answers import extract_code, parse_json_answer
 from llmkit.notebook.runs import ModelRun
@@ -60,7 +61,8 @@ def error_text(run: ModelRun) -> str:
 def markdown_html(text: str) -> str:
     from markdown_it import MarkdownIt  # loaded only when several answers are shown side by side
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    html: str = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return html
 
 
 def _pre(text: str) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from llmkit.messages import message_field
 
@@ -28,7 +29,7 @@ def plan_bundle(
 ) -> dict[str, Any]:
     """The plan of every call, as HTML and as plain text; nothing is called."""
     parts_html, parts_text = [], []
-    for run, image in zip(runs, images):
+    for run, image in zip(runs, images, strict=True):
         name = run.model if run.model == run.target else f"{run.model} ({run.target})"
         if image:
             kind, rows = "image generation", [("prompt", prompt)]

@@ -10,7 +10,8 @@ f-string fields with format specs or conversions (``{x:.2f}``, ``{x!r}``), JSON,
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["interpolate"]
 
@@ -21,7 +22,7 @@ _FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\[(-?\d+)\])?\}")
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     """``text`` with its ``{name}``, ``{In[n]}`` and ``{Out[n]}`` references to ``namespace`` filled in."""
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name, index = match.group(1), match.group(2)
         if name is None or name not in namespace:
             return match.group(0)

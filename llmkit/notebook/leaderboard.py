@@ -47,7 +47,7 @@ class Leaderboard(widgets.VBox):
     interval = Float(1.0, help="at most one automatic refresh per this many seconds")
     status = Unicode("", read_only=True, help="why the last refresh failed, if it did")
 
-    def __init__(self, interval: float = 1.0, all: bool = False, **filters: Any) -> None:  # noqa: A002 - the issue's name
+    def __init__(self, interval: float = 1.0, all: bool = False, **filters: Any) -> None:
         super().__init__()
         if not all:
             filters.setdefault("session_id", llmkit.calls.session_id)

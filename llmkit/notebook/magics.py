@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
@@ -33,6 +33,9 @@ from llmkit.notebook.dryrun import plan_bundle
 from llmkit.notebook.explain import EXPLAIN_SYSTEM, ErrorBook, explain_prompt
 from llmkit.notebook.interpolate import interpolate
 from llmkit.notebook.runs import ModelRun, complete_chat, generate_images, is_image_model, stream_chat
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = ["LLMMagics"]
 
@@ -53,19 +56,24 @@ def _parse_param(item: str) -> tuple[str, Any]:
 class LLMMagics(Magics):
     """The ``%%llm`` cell magic and the ``%llm`` line magic."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell)
+        self._shell = shell  # Magics.shell, typed as never None
         self.settings = LLM(parent=shell)  # c.LLM... from IPython's config, and the settings file
-        shell.configurables.append(self.settings)
+        self._configurables().append(self.settings)
         self.chats = Chats()
         self.errors = ErrorBook(shell)
 
     def close(self) -> None:
         """Undo what loading did (``%unload_ext llmkit``)."""
         self.errors.close()
+        configurables = self._configurables()
         for configurable in (self.settings, self):  # Magics.__init__ added itself too
-            if configurable in self.shell.configurables:
-                self.shell.configurables.remove(configurable)
+            if configurable in configurables:
+                configurables.remove(configurable)
+
+    def _configurables(self) -> list[Any]:
+        return self._shell.configurables  # every Configurable; IPython's own code infers list[InteractiveShell]
 
     # -- %%llm -----------------------------------------------------------------------------------
     @magic_arguments()
@@ -139,8 +147,11 @@ class LLMMagics(Magics):
         if args.dry_run:
             _show(plan_bundle(runs, images, messages, prompt, params, self._stream(args), args.chat))
             return
-        calls = [self._call(run, image, messages[run.target], prompt, params, args) for run, image in zip(runs, images)]
-        view = (RichView if _is_rich(self.shell) else TerminalView)(runs, fmt)
+        calls = [
+            self._call(run, image, messages[run.target], prompt, params, args)
+            for run, image in zip(runs, images, strict=True)
+        ]
+        view = (RichView if _is_rich(self._shell) else TerminalView)(runs, fmt)
         try:
             drive(calls, view)
         except KeyboardInterrupt:
@@ -171,7 +182,7 @@ class LLMMagics(Magics):
         return args
 
     def _prompt(self, args: Any, cell: str) -> str:
-        prompt = cell if args.no_interpolate else interpolate(cell, self.shell.user_ns)
+        prompt = cell if args.no_interpolate else interpolate(cell, self._shell.user_ns)
         if not args.explain:
             return prompt
         error = self.errors.latest()
@@ -212,17 +223,17 @@ class LLMMagics(Magics):
                     self.chats.remember(args.chat, run.target, messages[run.target], run.text, args.system)
         if args.out:
             value = {run.model: run.response if run.error is None else run.error for run in runs}
-            self.shell.user_ns[args.out] = value[runs[0].model] if len(runs) == 1 else value
+            self._shell.user_ns[args.out] = value[runs[0].model] if len(runs) == 1 else value
         if fmt == "code":
             done = [run for run in runs if run.status == "done" and run.text]
             if done:
                 code = [extract_code(run.text) for run in done]
                 if len(done) > 1:
-                    code = [f"# {run.model}\n{text}" for run, text in zip(done, code)]
-                self.shell.set_next_input("\n\n".join(code), replace=False)
+                    code = [f"# {run.model}\n{text}" for run, text in zip(done, code, strict=True)]
+                self._shell.set_next_input("\n\n".join(code), replace=False)
 
     # -- %llm ------------------------------------------------------------------------------------
-    @line_magic("llm")
+    @line_magic("llm")  # type: ignore[arg-type]  # IPython types the decorator as returning a union
     def llm_line(self, line: str) -> Any:
         """%llm default | models | alias | chats | chat NAME | fix | log | summary | cache | help"""
         try:
@@ -241,7 +252,7 @@ def _split(line: str) -> list[str]:
         raise UsageError(f"could not read %%llm options {line!r}: {exc}") from None
 
 
-def _is_rich(shell: Any) -> bool:
+def _is_rich(shell: InteractiveShell) -> bool:
     """Whether a front-end shows display data (a kernel), rather than a terminal printing text."""
     return type(shell.display_pub) is not DisplayPublisher
 

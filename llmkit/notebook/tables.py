@@ -8,10 +8,14 @@ comparison's "best" vote marks the chosen call ``best`` and the others ``not_bes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llmkit
 from llmkit.calllog import config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "BLIND",
@@ -57,14 +61,15 @@ def log_is_off() -> bool:
     return config.log_mode() == "off"
 
 
-def recent_calls(n: int, everyone: bool = False) -> Any:
+def recent_calls(n: int, everyone: bool = False) -> pd.DataFrame:
     """This session's newest ``n`` calls (every process's with ``everyone=True``), oldest first, as a
     DataFrame of :data:`LOG_COLUMNS`.
 
     Reads only those rows (``calls.last``), so it stays quick on a log of millions of calls.
     """
     session = {} if everyone else {"session_id": llmkit.calls.session_id}
-    return llmkit.calls.to_dataframe(last=n, **session)[list(LOG_COLUMNS)]
+    calls: pd.DataFrame = llmkit.calls.to_dataframe(last=n, **session)
+    return calls[list(LOG_COLUMNS)]
 
 
 def vote_of(annotations: Any) -> str | None:
@@ -90,7 +95,7 @@ def record_vote(
     refresh_leaderboards()
 
 
-def leaderboard(**filters: Any) -> Any:
+def leaderboard(**filters: Any) -> pd.DataFrame:
     """``calls.summary(**filters)`` with the votes counted per model (wins, losses, ties, all_bad), a
     rating from votes and pairwise verdicts (``rating``, ``rating_low``, ``rating_high``, see
     :mod:`llmkit.evals.ratings`) and the pass rate of checked calls; best first: highest rating,

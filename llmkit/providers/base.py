@@ -8,7 +8,8 @@ to serve async calls from sync methods (in a worker thread) and sync calls from 
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import CustomLLMError
 from llmkit.types.utils import EmbeddingResponse, GenericStreamingChunk, ImageResponse, ModelResponse
@@ -48,7 +49,7 @@ class CustomLLM(BaseLLM):
 
     async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:
         raise _not_implemented()
-        yield  # pragma: no cover - makes this an async generator, like an override would be
+        yield  # type: ignore[unreachable]  # pragma: no cover - an async generator, as an override would be
 
     def image_generation(self, *args: Any, **kwargs: Any) -> ImageResponse:
         raise _not_implemented()

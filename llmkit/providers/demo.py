@@ -24,7 +24,8 @@ import random
 import struct
 import time
 import zlib
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import CustomLLMError
 from llmkit.messages import last_user_text
@@ -35,6 +36,7 @@ from llmkit.types.utils import (
     Choices,
     Embedding,
     EmbeddingResponse,
+    GenericStreamingChunk,
     ImageObject,
     ImageResponse,
     Message,
@@ -74,14 +76,16 @@ class DemoLLM(CustomLLM):
             await asyncio.sleep(plan.total_delay)
         return plan.response()
 
-    def streaming(self, model: str, messages: list, optional_params: dict, **_: Any) -> Iterator[dict]:
+    def streaming(self, model: str, messages: list, optional_params: dict, **_: Any) -> Iterator[GenericStreamingChunk]:
         plan = _plan(model, messages, optional_params)
         for chunk in plan.chunks():
             if plan.delay:
                 time.sleep(plan.delay)
             yield chunk
 
-    async def astreaming(self, model: str, messages: list, optional_params: dict, **_: Any) -> AsyncIterator[dict]:
+    async def astreaming(
+        self, model: str, messages: list, optional_params: dict, **_: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
         plan = _plan(model, messages, optional_params)
         for chunk in plan.chunks():
             if plan.delay:
@@ -111,7 +115,7 @@ def _unknown(model: str, kind: str, valid: tuple[str, ...]) -> CustomLLMError:
 class _Plan:
     """What a demo chat call will answer, and how fast; shared by the four chat methods."""
 
-    def __init__(self, model: str, text: str, usage: dict, delay: float, fail_after: int | None, status: int):
+    def __init__(self, model: str, text: str, usage: dict[str, int], delay: float, fail_after: int | None, status: int):
         self.model = model
         self.text = text
         self.usage = usage
@@ -132,7 +136,7 @@ class _Plan:
             usage=Usage(**self.usage),
         )
 
-    def chunks(self) -> Iterator[dict]:
+    def chunks(self) -> Iterator[GenericStreamingChunk]:
         for i, chunk in enumerate(text_chunks(self.text, usage=self.usage)):
             if self.fail_after is not None and i >= self.fail_after:
                 raise CustomLLMError(self.status, f"demo/{self.model} broke its stream after {i} words, as asked")

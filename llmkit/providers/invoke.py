@@ -9,7 +9,8 @@ Signatures are read once per function and cached.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.providers.base import HANDLER_METHODS, CustomLLM
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from llmkit.errors import APIConnectionError, APIError, BadRequestError, error_class_for_status
 from llmkit.providers.base import CustomLLM
@@ -57,44 +58,51 @@ def _import() -> Any:
 
 
 class LiteLLMBridge(CustomLLM):
-    """Serves ``litellm/<LiteLLM model string>`` through LiteLLM's own functions."""
+    """Serves ``litellm/<LiteLLM model string>`` through LiteLLM's own functions.
 
-    def completion(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> dict:
+    Each method returns LiteLLM's answer as a plain dict of its OpenAI shape (``Any`` below), which the
+    dispatcher validates into llmkit's types, as it does any handler's dict.
+    """
+
+    def completion(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             return _dump(import_litellm().completion(**_chat_args(model, messages, optional_params, kwargs)))
 
-    async def acompletion(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> dict:
+    async def acompletion(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             return _dump(await import_litellm().acompletion(**_chat_args(model, messages, optional_params, kwargs)))
 
-    def streaming(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> Iterator[dict]:
+    def streaming(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> Iterator[Any]:
         # Opened here, so that a refused request fails the call itself rather than its first chunk.
         with _translated(model):
             stream = import_litellm().completion(**_stream_args(model, messages, optional_params, kwargs))
         return _chunks(stream, model)
 
-    async def astreaming(self, model: str, messages: list, optional_params: dict, **kwargs: Any) -> AsyncIterator[dict]:
+    # A coroutine returning the stream (opened before the first chunk is asked for), not an async generator.
+    async def astreaming(  # type: ignore[override]
+        self, model: str, messages: list, optional_params: dict, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         with _translated(model):
             stream = await import_litellm().acompletion(**_stream_args(model, messages, optional_params, kwargs))
         return _achunks(stream, model)
 
-    def embedding(self, model: str, input: Any, optional_params: dict, **kwargs: Any) -> dict:
+    def embedding(self, model: str, input: Any, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             return _dump(import_litellm().embedding(model=model, input=input, **_common(optional_params, kwargs)))
 
-    async def aembedding(self, model: str, input: Any, optional_params: dict, **kwargs: Any) -> dict:
+    async def aembedding(self, model: str, input: Any, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             return _dump(
                 await import_litellm().aembedding(model=model, input=input, **_common(optional_params, kwargs))
             )
 
-    def image_generation(self, model: str, prompt: str, optional_params: dict, **kwargs: Any) -> dict:
+    def image_generation(self, model: str, prompt: str, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             return _dump(
                 import_litellm().image_generation(model=model, prompt=prompt, **_common(optional_params, kwargs))
             )
 
-    async def aimage_generation(self, model: str, prompt: str, optional_params: dict, **kwargs: Any) -> dict:
+    async def aimage_generation(self, model: str, prompt: str, optional_params: dict, **kwargs: Any) -> Any:
         with _translated(model):
             result = await import_litellm().aimage_generation(
                 model=model, prompt=prompt, **_common(optional_params, kwargs)
@@ -132,13 +140,13 @@ def _stream_args(model: str, messages: list, optional_params: dict, kwargs: dict
     return {"model": model, "messages": messages, **args}
 
 
-def _chunks(stream: Any, model: str) -> Iterator[dict]:
+def _chunks(stream: Any, model: str) -> Iterator[Any]:
     with _translated(model):
         for chunk in stream:
             yield _dump(chunk)
 
 
-async def _achunks(stream: Any, model: str) -> AsyncIterator[dict]:
+async def _achunks(stream: Any, model: str) -> AsyncIterator[Any]:
     with _translated(model):
         async for chunk in stream:
             yield _dump(chunk)
@@ -160,9 +168,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, APIError):
-            return False
+            return  # nothing to translate: it goes on as it is
         raise translate(exc, self.model) from exc
 
 
@@ -172,10 +180,14 @@ def translate(exc: Exception, model: str | None) -> APIError:
     if not isinstance(message, str):
         message = str(exc)
     status = getattr(exc, "status_code", None)
-    kwargs = {"llm_provider": "litellm", "model": model, "retry_after": _retry_after(exc)}
+    retry_after = _retry_after(exc)
     if type(exc).__name__ == "APIConnectionError" or not isinstance(status, int) or isinstance(status, bool):
-        return APIConnectionError(f"{type(exc).__name__}: {message}", **kwargs)
-    return error_class_for_status(status)(message, status_code=status, **kwargs)
+        return APIConnectionError(
+            f"{type(exc).__name__}: {message}", llm_provider="litellm", model=model, retry_after=retry_after
+        )
+    return error_class_for_status(status)(
+        message, status_code=status, llm_provider="litellm", model=model, retry_after=retry_after
+    )
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -11,6 +11,7 @@ client does), so OpenAI parameters and a server's own extensions pass through. S
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llmkit.http import HTTPLLM, Request
@@ -24,10 +25,15 @@ class OpenAICompatLLM(HTTPLLM):
     api_base_env = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
     api_key_env = ("OPENAI_API_KEY",)
 
+    _reads_chunks_itself = False  # a subclass that does (its own parse_chunk or stream_error) gets its hooks called
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.parse_chunk is not OpenAICompatLLM.parse_chunk or cls.stream_error is not HTTPLLM.stream_error:
-            cls._chunk_from_event = None  # a subclass that reads chunks its own way gets its hooks called
+            cls._reads_chunks_itself = True
+
+    def _fast_chunk_reader(self) -> Callable[[str, str], ModelResponseStream | None] | None:
+        return None if self._reads_chunks_itself else self._chunk_from_event
 
     def _chunk_from_event(self, event: str, data: str) -> ModelResponseStream | None:
         """An event's chat.completion.chunk, validated straight from its JSON text in one pass.
@@ -38,7 +44,7 @@ class OpenAICompatLLM(HTTPLLM):
         if event != "message":
             return None
         try:
-            chunk = ModelResponseStream.__pydantic_validator__.validate_json(data)  # model_validate_json, minus a layer
+            chunk: ModelResponseStream = ModelResponseStream.__pydantic_validator__.validate_json(data)  # minus a layer
         except ValueError:
             return None
         extra = chunk.__pydantic_extra__

@@ -86,7 +86,7 @@ def _load_builtins() -> None:
         _builtins_loaded = True
 
 
-def _map_entries() -> list:
+def _map_entries() -> list | tuple:
     entries = _package.custom_provider_map
     if not isinstance(entries, (list, tuple)):
         raise TypeError(
@@ -168,6 +168,7 @@ def describe_providers(load_plugins: bool = True) -> list[tuple[str, str]]:
         elif name in _registered:
             origin = "built-in" if _is_builtin(name) else "registered"
         else:
+            assert plugin is not None  # provider_names() has only the map's, the registered and the plugins
             rows.append((name, _plugin_origin(plugin, load_plugins)))
             continue
         if plugin is not None:

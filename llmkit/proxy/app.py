@@ -17,7 +17,8 @@ import logging
 import sys
 import time
 from array import array
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -60,7 +61,9 @@ class _Proxy:
         named = [*config.keys.items(), *([(MASTER, config.master_key)] if config.master_key else [])]
         self._keys = [(_digest(key), name) for name, key in named]
         created = int(time.time())
-        models = [{"id": name, "object": "model", "created": created, "owned_by": "llmkit"} for name in config.model_names]
+        models = [
+            {"id": name, "object": "model", "created": created, "owned_by": "llmkit"} for name in config.model_names
+        ]
         self._models = json.dumps({"object": "list", "data": models}).encode()
         self._openapi = json.dumps(openapi_document()).encode()
         routes = [

@@ -8,7 +8,7 @@ only the config may set.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import from_json
@@ -47,7 +47,7 @@ class ImageBody(_Body):
 
 
 class EmbeddingBody(_Body):
-    input: Union[str, list[str], list[int], list[list[int]]]
+    input: str | list[str] | list[int] | list[list[int]]
 
 
 B = TypeVar("B", bound=_Body)

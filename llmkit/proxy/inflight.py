@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.proxy.errors import error_body
 
@@ -47,7 +48,8 @@ class InFlight:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
@@ -93,13 +95,14 @@ class InFlight:
         """Wait up to ``seconds`` for the requests in flight to finish (less if ``forced()`` turns
         true), then stop the rest and wait for them to answer. Returns how many were stopped."""
         deadline = time.monotonic() + seconds
-        while self.requests and not forced() and time.monotonic() < deadline:
+        # A poll, not an Event: forced() is uvicorn's flag (a second Ctrl-C), which signals nothing.
+        while self.requests and not forced() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         stopped = [request for request in list(self.requests) if request.stop(SHUTTING_DOWN, 503)]
         if stopped:
             logger.warning("llmkit proxy: stopped %d request(s) still running at shutdown", len(stopped))
             deadline = time.monotonic() + 5
-            while self.requests and time.monotonic() < deadline:
+            while self.requests and time.monotonic() < deadline:  # noqa: ASYNC110 - spares every request an Event
                 await asyncio.sleep(0.01)
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -139,7 +142,7 @@ class _Request:
 
     async def receive(self) -> dict:
         self.reading = True
-        message = await self._receive()
+        message: dict = await self._receive()
         if message["type"] == "http.request":
             if not message.get("more_body", False):
                 self.reading = False

@@ -18,7 +18,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
@@ -87,7 +88,8 @@ class ProxyServer(uvicorn.Server):
     async def _close_connections(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:
+        # A poll: uvicorn's sets of connections and tasks empty themselves without signalling anyone.
+        while (self.server_state.connections or self.server_state.tasks) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         for connection in list(self.server_state.connections):
             connection.transport.close()
@@ -108,7 +110,7 @@ def timed_headers_protocol() -> Any:
         # No timer per request: the server's tick looks at this ten times a second.
         headers_since: float | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.headers_since = time.monotonic()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from llmkit.faults import handler_fault, traceback_text
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 import llmkit
 from llmkit.proxy.bodies import ChatBody, EmbeddingBody, ImageBody
 
@@ -20,7 +22,7 @@ _ERROR = {
 }
 
 
-def _post(summary: str, body: type, answer: str) -> dict[str, Any]:
+def _post(summary: str, body: type[BaseModel], answer: str) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,

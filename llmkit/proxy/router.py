@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import llmkit
 from llmkit import retries

@@ -13,6 +13,7 @@ import gc
 import importlib.util
 import ipaddress
 import logging
+import math
 import os
 import socket
 import sys
@@ -147,7 +148,7 @@ def make_server(
         lifespan="off",
         access_log=access_log,
         log_level="info" if access_log else "warning",
-        timeout_graceful_shutdown=graceful_seconds,
+        timeout_graceful_shutdown=math.ceil(graceful_seconds),  # whole seconds; ProxyServer.shutdown drains itself
         server_header=False,
     )
     return ProxyServer(settings, app, graceful_seconds, read_timeout, parent=parent)
@@ -167,18 +168,20 @@ def risk_warnings(config: ProxyConfig, host: str) -> list[str]:
     if _is_loopback(host):
         return []
     if config.master_key is None and not config.keys:
-        return [
+        warning = (
             f"no master_key is set and the server listens on {host}: anyone who can reach it can call"
             " your models; set general_settings.master_key (e.g. os.environ/LLMKIT_MASTER_KEY)"
-        ]
+        )
+        return [warning]
     guessable = [
         name for name, key in {"master_key": config.master_key, **config.keys}.items() if key in WELL_KNOWN_KEYS
     ]
     if guessable:
-        return [
+        warning = (
             f"{', '.join(guessable)}: a well-known example key, and the server listens on {host}: anyone can"
             " guess it; set a long random key (python -c 'import secrets; print(secrets.token_urlsafe())')"
-        ]
+        )
+        return [warning]
     return []
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, List, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import NotRequired, TypedDict
@@ -77,7 +77,7 @@ class Usage(OpenAIObject):
     total_tokens: int = 0
 
     @model_validator(mode="after")
-    def _fill_total(self) -> "Usage":
+    def _fill_total(self) -> Usage:
         if not self.total_tokens and (self.prompt_tokens or self.completion_tokens):
             self.total_tokens = self.prompt_tokens + self.completion_tokens
         return self
@@ -92,45 +92,45 @@ class Usage(OpenAIObject):
 
 
 class Function(OpenAIObject):
-    name: Optional[str] = None
+    name: str | None = None
     arguments: str = ""
 
 
 class ChatCompletionMessageToolCall(OpenAIObject):
-    id: Optional[str] = None
+    id: str | None = None
     type: str = "function"
     function: Function = Field(default_factory=Function)
 
 
 class ChatCompletionDeltaToolCall(OpenAIObject):
-    id: Optional[str] = None
-    type: Optional[str] = None
+    id: str | None = None
+    type: str | None = None
     function: Function = Field(default_factory=Function)
     index: int = 0
 
 
 class Message(OpenAIObject):
-    content: Optional[str] = None
+    content: str | None = None
     role: str = "assistant"
-    tool_calls: Optional[List[ChatCompletionMessageToolCall]] = None
-    function_call: Optional[Function] = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
+    function_call: Function | None = None
 
 
 class Delta(OpenAIObject):
-    content: Optional[str] = None
-    role: Optional[str] = None
-    tool_calls: Optional[List[ChatCompletionDeltaToolCall]] = None
-    function_call: Optional[Function] = None
+    content: str | None = None
+    role: str | None = None
+    tool_calls: list[ChatCompletionDeltaToolCall] | None = None
+    function_call: Function | None = None
 
 
 class Choices(OpenAIObject):
-    finish_reason: Optional[str] = "stop"
+    finish_reason: str | None = "stop"
     index: int = 0
     message: Message = Field(default_factory=Message)
 
 
 class StreamingChoices(OpenAIObject):
-    finish_reason: Optional[str] = None
+    finish_reason: str | None = None
     index: int = 0
     delta: Delta = Field(default_factory=Delta)
 
@@ -139,79 +139,81 @@ class ModelResponse(OpenAIObject):
     """A ``chat.completion`` object."""
 
     id: str = Field(default_factory=new_completion_id)
-    choices: List[Choices] = Field(default_factory=lambda: [Choices()])
+    choices: list[Choices] = Field(default_factory=lambda: [Choices()])
     created: int = Field(default_factory=_now)
-    model: Optional[str] = None
+    model: str | None = None
     object: str = "chat.completion"
-    system_fingerprint: Optional[str] = None
+    system_fingerprint: str | None = None
     usage: Usage = Field(default_factory=Usage)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the answer as Markdown with a footer (``repr()`` stays pydantic's)."""
-        return _reprs().response_bundle(self)
+        from llmkit.types import reprs  # loaded the first time a notebook shows a response
+
+        return reprs.response_bundle(self)
 
     def _repr_markdown_(self) -> str:
-        return _reprs().response_bundle(self)["text/markdown"]
+        from llmkit.types import reprs
+
+        return reprs.response_bundle(self)["text/markdown"]
 
 
 class ModelResponseStream(OpenAIObject):
     """A ``chat.completion.chunk`` object."""
 
     id: str = Field(default_factory=new_completion_id)
-    choices: List[StreamingChoices] = Field(default_factory=lambda: [StreamingChoices()])
+    choices: list[StreamingChoices] = Field(default_factory=lambda: [StreamingChoices()])
     created: int = Field(default_factory=_now)
-    model: Optional[str] = None
+    model: str | None = None
     object: str = "chat.completion.chunk"
-    system_fingerprint: Optional[str] = None
-    usage: Optional[Usage] = None
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
 
 
 class ImageObject(OpenAIObject):
-    b64_json: Optional[str] = None
-    url: Optional[str] = None
-    revised_prompt: Optional[str] = None
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
 
 
 class ImageResponse(OpenAIObject):
     created: int = Field(default_factory=_now)
-    data: List[ImageObject] = Field(default_factory=list)
-    usage: Optional[Usage] = None
+    data: list[ImageObject] = Field(default_factory=list)
+    usage: Usage | None = None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: the images themselves."""
-        return _reprs().image_bundle(self)
+        from llmkit.types import reprs
+
+        return reprs.image_bundle(self)
 
 
 class Embedding(OpenAIObject):
-    embedding: Union[List[float], str] = Field(default_factory=list)
+    embedding: list[float] | str = Field(default_factory=list)
     index: int = 0
     object: Literal["embedding"] = "embedding"
 
 
 class EmbeddingResponse(OpenAIObject):
     object: str = "list"
-    data: List[Embedding] = Field(default_factory=list)
-    model: Optional[str] = None
+    data: list[Embedding] = Field(default_factory=list)
+    model: str | None = None
     usage: Usage = Field(default_factory=Usage)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """In a notebook: a one-line summary, not thousands of numbers."""
-        return _reprs().embedding_bundle(self)
+        from llmkit.types import reprs
 
-
-def _reprs() -> Any:
-    from llmkit.types import reprs  # loaded the first time a notebook shows a response
-
-    return reprs
+        return reprs.embedding_bundle(self)
 
 
 class ChatCompletionToolCallFunctionChunk(TypedDict, total=False):
-    name: Optional[str]
+    name: str | None
     arguments: str
 
 
 class ChatCompletionToolCallChunk(TypedDict):
-    id: Optional[str]
+    id: str | None
     type: Literal["function"]
     function: ChatCompletionToolCallFunctionChunk
     index: int
@@ -222,8 +224,8 @@ class GenericStreamingChunk(TypedDict):
 
     text: str
     is_finished: bool
-    finish_reason: Optional[str]
-    usage: Optional[dict]
+    finish_reason: str | None
+    usage: dict | None
     index: NotRequired[int]
-    tool_use: NotRequired[Optional[ChatCompletionToolCallChunk]]
-    provider_specific_fields: NotRequired[Optional[dict]]
+    tool_use: NotRequired[ChatCompletionToolCallChunk | None]
+    provider_specific_fields: NotRequired[dict | None]

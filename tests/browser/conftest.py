@@ -13,14 +13,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from lab_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LabServer, copy_notebooks
 
 
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"Chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-    for module, extra in (("playwright", "playwright"), ("jupyterlab", "jupyterlab")):
+    for module in ("playwright", "jupyterlab"):
         if importlib.util.find_spec(module) is None:
             return f"{module} is not installed (pip install -e '.[test]')"
     return None

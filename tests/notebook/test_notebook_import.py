@@ -11,7 +11,10 @@ HEAVY = ("IPython", "ipywidgets", "traitlets", "pandas", "markdown_it", "llmkit.
 
 
 def test_import_llmkit_loads_no_notebook_dependency():
-    code = f"import sys, llmkit; print([m for m in {HEAVY!r} if m in sys.modules]); print(callable(llmkit.load_ipython_extension))"
+    code = (
+        f"import sys, llmkit; print([m for m in {HEAVY!r} if m in sys.modules]);"
+        " print(callable(llmkit.load_ipython_extension))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True"
