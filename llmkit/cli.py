@@ -33,10 +33,20 @@ def _add_serve_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
-    parser.add_argument("--workers", type=_workers, default=1, metavar="N",
-                        help="server processes on the port (default 1; 'auto': one per core)")
-    parser.add_argument("--timeout-graceful-shutdown", type=float, default=30.0, metavar="SECONDS",
-                        help="on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="server processes on the port (default 1; 'auto': one per core)",
+    )
+    parser.add_argument(
+        "--timeout-graceful-shutdown",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long requests in flight may take to finish (default 30)",
+    )
 
 
 def _workers(text: str) -> int:
@@ -59,8 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        return serve(args.config, host=args.host, port=args.port, access_log=args.access_log, workers=args.workers,
-                     graceful_seconds=args.timeout_graceful_shutdown)
+        return serve(
+            args.config,
+            host=args.host,
+            port=args.port,
+            access_log=args.access_log,
+            workers=args.workers,
+            graceful_seconds=args.timeout_graceful_shutdown,
+        )
     except (ConfigError, ServeError) as exc:
         print(f"llmkit serve: {exc}", file=sys.stderr)
         return 2
@@ -89,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "providers":
         return _providers()
     if getattr(args, "run", None) is not None:  # a subcommand that names its own function
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     if args.command == "serve" or args.config:
         return _serve(args)
     parser.print_help()

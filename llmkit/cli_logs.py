@@ -244,7 +244,7 @@ def _since(text: str) -> Any:
     except ValueError:
         raise ValueError(
             f"--since {text!r} is neither an ISO date/time (2026-01-31T12:00) nor a duration (30m, 2h, 7d)"
-        )
+        ) from None
     return text
 
 

@@ -101,11 +101,14 @@ def test_search_finds_words_only_in_a_chat_prompt(log, monkeypatch, indexed):
     llmkit.completion(
         "demo/echo",
         [{"role": "system", "content": "be brief"}, answer, {"role": "assistant", "content": "..."},
-         {"role": "user", "content": [{"type": "text", "text": "a pelican"}, {"type": "image_url", "image_url": {"url": "x"}}]}],
+         {"role": "user", "content": [{"type": "text", "text": "a pelican"},
+                                      {"type": "image_url", "image_url": {"url": "x"}}]}],
         mock_response="still no bird",
     )  # fmt: skip
     with pytest.raises(llmkit.BadRequestError):  # refused, and logged with its odd messages: the trigger copes
-        llmkit.completion("demo/echo", ["not a message", 42, {"role": "user", "content": {"odd": 1}}], mock_response="x")
+        llmkit.completion(
+            "demo/echo", ["not a message", 42, {"role": "user", "content": {"odd": 1}}], mock_response="x"
+        )
     assert [r["response"] for r in log.search("albatross")] == ["no bird here"]
     assert [r["response"] for r in log.search("pelican")] == ["still no bird"]
     assert log.search("ignored") == []  # an earlier user message is not the prompt

@@ -14,35 +14,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ["llmkit", "tests", "bench", "docs/_hooks.py", "examples"]
 
-# PENDING: the files the PostgreSQL integration rewrites on its own branch, left alone here so that
-# the two merge cleanly. The integrator fixes what ruff and mypy say about them after the merge and
-# removes PENDING and PENDING_ELSEWHERE.
-PENDING = [
-    "llmkit/calllog/pgdb.py",
-    "llmkit/calllog/postgres.py",
-    "llmkit/calllog/pgwriter.py",
-    "llmkit/calllog/pgsql.py",
-    "llmkit/calllog/transfer.py",
-    "llmkit/calllog/query.py",
-    "llmkit/calllog/config.py",
-    "llmkit/calllog/log.py",
-    "llmkit/calllog/store.py",
-    "llmkit/cache/backend.py",
-    "llmkit/cli.py",
-    "llmkit/cli_logs.py",
-    "llmkit/proxy/config.py",
-    "llmkit/backends/ray.py",
-    "llmkit/backends/ray_pool.py",
-    "llmkit/backends/ray_worker.py",
-    "tests/postgres_server.py",
-    "tests/test_postgres*.py",
-]
-# mypy errors in other files that a PENDING file's types cause: store.decode_columns takes a
-# list[Sequence] where it only reads (Sequence[Sequence[Any]] fixes it).
-PENDING_ELSEWHERE = [
-    ("llmkit/calllog/sqlite.py", 'Argument 1 to "decode_columns" has incompatible type'),
-]
-
 _MYPY_LINE = re.compile(r"^(?P<path>[^:\s]+\.py):\d+: (?P<level>error|note): (?P<message>.*)$")
 
 
@@ -53,7 +24,7 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
-    return run("ruff", *args, "--force-exclude", "--extend-exclude", ",".join(PENDING), *CODE)
+    return run("ruff", *args, "--force-exclude", *CODE)
 
 
 def test_ruff_finds_nothing():
@@ -68,12 +39,6 @@ def test_code_is_ruff_formatted():
     assert result.returncode == 0, f"not ruff-formatted (run ruff format):\n{result.stdout}{result.stderr}"
 
 
-def _pending(path: str, message: str) -> bool:
-    if any(Path(path).match(pattern) for pattern in PENDING):
-        return True
-    return any(path == where and message.startswith(start) for where, start in PENDING_ELSEWHERE)
-
-
 def test_mypy_finds_no_type_errors_in_llmkit():
     result = run("mypy", "--no-error-summary", "--no-pretty", "--show-error-codes")
     assert result.returncode in (0, 1), f"mypy did not run:\n{result.stdout}{result.stderr}"
@@ -82,6 +47,6 @@ def test_mypy_finds_no_type_errors_in_llmkit():
         found = _MYPY_LINE.match(line)
         if found is None:  # not a finding: let it show
             errors.append(line)
-        elif found["level"] == "error" and not _pending(found["path"], found["message"]):
+        elif found["level"] == "error":
             errors.append(line)
     assert not errors, "mypy llmkit:\n" + "\n".join(errors) + result.stderr

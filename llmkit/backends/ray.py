@@ -20,7 +20,8 @@ import json
 import os
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llmkit.backends import shipping
 from llmkit.backends.jobs import Job, each_within_limits, row_of
@@ -204,6 +205,7 @@ class _Delivery:
     def _record_here(self, job: Job, error: BaseException) -> dict[str, Any]:
         with capture(self.run_id) as captured:
             entry = recorder.begin("stream", job.model, job.messages, {**self.params, "sample": job.sample})
+            assert entry is not None  # a capture always wants the entry
             entry.failed(error)
         return captured.records[-1]
 

@@ -53,9 +53,10 @@ class Pool:
         self.members: list[_Member] = []
         self.abandoned: list[tuple[Job, Any]] = []  # calls in flight when the run was cancelled
         self._numbers = itertools.count(1)
-        self._changed: asyncio.Event | None = None
+        self._changed = asyncio.Event()  # made again by each run, on its loop
         self._starting = 0
         self._spares = 0
+        self._replacing: set[asyncio.Future[None]] = set()  # held so the loop cannot collect them mid-way
         self._run: tuple = ()
 
     @property
@@ -102,19 +103,20 @@ class Pool:
             raise
         member.ready = not failed
         self._changed.set()
-        return failed
+        return dict(failed)
 
     async def call(self, job: Job) -> tuple[str, list[dict[str, Any]]]:
         """``(status, records)`` of ``job``'s call; WorkerLostError when two workers died running it."""
         import ray
 
-        failures = []
+        failures: list[str] = []
         while len(failures) < 2:
             member = await self._pick(failures)
             member.outstanding += 1
             ref = member.handle.call.remote(job)
             try:
-                return await ref
+                status, records = await ref
+                return status, records
             except asyncio.CancelledError:
                 self.abandoned.append((job, ref))
                 raise
@@ -148,7 +150,9 @@ class Pool:
         if self._spares > 0:
             self._spares -= 1
             self._starting += 1  # now, so that no call concludes meanwhile that no worker is left
-            asyncio.ensure_future(self._replace())
+            replacing = asyncio.ensure_future(self._replace())
+            self._replacing.add(replacing)
+            replacing.add_done_callback(self._replacing.discard)
 
     async def _replace(self) -> None:
         try:

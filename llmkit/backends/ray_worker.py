@@ -58,6 +58,7 @@ class Worker:
     async def call(self, job: Job) -> tuple[str, list[dict[str, Any]]]:
         """Make ``job``'s call: ``(DONE or CANCELLED, its records)``, each stamped with this node's id."""
         task = asyncio.current_task()
+        assert task is not None  # Ray runs an async actor method as a task
         self.running.add(task)
         status = DONE
         with capture(self.run_id) as captured:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmkit.calllog import recorder, spill
-from llmkit.calllog.store import LogStoreError, MemoryStore
+from llmkit.calllog.store import LogStoreError, MemoryStore, Store
 
 __all__ = ["configure_log", "current_store", "default_path", "log_mode", "problem"]
 
@@ -35,7 +35,7 @@ _mode: str | None = None  # set by configure_log; None means "read LLMKIT_LOG"
 _path: Path | None = None
 _url: str | None = None
 _custom: Any = None  # a Store instance passed to configure_log
-_store: Any = None
+_store: Store | None = None
 _error: Exception | None = None  # why the configured file could not be opened
 _problem: str | None = None  # why the configured store is not the one in use
 _orphans: list[Any] = []  # connections inherited across fork: never used, never closed, by the child
@@ -160,7 +160,7 @@ def _open_postgres() -> Any:
     return _fallback(default_path(), _problem, importable=True)
 
 
-def current_store(*, for_reading: bool = False) -> Any:
+def current_store(*, for_reading: bool = False) -> Store | None:
     """The open store (opening it on first use); None when the log is off."""
     global _store
     if _store is None:

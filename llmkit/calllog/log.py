@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from llmkit.calllog import config, recorder
 from llmkit.calllog.query import EXACT_FILTERS, GROUP_COLUMNS, LIST_FILTERS
 from llmkit.calllog.session import SESSION_ID
-from llmkit.calllog.store import Filters, empty_columns, encode_json, records_of, split_tags
+from llmkit.calllog.store import Filters, Store, empty_columns, encode_json, records_of, split_tags
 
 __all__ = ["CallLog"]
 
@@ -199,7 +200,7 @@ class CallLog:
         return recorder.capture(run_id)
 
     # -- plumbing ------------------------------------------------------------------------------------
-    def _store(self) -> Any:
+    def _store(self) -> Store | None:
         recorder.drain()
         return config.current_store(for_reading=True)
 
@@ -279,5 +280,5 @@ def _epoch(since: Any, name: str = "since") -> float:
     if isinstance(since, _dt.datetime):  # pandas Timestamps are datetimes too
         if since.tzinfo is None:
             since = since.replace(tzinfo=_dt.timezone.utc)  # the log is in UTC; so are naive times
-        return since.timestamp()
+        return float(since.timestamp())
     raise TypeError(f"{name} must be a datetime, an ISO string, epoch seconds or a timedelta, got {since!r}")

@@ -5,7 +5,8 @@ never searched pays nothing on its writes (an indexed one writes at about 0.4x t
 ``python bench/search.py``; still thousands a second, off the calling path). The index is a
 contentless FTS5 table (the text is not stored twice) over each call's response and its prompt (a
 chat's derived from its messages, in SQL, as the log derives it), filled from the rows already there
-when it is made, then kept in step by triggers on insert and delete, whichever process writes. It is one more named migration (:data:`MIGRATION`), applied only here;
+when it is made, then kept in step by triggers on insert and delete, whichever process writes. It
+is one more named migration (:data:`MIGRATION`), applied only here;
 ``sqlite.py`` knows its name so that a log that has it still opens. Where Python's SQLite was built
 without FTS5 the search scans the rows with ``LIKE`` instead, and says so once.
 
@@ -58,7 +59,10 @@ MIGRATION = (
             VALUES ('delete', old.seq, {_PROMPT.format(row="old")}, old.response);
         END""",
         # the rows written before the index
-        f"INSERT INTO calls_fts (rowid, prompt, response) SELECT seq, {_PROMPT.format(row='calls')}, response FROM calls",
+        (
+            "INSERT INTO calls_fts (rowid, prompt, response)"
+            f" SELECT seq, {_PROMPT.format(row='calls')}, response FROM calls"
+        ),
     ),
 )
 

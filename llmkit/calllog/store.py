@@ -16,10 +16,13 @@ leaves it out and ``decode_columns`` derives it again when the row is read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
+import operator
 import threading
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from pydantic_core import to_json
 
@@ -190,7 +193,7 @@ def encode_row(record: dict[str, Any]) -> list[Any]:
     return row
 
 
-def decode_columns(columns: list[Sequence[Any]]) -> list[list[Any]]:
+def decode_columns(given: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Columns as a database returns them (JSON text, 0/1 booleans, no prompt where there are
     messages) as columns of plain values.
 
@@ -198,9 +201,9 @@ def decode_columns(columns: list[Sequence[Any]]) -> list[list[Any]]:
     and share one object, which saves most of the time and memory on a large log; the loops run in C
     (``map`` over a dict's lookup), JSON is parsed only for texts not seen before.
     """
-    if not columns or not columns[0]:
+    if not given or not given[0]:
         return [[] for _ in COLUMNS]
-    columns = [column if type(column) is list else list(column) for column in columns]
+    columns = [column if type(column) is list else list(column) for column in given]
     for index in _JSON_INDEXES:
         texts = columns[index]
         decoded = _Decoded()
@@ -211,7 +214,7 @@ def decode_columns(columns: list[Sequence[Any]]) -> list[list[Any]]:
             if stored.count(None) == len(stored):  # a log written since prompts are derived
                 columns[_PROMPT] = derived
             else:
-                columns[_PROMPT] = [a if a is not None else b for a, b in zip(stored, derived)]
+                columns[_PROMPT] = [a if a is not None else b for a, b in zip(stored, derived, strict=True)]
     for index in _FLAGS:
         columns[index] = list(map(_BOOLEANS.get, columns[index]))
     return columns
@@ -247,7 +250,7 @@ def records_of(columns: dict[str, Any]) -> list[dict[str, Any]]:
     """Records (dicts of plain values, None for null) from columns a store returned."""
     columns = readcache.plain(columns)
     names = list(columns)
-    return [dict(zip(names, values)) for values in zip(*columns.values())]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def empty_columns() -> dict[str, list]:
@@ -293,12 +296,12 @@ class MemoryStore:
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
             self._absorb()
-            index = _matching(self._columns, filters)
+            index: Sequence[int] | None = _matching(self._columns, filters)
             if last is not None:
                 index = (index if index is not None else range(len(self._columns[0])))[-last:]
             if index is None:
-                return {name: list(values) for name, values in zip(COLUMNS, self._columns)}
-            return {name: [values[i] for i in index] for name, values in zip(COLUMNS, self._columns)}
+                return {name: list(values) for name, values in zip(COLUMNS, self._columns, strict=True)}
+            return {name: [values[i] for i in index] for name, values in zip(COLUMNS, self._columns, strict=True)}
 
     def count(self, filters: Filters) -> int:
         with self._lock:
@@ -310,11 +313,11 @@ class MemoryStore:
         """Decode the rows written since the last read into the columns, kept in order of start time."""
         if not self._written:
             return
-        fresh = decode_columns(list(zip(*self._written)))
+        fresh = decode_columns(list(zip(*self._written, strict=True)))
         self._written.clear()
         started, new = self._columns[_STARTED], fresh[_STARTED]
-        ordered = not (started and new[0] < started[-1]) and all(a <= b for a, b in zip(new, new[1:]))
-        for column, values in zip(self._columns, fresh):
+        ordered = not (started and new[0] < started[-1]) and all(a <= b for a, b in zip(new, new[1:], strict=False))
+        for column, values in zip(self._columns, fresh, strict=True):
             column.extend(values)
         if not ordered:
             started = self._columns[_STARTED]
@@ -362,11 +365,12 @@ def _matching(columns: list[list[Any]], filters: Filters) -> list[int] | None:
     for name in EXACT_FILTERS:
         wanted = filters.get(name)
         if wanted is not None:
-            narrow(name, lambda value, wanted=wanted: value == wanted)  # not str.__eq__: NotImplemented is true
-    if filters.get("since") is not None:
-        narrow("started_at", lambda started: started >= filters["since"])
-    if filters.get("until") is not None:
-        narrow("started_at", lambda started: started < filters["until"])
+            narrow(name, functools.partial(operator.eq, wanted))  # not str.__eq__: NotImplemented is true
+    since, until = filters.get("since"), filters.get("until")
+    if since is not None:
+        narrow("started_at", lambda started: started >= since)
+    if until is not None:
+        narrow("started_at", lambda started: started < until)
     keep = tag_matcher(filters.get("tags"))
     if keep is not None:
         narrow("metadata", keep)

@@ -37,7 +37,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -72,15 +72,15 @@ class _Lenient(BaseModel):
 
 class _Prices(_Lenient):
     # Read by the call log to price calls; never sent to the handler.
-    input_cost_per_token: Optional[float] = Field(default=None, ge=0)
-    output_cost_per_token: Optional[float] = Field(default=None, ge=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
 
 
 class ModelParams(_Prices):
     model: str
-    api_key: Optional[str] = None
-    api_base: Optional[str] = None
-    timeout: Optional[float] = Field(default=None, gt=0)
+    api_key: str | None = None
+    api_base: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("model")
     @classmethod
@@ -98,7 +98,7 @@ class ModelParams(_Prices):
 
 
 class ModelInfo(_Prices):
-    id: Optional[Union[str, int]] = None
+    id: str | int | None = None
 
 
 class ModelEntry(_Strict):
@@ -123,27 +123,27 @@ class ProviderEntry(_Strict):
         return value
 
 
-Fallbacks = Union[dict[str, list[str]], list[dict[str, list[str]]]]
+Fallbacks = dict[str, list[str]] | list[dict[str, list[str]]]
 
 
 class RouterSettings(_Lenient):
     routing_strategy: Literal["round-robin", "simple-shuffle", "least-busy"] = "round-robin"
-    num_retries: Optional[int] = Field(default=None, ge=0)
-    timeout: Optional[float] = Field(default=None, gt=0)
-    fallbacks: Optional[Fallbacks] = None
+    num_retries: int | None = Field(default=None, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    fallbacks: Fallbacks | None = None
 
 
 class Settings(_Lenient):
     custom_provider_map: list[ProviderEntry] = Field(default_factory=list)
-    num_retries: Optional[int] = Field(default=None, ge=0)
-    request_timeout: Optional[float] = Field(default=None, gt=0)
-    fallbacks: Optional[Fallbacks] = None
-    cache: Optional[Union[bool, str]] = None
-    log_url: Optional[str] = None
+    num_retries: int | None = Field(default=None, ge=0)
+    request_timeout: float | None = Field(default=None, gt=0)
+    fallbacks: Fallbacks | None = None
+    cache: bool | str | None = None
+    log_url: str | None = None
 
     @field_validator("cache")
     @classmethod
-    def _cache_mode(cls, value: Union[bool, str, None]) -> Union[bool, str, None]:
+    def _cache_mode(cls, value: bool | str | None) -> bool | str | None:
         from llmkit.cache.settings import check_mode
 
         return value if isinstance(value, bool) else check_mode(value, "cache")
@@ -155,7 +155,7 @@ class NamedKey(_Strict):
 
 
 class GeneralSettings(_Lenient):
-    master_key: Optional[str] = None
+    master_key: str | None = None
     keys: list[NamedKey] = Field(default_factory=list)
     max_request_size_mb: float = Field(default=10.0, gt=0)
 
@@ -163,7 +163,7 @@ class GeneralSettings(_Lenient):
 class RawConfig(_Strict):
     model_list: list[ModelEntry] = Field(min_length=1)
     litellm_settings: Settings = Field(default_factory=Settings)
-    llmkit_settings: Optional[Settings] = None
+    llmkit_settings: Settings | None = None
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
     environment_variables: dict[str, str] = Field(default_factory=dict)
@@ -172,8 +172,17 @@ class RawConfig(_Strict):
 class Deployment:
     """One model_list entry: where requests for ``model_name`` can go."""
 
-    __slots__ = ("id", "model_name", "model", "params", "timeout", "input_cost_per_token",
-                 "output_cost_per_token", "model_info", "in_flight")
+    __slots__ = (
+        "id",
+        "model_name",
+        "model",
+        "params",
+        "timeout",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "model_info",
+        "in_flight",
+    )
 
     def __init__(self, id: str, model_name: str, params: ModelParams, model_info: ModelInfo) -> None:
         self.id = id
@@ -221,7 +230,7 @@ class ProxyConfig:
         timeouts set per call allow (each try of a call, with its retries)."""
         per_call = [d.timeout or self.timeout for group in self.deployments.values() for d in group]
         longest = max((t for t in per_call if t is not None), default=0.0)
-        return max(self.request_timeout, longest * (self.num_retries + 1))
+        return float(max(self.request_timeout, longest * (self.num_retries + 1)))
 
 
 def _first(*values: Any) -> Any:
@@ -250,7 +259,9 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     for key, value in raw.environment_variables.items():  # LiteLLM's way to set variables from the config
         environ.setdefault(key, value)
     _warn_ignored(raw)
-    raw.general_settings.master_key = _resolve(path, "general_settings.master_key", raw.general_settings.master_key, environ)
+    raw.general_settings.master_key = _resolve(
+        path, "general_settings.master_key", raw.general_settings.master_key, environ
+    )
     _resolve_keys(path, raw.general_settings.keys, environ)
     settings = raw.llmkit_settings or raw.litellm_settings
     section = "llmkit_settings" if raw.llmkit_settings else "litellm_settings"
@@ -264,7 +275,7 @@ def load_config(path: str | os.PathLike[str]) -> ProxyConfig:
     return config
 
 
-def _configure_cache(value: Union[bool, str, None], environ: Any) -> None:
+def _configure_cache(value: bool | str | None, environ: Any) -> None:
     """``cache: true`` is LiteLLM's switch; here it turns llmkit's response cache on ("use")."""
     if value is not None and "LLMKIT_CACHE" not in environ:
         llmkit.configure_cache("use" if value is True else value)
@@ -382,8 +393,11 @@ def _key_path(loc: tuple[Any, ...]) -> str:
 
 def _warn_ignored(raw: RawConfig) -> None:
     settings = raw.llmkit_settings or raw.litellm_settings
-    for section, model in (("litellm_settings", settings), ("router_settings", raw.router_settings),
-                           ("general_settings", raw.general_settings)):
+    for section, model in (
+        ("litellm_settings", settings),
+        ("router_settings", raw.router_settings),
+        ("general_settings", raw.general_settings),
+    ):
         if model.model_extra:
             keys = [_with_guess(key, type(model).model_fields) for key in sorted(model.model_extra)]
             logger.warning("llmkit ignores %s: %s", section, ", ".join(keys))
@@ -402,7 +416,7 @@ def _resolve(path: Path, where: str, value: Any, environ: Any) -> Any:
     """``os.environ/NAME`` read from the environment; any other value unchanged."""
     if not (isinstance(value, str) and value.startswith(ENV_PREFIX)):
         return value
-    name = value[len(ENV_PREFIX):]
+    name = value[len(ENV_PREFIX) :]
     if name not in environ:
         raise ConfigError(
             f"config file {path}: {where} reads the environment variable {name}, which is not set;"
@@ -419,7 +433,9 @@ def _resolve_keys(path: Path, keys: list[NamedKey], environ: Any) -> None:
         where = f"general_settings.keys[{index}]"
         entry.key = _resolve(path, f"{where}.key", entry.key, environ)
         if entry.name in names:
-            raise ConfigError(f"config file {path}: {where}.name {entry.name!r} is used twice; give each key its own name")
+            raise ConfigError(
+                f"config file {path}: {where}.name {entry.name!r} is used twice; give each key its own name"
+            )
         if entry.key in values:
             raise ConfigError(
                 f"config file {path}: {where}.key is the same key as another entry's; give each person their own key"
@@ -458,7 +474,9 @@ def _import_reference(path: Path, where: str, reference: str) -> Any:
             f" in {folder}, next to the config file, or make it importable"
         ) from None
     except Exception as exc:
-        raise ConfigError(f"config file {path}: {where}: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"config file {path}: {where}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         return getattr(module, attribute)
     except AttributeError:
@@ -494,12 +512,15 @@ def _deployments(path: Path, raw: RawConfig, environ: Any) -> dict[str, list[Dep
             )
         for key in ("api_key", "api_base"):
             setattr(params, key, _resolve(path, f"{where}.{key}", getattr(params, key), environ))
-        for key, value in (params.model_extra or {}).items():
-            params.model_extra[key] = _resolve(path, f"{where}.{key}", value, environ)
+        extra = params.model_extra or {}
+        for key, value in extra.items():
+            extra[key] = _resolve(path, f"{where}.{key}", value, environ)
         counts[params.model] = counts.get(params.model, 0) + 1
         default_id = params.model if counts[params.model] == 1 else f"{params.model}#{counts[params.model]}"
         deployment_id = str(entry.model_info.id or default_id)
-        out.setdefault(entry.model_name, []).append(Deployment(deployment_id, entry.model_name, params, entry.model_info))
+        out.setdefault(entry.model_name, []).append(
+            Deployment(deployment_id, entry.model_name, params, entry.model_info)
+        )
     return out
 
 
