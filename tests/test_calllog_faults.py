@@ -151,6 +151,36 @@ def test_a_stuck_writer_never_lets_the_queue_grow_without_bound(tmp_path, monkey
         store.close()
 
 
+class SlowStore(SQLiteStore):
+    """A store that takes its time with each batch but always finishes it."""
+
+    def write(self, records):
+        time.sleep(0.02)
+        super().write(records)
+
+
+def test_calls_made_faster_than_the_store_writes_wait_and_stay_in_the_log(tmp_path, monkeypatch, fresh_spill):
+    """A slow but working store is not a stuck one: callers wait for the writer, nothing is spilled."""
+    monkeypatch.setattr(recorder, "MAX_PENDING", 50)
+    path = tmp_path / "calls.db"
+    store = SlowStore(path)
+    configure_log(store, flush_interval=0.001)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            longest = 0
+            for i in range(2_000):
+                llmkit.completion(model="demo/echo", messages=[{"role": "user", "content": f"call {i}"}])
+                longest = max(longest, len(recorder._pending))
+            recorder.drain()
+        assert [str(w.message) for w in caught] == []
+        assert longest <= recorder.MAX_PENDING + 1
+        assert sorted(rows_in(path)) == sorted(f"call {i}" for i in range(2_000))
+    finally:
+        configure_log()
+        store.close()
+
+
 # -- the real error -------------------------------------------------------------------------------
 def write_until_full(store, path):
     with warnings.catch_warnings(record=True) as caught:

@@ -59,6 +59,10 @@ MAX_PENDING = 50_000
 #: Records the store refused that are kept to try again; older ones go to the spill file.
 MAX_UNWRITTEN = 10_000
 _SPILL_AT_ONCE = 1_000  # calls a calling thread spills when the queue is full and the writer stuck
+#: Seconds a calling thread waits for a writer busy with a batch before it counts the store as stuck.
+WRITER_PATIENCE = 1.0
+_writes_begun = 0  # store.write calls started: the writer still in the same one has not moved on
+_stuck_in = -1  # the write in which a calling thread last gave up waiting
 
 
 class Entry:
@@ -162,14 +166,18 @@ def _submit(entry: Entry) -> None:
 
 
 def _relieve() -> None:
-    """The queue is full: write it from this thread, or, when the writer is stuck in the store, spill
-    the oldest calls, so that a store that never answers costs time, not memory without bound."""
-    if _lock.acquire(blocking=False):
+    """The queue is full: write it from this thread once the writer is done with its batch (calls
+    made faster than they can be written wait, and stay in the log), or, when the writer is stuck in
+    the store, spill the oldest calls: a store that never answers costs time, not memory without bound."""
+    global _stuck_in
+    patience = 0.0 if _stuck_in == _writes_begun else WRITER_PATIENCE  # no second wait on one stuck write
+    if _lock.acquire(timeout=patience):
         try:
             drain()
         finally:
             _lock.release()
         return
+    _stuck_in = _writes_begun
     entries: list[Entry] = []
     while _pending and len(entries) < _SPILL_AT_ONCE:
         try:
@@ -308,11 +316,12 @@ _BUILD_SLICE = 32
 
 
 def _write(records: list[dict[str, Any]]) -> None:
-    global _unwritten
+    global _unwritten, _writes_begun
     store = store_getter()
     if store is None:
         return
     batch, _unwritten = _unwritten + records, []
+    _writes_begun += 1
     try:
         store.write(batch)
     except Exception as exc:
