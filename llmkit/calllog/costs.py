@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from types import ModuleType
 from typing import Any
 
 __all__ = ["cost_of", "register_model_cost", "registered_price", "registered_prices"]
@@ -111,7 +113,13 @@ def _size(size: Any) -> tuple[int, int]:
 
 
 def _table_entry(provider: str, handler_model: str, variants: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    found = _price_tables().find_entry(provider, handler_model, variants)
+    return found[1] if found is not None else None
+
+
+@functools.cache
+def _price_tables() -> ModuleType:
+    """llmkit.prices, imported once here rather than on every record (it imports this module)."""
     from llmkit import prices  # the tables load on the first call that needs them, on the log's thread
 
-    found = prices.find_entry(provider, handler_model, variants)
-    return found[1] if found is not None else None
+    return prices
