@@ -48,7 +48,10 @@ class Pool:
         import ray
 
         self.options = options
-        self.slots = 1 if one_job_each else None
+        # A worker that runs one job at a time gets the next one while it runs this one, so that it
+        # never waits for a round trip to the driver between jobs; it still runs them in turn.
+        self.one_job_each = one_job_each
+        self.slots = 2 if one_job_each else None
         self.job_id = ray.get_runtime_context().get_job_id()
         self.members: list[_Member] = []
         self.abandoned: list[tuple[Job, Any]] = []  # calls in flight when the run was cancelled
@@ -68,7 +71,7 @@ class Pool:
         """Grow to ``size`` workers and install the run in each, returning once one is ready (the
         others join as Ray places them); ImportError naming the providers a worker could not load."""
         self._changed = asyncio.Event()
-        self._run = (packed, run_id, shared_log)
+        self._run = (packed, run_id, shared_log, self.one_job_each)
         self._spares = max(2, size)  # replacements allowed this run: enough for one job to be retried once
         self.abandoned = []
         while len(self.alive) < size:

@@ -33,12 +33,17 @@ class Worker:
         self.params: dict[str, Any] = {}
         self.run_id: str | None = None
         self.running: set[asyncio.Task] = set()
+        self.turn: asyncio.Semaphore | None = None  # jobs that hold resources run one at a time
         self.shared: tuple[Any, Any] | None = None  # the shared log's opener, and the store it opened
         configure_log("off")  # no local file: records go back to the driver
 
-    async def start_run(self, packed: dict[str, Any], run_id: str, shared_log: Any) -> dict[str, str]:
-        """Install the run's providers and parameters; ``{provider: why}`` for handlers that failed to load."""
+    async def start_run(
+        self, packed: dict[str, Any], run_id: str, shared_log: Any, one_job_each: bool = False
+    ) -> dict[str, str]:
+        """Install the run's providers and parameters; ``{provider: why}`` for handlers that failed to load.
+        ``one_job_each``: the driver sends a job ahead, to wait here until the one running is done."""
         failed = shipping.install(packed)
+        self.turn = asyncio.Semaphore(1) if one_job_each else None
         self.params = shipping.unpack_params(packed)
         self.run_id = run_id
         self._use_log(shared_log)
@@ -63,7 +68,11 @@ class Worker:
         status = DONE
         with capture(self.run_id) as captured:
             try:
-                await stream_job(job, self.params)
+                if self.turn is None:
+                    await stream_job(job, self.params)
+                else:
+                    async with self.turn:  # the call (and its latency) starts once the previous job is done
+                        await stream_job(job, self.params)
             except asyncio.CancelledError:  # cancel() below: the driver was interrupted
                 status = CANCELLED
             finally:
