@@ -18,6 +18,10 @@ from llmkit.errors import WorkerLostError
 
 __all__ = ["Pool"]
 
+# A worker that runs one job at a time is sent the next one while it runs this one, so that it never
+# waits for a round trip to the driver between jobs; it runs them in turn (ray_worker.Worker.turn).
+_JOBS_SENT_TO_ONE = 2
+
 _actor_class: Any = None
 
 
@@ -48,10 +52,7 @@ class Pool:
         import ray
 
         self.options = options
-        # A worker that runs one job at a time gets the next one while it runs this one, so that it
-        # never waits for a round trip to the driver between jobs; it still runs them in turn.
         self.one_job_each = one_job_each
-        self.slots = 2 if one_job_each else None
         self.job_id = ray.get_runtime_context().get_job_id()
         self.members: list[_Member] = []
         self.abandoned: list[tuple[Job, Any]] = []  # calls in flight when the run was cancelled
@@ -136,7 +137,9 @@ class Pool:
     async def _pick(self, failures: list[str]) -> _Member:
         while True:
             free = [
-                m for m in self.members if m.alive and m.ready and (self.slots is None or m.outstanding < self.slots)
+                m
+                for m in self.members
+                if m.alive and m.ready and (not self.one_job_each or m.outstanding < _JOBS_SENT_TO_ONE)
             ]
             if free:
                 return min(free, key=lambda member: member.outstanding)

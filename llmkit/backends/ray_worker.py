@@ -10,6 +10,7 @@ driver's log is a shared database, the worker opens it and writes its records th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from llmkit.backends import shipping
@@ -33,7 +34,8 @@ class Worker:
         self.params: dict[str, Any] = {}
         self.run_id: str | None = None
         self.running: set[asyncio.Task] = set()
-        self.turn: asyncio.Semaphore | None = None  # jobs that hold resources run one at a time
+        # jobs that hold resources run one at a time; the others all at once
+        self.turn: asyncio.Semaphore | contextlib.nullcontext[None] = contextlib.nullcontext()
         self.shared: tuple[Any, Any] | None = None  # the shared log's opener, and the store it opened
         configure_log("off")  # no local file: records go back to the driver
 
@@ -43,7 +45,7 @@ class Worker:
         """Install the run's providers and parameters; ``{provider: why}`` for handlers that failed to load.
         ``one_job_each``: the driver sends a job ahead, to wait here until the one running is done."""
         failed = shipping.install(packed)
-        self.turn = asyncio.Semaphore(1) if one_job_each else None
+        self.turn = asyncio.Semaphore(1) if one_job_each else contextlib.nullcontext()
         self.params = shipping.unpack_params(packed)
         self.run_id = run_id
         self._use_log(shared_log)
@@ -68,11 +70,8 @@ class Worker:
         status = DONE
         with capture(self.run_id) as captured:
             try:
-                if self.turn is None:
+                async with self.turn:  # the call (and its latency) starts once the previous job is done
                     await stream_job(job, self.params)
-                else:
-                    async with self.turn:  # the call (and its latency) starts once the previous job is done
-                        await stream_job(job, self.params)
             except asyncio.CancelledError:  # cancel() below: the driver was interrupted
                 status = CANCELLED
             finally:
