@@ -129,6 +129,22 @@ def llmkit_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "llmkit.cli"]
 
 
+def wait_until_serving(process: subprocess.Popen, url: str, timeout: float = 30, stderr: Any = None) -> None:
+    """Until ``llmkit serve`` at ``url`` answers /health; AssertionError with its stderr if it exits
+    first (``stderr()`` reads it, by default the process's own pipe), or if it never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            said = stderr() if stderr is not None else process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"llmkit serve exited with {process.returncode}: {said}")
+        try:
+            httpx.get(url + "/health", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("llmkit serve did not start")
+
+
 class ServerProcess:
     """``llmkit serve`` in a subprocess on a free loopback port, logging to its own SQLite file."""
 
@@ -154,16 +170,8 @@ class ServerProcess:
         self._stderr: str | None = None
 
     def wait_ready(self, timeout: float = 60) -> ServerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"llmkit serve exited with {self.process.returncode}: {self.stderr}")
-            try:
-                httpx.get(self.url + "/health", timeout=1)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("llmkit serve did not start")
+        wait_until_serving(self.process, self.url, timeout, stderr=lambda: self.stderr)
+        return self
 
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)

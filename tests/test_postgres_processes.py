@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from postgres_server import PASSWORD, free_port
+from proxy_support import llmkit_command, wait_until_serving, write_config
 
 import llmkit
 from llmkit.calllog import configure_log, recorder
@@ -213,11 +213,6 @@ for i in range(30):
 """
 
 
-def llmkit_command() -> list[str]:
-    script = Path(sys.executable).parent / "llmkit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "llmkit.cli"]
-
-
 def test_calls_unsent_at_exit_are_saved_and_llmkit_logs_import_loads_them_once(pg_url, postgres_server, tmp_path):
     env = env_with(LLMKIT_LOG_PATH=tmp_path / "calls.db")
     process = subprocess.Popen(
@@ -272,15 +267,18 @@ def start_proxy(config: Path, env: dict, *args: str) -> tuple[subprocess.Popen, 
     command = [*llmkit_command(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *args]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        try:
-            httpx.get(url + "/health", timeout=1)
-            return process, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("llmkit serve did not start")
+    wait_until_serving(process, url)
+    return process, url
+
+
+# proxies that write the team's log, named by an environment variable as a real config would
+TEAM_PROXY = """
+    model_list:
+      - model_name: echo
+        litellm_params: {model: demo/echo}
+    llmkit_settings:
+      log_url: os.environ/TEAM_LOG_URL
+"""
 
 
 NOTEBOOK = """
@@ -292,16 +290,7 @@ print(llmkit.calls.summary()["calls"].to_dict())
 
 
 def test_proxies_on_several_ports_share_one_log_that_a_notebook_reads(pg_url, tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        textwrap.dedent("""
-        model_list:
-          - model_name: echo
-            litellm_params: {model: demo/echo}
-        llmkit_settings:
-          log_url: os.environ/TEAM_LOG_URL
-    """)
-    )
+    config = write_config(tmp_path, TEAM_PROXY)
     env = env_with(TEAM_LOG_URL=pg_url, LLMKIT_LOG_PATH=tmp_path / "unused.db")
     proxies = [start_proxy(config, env) for _ in range(2)]
     client = httpx.Client(timeout=30)  # one client: making one per request costs more than the request
@@ -335,16 +324,7 @@ def test_proxies_on_several_ports_share_one_log_that_a_notebook_reads(pg_url, tm
 
 def test_two_proxy_workers_under_load_write_every_call_once(pg_url, tmp_path):
     """``llmkit serve --workers 2``: two processes on one port, one PostgreSQL log (issue 10, section 4)."""
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        textwrap.dedent("""
-        model_list:
-          - model_name: echo
-            litellm_params: {model: demo/echo}
-        llmkit_settings:
-          log_url: os.environ/TEAM_LOG_URL
-    """)
-    )
+    config = write_config(tmp_path, TEAM_PROXY)
     process, url = start_proxy(config, env_with(TEAM_LOG_URL=pg_url), "--workers", "2")
     answered: list[str] = []
     lock = threading.Lock()

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from proxy_support import free_port, register, running_server, write_config
+from proxy_support import free_port, llmkit_command, register, running_server, wait_until_serving, write_config
 
 import llmkit
 from llmkit import CustomLLM
@@ -177,11 +176,6 @@ def test_graceful_shutdown_finishes_requests_in_flight(tmp_path, slow):
 
 
 # -- the seed guide's proxy section, through the real command ----------------------------------------
-def llmkit_command() -> list[str]:
-    script = Path(sys.executable).parent / "llmkit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "llmkit.cli"]
-
-
 @pytest.fixture
 def seed_server(tmp_path):
     def start(*args: str) -> tuple[subprocess.Popen, str]:
@@ -190,15 +184,8 @@ def seed_server(tmp_path):
         process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read()
-            try:
-                httpx.get(url + "/health", timeout=1)
-                return process, url
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("llmkit serve did not start")
+        wait_until_serving(process, url)
+        return process, url
 
     started: list[subprocess.Popen] = []
     yield start
