@@ -53,6 +53,15 @@ wrk.headers["Authorization"] = "Bearer {KEY}"
 """
 
 
+def prepare(folder: Path) -> Path:
+    """The benchmark's config and handler in ``folder``; returns the wrk script written beside them."""
+    (folder / "config.yaml").write_text(CONFIG)
+    shutil.copy(HERE / "proxy_handler.py", folder / "proxy_handler.py")
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    return script
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -203,10 +212,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "config.yaml").write_text(CONFIG)
-        shutil.copy(HERE / "proxy_handler.py", folder / "proxy_handler.py")
-        script = folder / "post.lua"
-        script.write_text(WRK_SCRIPT)
+        script = prepare(folder)
         llmkit_cmd = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1"]
         results = []
         for workers in (1, 2):

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from proxy import CONFIG, HERE, WRK_SCRIPT, free_port, start, stop, wrk
+from proxy import free_port, prepare, start, stop, wrk
 
 MODES = {"off": {"LLMKIT_LOG": "off"}, "sqlite": {"LLMKIT_LOG": "sqlite"}, "memory": {"LLMKIT_LOG": "memory"}}
 
@@ -66,10 +66,7 @@ def main() -> int:
     results: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "config.yaml").write_text(CONFIG)
-        shutil.copy(HERE / "proxy_handler.py", folder / "proxy_handler.py")
-        script = folder / "post.lua"
-        script.write_text(WRK_SCRIPT)
+        script = prepare(folder)
         db = folder / "calls.db"
         for _ in range(args.rounds):
             for mode in MODES:
