@@ -233,3 +233,28 @@ def test_import_llmkit_loads_no_server_stack():
     """).replace("import sys", "import json, sys")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_a_server_process_collects_young_garbage_less_often_and_never_walks_its_start_up_objects():
+    """What serving sets up for the garbage collector (see server.run), seen from inside serving."""
+    import gc
+    import socket
+
+    from llmkit.proxy import server
+
+    seen = {}
+
+    class Recording:
+        def run(self, sockets):
+            seen["threshold"] = gc.get_threshold()
+            seen["frozen"] = gc.get_freeze_count()
+
+    before = gc.get_threshold()
+    try:
+        with socket.socket() as sock:
+            server.run(Recording(), sock)
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    assert seen["threshold"] == (server.YOUNG_COLLECTION, *before[1:])
+    assert seen["frozen"] > 1000  # modules, schemas and the app, kept out of every collection
