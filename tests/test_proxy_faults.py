@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import statistics
@@ -228,6 +229,10 @@ def test_64_hung_calls_to_one_model_leave_the_others_answering_as_fast(tmp_path)
         with ThreadPoolExecutor(max_workers=8) as pool:
             return statistics.quantiles(list(pool.map(one, range(160))), n=100)[98]
 
+    # The test process holds every earlier test's objects: a full garbage collection (tens of ms here)
+    # landing in one measurement and not the other is not what this test is about.
+    gc.collect()
+    gc.freeze()
     try:
         with running_server(config) as url, httpx.Client(base_url=url, timeout=10) as client:
             alone = p99(client)
@@ -243,6 +248,7 @@ def test_64_hung_calls_to_one_model_leave_the_others_answering_as_fast(tmp_path)
             assert beside_hung <= 2 * alone, (alone, beside_hung)
     finally:
         hanging.release.set()
+        gc.unfreeze()
 
 
 # -- items 7 and 8: what the server's stderr shows ---------------------------------------------------------
