@@ -91,3 +91,20 @@ def postgres_server():
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """tests/fake_servers.py's OpenAI-compatible server on a loopback port, one per test module (a
+    module that wants another, one checking an API key say, defines its own ``server``)."""
+    from fake_servers import FakeServer, openai_app
+
+    with FakeServer(openai_app()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def base(server):
+    """The ``server``'s base URL for clients (``.../v1``), its record of requests emptied."""
+    server.requests.clear()
+    return server.url + "/v1"

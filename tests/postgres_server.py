@@ -12,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from ports import free_port
 
 __all__ = ["PostgresServer", "PostgresUnavailable", "find_binaries"]
 
@@ -49,12 +50,6 @@ def _run_as() -> list[str]:
     except KeyError:
         raise PostgresUnavailable("running as root and there is no 'postgres' user for initdb to run as") from None
     return ["runuser", "-u", "postgres", "--"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:

@@ -17,18 +17,6 @@ from llmkit.providers.openai_compat import OpenAICompatLLM
 MESSAGES = [{"role": "user", "content": "héllo from the test"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeServer(openai_app()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def base(server):
-    server.requests.clear()
-    return server.url + "/v1"
-
-
 def forward_proxy_app():
     """A forward proxy that answers chat requests itself, as the server behind it would."""
     chat = openai_app()[("POST", "/v1/chat/completions")]

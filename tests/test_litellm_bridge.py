@@ -37,12 +37,6 @@ def server():
         yield srv
 
 
-@pytest.fixture
-def base(server):
-    server.requests.clear()
-    return server.url + "/v1"
-
-
 def call(model="litellm/openai/echo", **kwargs):
     kwargs.setdefault("api_key", "sk-bridge")
     return llmkit.completion(model, MESSAGES, **kwargs)

@@ -14,18 +14,6 @@ from llmkit.providers.openai_compat import OpenAICompatLLM
 MESSAGES = [{"role": "user", "content": "hello from the test"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with FakeServer(openai_app()) as srv:
-        yield srv
-
-
-@pytest.fixture
-def base(server):
-    server.requests.clear()
-    return server.url + "/v1"
-
-
 def last_body(server):
     return server.requests[-1].json
 

@@ -5,7 +5,6 @@ import warnings
 
 import pandas as pd
 import pytest
-from fake_servers import FakeServer, openai_app
 
 import llmkit
 from llmkit import prices
@@ -67,12 +66,6 @@ def table_file(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(TABLE))
     return path
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeServer(openai_app()) as srv:
-        yield srv
 
 
 def last_record(log):
