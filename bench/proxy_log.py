@@ -84,6 +84,11 @@ def main() -> int:
         errors = sum(r["errors"] for r in runs)
         cpu = statistics.median(r["cpu_us"] for r in runs)
         print(f"{mode:8} {rps:8.0f} {rps / off:7.2f} {p50:8.2f} {p99:8.2f} {errors:8d} {cpu:22.1f}")
+    # This machine's speed drifts within minutes: each round's ratio, its three runs a minute apart,
+    # shows the spread that the medians above hide.
+    for mode in ("sqlite", "memory"):
+        ratios = [run["rps"] / base["rps"] for run, base in zip(results[mode], results["off"], strict=True)]
+        print(f"{mode} / off, round by round: {' '.join(f'{ratio:.2f}' for ratio in ratios)}")
     print(f"rows in the SQLite log: {rows:,} (every request of the SQLite runs, warm-ups included)")
     return 0
 
