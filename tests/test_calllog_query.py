@@ -4,6 +4,7 @@ PostgreSQL (the session's throwaway server) alike."""
 
 import datetime as dt
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -324,3 +325,62 @@ def test_repeated_unfiltered_reads_come_from_a_bounded_copy(tmp_path):
     assert len(store.read(Filters())["call_id"]) == 160 and len(store._cache) == 0  # over the bound: not kept
     store.close()
     fresh.close()
+
+
+def test_a_sqlite_summary_made_while_calls_are_written_keeps_each_groups_figures_its_own(tmp_path):
+    """The GROUP BY and the percentile columns are read on two connections at once: both must count
+    the same calls, or a model's row would take latencies of the model sorted before it."""
+    store = SQLiteStore(tmp_path / "calls.db")
+    latency = {"a/many": 1.0, "b/one": 500.0, "c/many": 1000.0}
+    per_batch = {"a/many": 50, "b/one": 1, "c/many": 50}
+    stop = time.monotonic() + 3
+
+    def batch():
+        return [
+            {"call_id": uuid.uuid4().hex, "started_at": time.time(), "model": model, "status": "ok",
+             "latency_ms": latency[model], "ttft_ms": latency[model], "tokens_per_s": latency[model]}
+            for model in latency for _ in range(per_batch[model])
+        ]  # fmt: skip
+
+    def write():
+        while time.monotonic() < stop:
+            store.write(batch())
+
+    store.write(batch())
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        summaries = 0
+        while time.monotonic() < stop:
+            table = frame.summary_table(store.summary(Filters()))
+            for model, value in latency.items():
+                figures = table.loc[model, ["latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "tokens_per_s_median"]]
+                assert figures.tolist() == [value] * 4, (model, figures.tolist())
+            assert table.loc["a/many", "calls"] == table.loc["c/many", "calls"] == 50 * table.loc["b/one", "calls"]
+            summaries += 1
+        assert summaries > 10
+    finally:
+        writer.join()
+        store.close()
+
+
+def test_a_log_cleared_between_the_summarys_two_reads_is_summarized_from_one_snapshot(tmp_path, monkeypatch):
+    from llmkit.calllog import sqlite as sqlite_store
+
+    path = tmp_path / "calls.db"
+    store = SQLiteStore(path)
+    store.write(calls(30))
+    started = sqlite_store._in_thread
+
+    def then_cleared_elsewhere(function):  # the GROUP BY has read; another process clears the log
+        result = started(function)
+        result()
+        with sqlite3.connect(path) as other:
+            other.execute("DELETE FROM calls")
+        return result
+
+    monkeypatch.setattr(sqlite_store, "_in_thread", then_cleared_elsewhere)
+    try:
+        assert store.summary(Filters())["calls"] == []  # not the counts of calls that are gone
+    finally:
+        store.close()

@@ -186,10 +186,11 @@ def count_calls(filters: Any, dialect: Dialect = SQLITE) -> Query:
     return Query(f"SELECT count(*) FROM {dialect.table}{condition.sql}", condition.args)
 
 
-def summary(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query:
+def summary(by: str, filters: Any, dialect: Dialect = SQLITE, up_to: int | None = None) -> Query:
     """One row per value of ``by`` (nulls left out), in order of ``by``: ``by``, then ``SUMMARY_COLUMNS``,
-    the percentiles null where the dialect has none (see :func:`percentile_values`)."""
-    condition = _grouped(filters, by, dialect)
+    the percentiles null where the dialect has none (see :func:`percentile_values`). ``up_to``: only
+    the calls whose ``seq`` is at most this, so that two queries made apart count the same calls."""
+    condition = _grouped(filters, by, dialect, up_to)
     hit = dialect.flag("cache_hit")
 
     def live(column: str) -> str:  # the column for live calls, null for answers from the cache
@@ -208,10 +209,10 @@ def summary(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query:
     return Query(sql, condition.args)
 
 
-def percentile_values(by: str, filters: Any, dialect: Dialect = SQLITE) -> Query:
+def percentile_values(by: str, filters: Any, dialect: Dialect = SQLITE, up_to: int | None = None) -> Query:
     """The columns the percentiles are taken of, for the live calls :func:`summary` counts, in the same
     order of ``by``: the first ``calls`` rows are the first group's, and so on."""
-    condition = _grouped(filters, by, dialect)
+    condition = _grouped(filters, by, dialect, up_to)
     order = dialect.sort_key(dialect.name(by))
     return Query(
         f"SELECT {', '.join(_PERCENTILE_SOURCES)} FROM {dialect.table}{condition.sql}"
@@ -240,10 +241,13 @@ def percentiles(rows: Sequence[Sequence[Any]], counts: Sequence[int]) -> list[tu
     return out
 
 
-def _grouped(filters: Any, by: str, dialect: Dialect) -> Query:
-    """``where`` for the rows a summary by ``by`` counts: those whose ``by`` is not null, as pandas groups."""
+def _grouped(filters: Any, by: str, dialect: Dialect, up_to: int | None) -> Query:
+    """``where`` for the rows a summary by ``by`` counts: those whose ``by`` is not null, as pandas groups
+    (and whose ``seq`` is at most ``up_to``)."""
     if by not in GROUP_COLUMNS:  # also keeps anything but a column name out of the SQL
         raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
     condition = where(filters, dialect)
     sql = (condition.sql + " AND " if condition.sql else " WHERE ") + f"{dialect.name(by)} IS NOT NULL"
-    return Query(sql, condition.args)
+    if up_to is None:
+        return Query(sql, condition.args)
+    return Query(f"{sql} AND seq <= {dialect.placeholder}", [*condition.args, int(up_to)])

@@ -19,11 +19,11 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import compress
 from operator import is_not
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from llmkit.calllog import query
 from llmkit.calllog.readcache import ReadCache
@@ -40,6 +40,8 @@ from llmkit.calllog.store import (
 )
 
 __all__ = ["MIGRATIONS", "LogStoreError", "SQLiteStore"]
+
+T = TypeVar("T")
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -200,6 +202,8 @@ class SQLiteStore:
         self._cache = ReadCache(read_cache_rows)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._busy_timeout = busy_timeout
+        self._second_reader: sqlite3.Connection | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Two connections, each used by one thread at a time under its lock: the writer thread's, and
         # the readers'. In WAL mode a read never waits for a write, nor a write for a read.
@@ -340,17 +344,22 @@ class SQLiteStore:
 
     def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
         """Counts and sums by SQLite's ``GROUP BY``; the percentiles, which SQLite lacks, in Python from
-        the three columns they need, read in the order of the groups."""
-        aggregates = query.summary(by, filters)
-        values = query.percentile_values(by, filters)
+        the three columns they need, read in the order of the groups.
+
+        The ``GROUP BY`` runs in SQLite without the GIL, on a second connection in a thread, while this
+        one fetches the percentile columns: for 1,000,000 calls, typically 1.8-1.9 s where one after the
+        other took 2.5-3.0 s (alternating runs in one sitting). Both count the calls up to the same
+        ``seq``; should a clear() come between them, they run again, one after the other, in one snapshot.
+        """
         with self._read_lock, collector_paused():
-            db = self._reader
-            db.execute("BEGIN")  # one snapshot for both queries
-            try:
-                groups = db.execute(*aggregates).fetchall()
-                rows = db.execute(*values).fetchall()
-            finally:
-                db.execute("COMMIT")
+            newest = self._reader.execute("SELECT coalesce(max(seq), 0) FROM calls").fetchone()[0]
+            aggregates = query.summary(by, filters, up_to=newest)
+            aggregator = self._aggregator()
+            groups_of = _in_thread(lambda: aggregator.execute(*aggregates).fetchall())  # execute() runs it
+            rows = self._reader.execute(*query.percentile_values(by, filters, up_to=newest)).fetchall()
+            groups = groups_of()
+            if sum(group[1] for group in groups) != len(rows):
+                groups, rows = self._summary_queries(aggregates, query.percentile_values(by, filters, up_to=newest))
         names = (by, *query.SUMMARY_COLUMNS)
         first = names.index(query.PERCENTILES[0][0])
         out: dict[str, list] = {name: [] for name in names}
@@ -360,6 +369,20 @@ class SQLiteStore:
             for name, value in zip(names, row, strict=True):
                 out[name].append(value)
         return out
+
+    def _summary_queries(self, aggregates: query.Query, values: query.Query) -> tuple[list[Any], list[Any]]:
+        db = self._reader
+        db.execute("BEGIN")  # one snapshot for both queries
+        try:
+            return db.execute(*aggregates).fetchall(), db.execute(*values).fetchall()
+        finally:
+            db.execute("COMMIT")
+
+    def _aggregator(self) -> sqlite3.Connection:
+        """A second reading connection, for the summary's GROUP BY (used under the read lock)."""
+        if self._second_reader is None:
+            self._second_reader = _connect(self.path, self._busy_timeout)
+        return self._second_reader
 
     def read_annotations(self) -> list[tuple]:
         with self._read_lock:
@@ -380,6 +403,31 @@ class SQLiteStore:
         with self._write_lock, self._read_lock:
             self._db.close()
             self._reader.close()
+            if self._second_reader is not None:
+                self._second_reader.close()
+
+
+def _in_thread(function: Callable[[], T]) -> Callable[[], T]:
+    """Start ``function()`` in a thread; returns what waits for its result (or raises its error)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="llmkit-calllog-summary", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return cast(T, value)
+
+    return result
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
