@@ -384,3 +384,23 @@ def test_a_log_cleared_between_the_summarys_two_reads_is_summarized_from_one_sna
         assert store.summary(Filters())["calls"] == []  # not the counts of calls that are gone
     finally:
         store.close()
+
+
+def test_a_failed_sqlite_summary_stops_its_group_by_and_the_next_one_works(tmp_path, monkeypatch):
+    store = SQLiteStore(tmp_path / "calls.db")
+    store.write(calls(30))
+    broken = query.percentile_values
+
+    def failing(*args, **kwargs):
+        sql, values = broken(*args, **kwargs)
+        return query.Query(sql.replace("SELECT", "SELECT no_such_column,", 1), values)
+
+    try:
+        monkeypatch.setattr(query, "percentile_values", failing)
+        with pytest.raises(sqlite3.OperationalError, match="no_such_column"):
+            store.summary(Filters())
+        assert not [t for t in threading.enumerate() if t.name == "llmkit-calllog-summary"]
+        monkeypatch.setattr(query, "percentile_values", broken)
+        assert sum(store.summary(Filters())["calls"]) == sum(1 for r in calls(30) if not r["cache_hit"])
+    finally:
+        store.close()

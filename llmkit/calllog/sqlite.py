@@ -356,8 +356,14 @@ class SQLiteStore:
             aggregates = query.summary(by, filters, up_to=newest)
             aggregator = self._aggregator()
             groups_of = _in_thread(lambda: aggregator.execute(*aggregates).fetchall())  # execute() runs it
-            rows = self._reader.execute(*query.percentile_values(by, filters, up_to=newest)).fetchall()
-            groups = groups_of()
+            try:
+                rows = self._reader.execute(*query.percentile_values(by, filters, up_to=newest)).fetchall()
+                groups = groups_of()
+            except BaseException:  # Ctrl-C, a failed read: the GROUP BY ends before its connection is reused
+                aggregator.interrupt()
+                with contextlib.suppress(BaseException):
+                    groups_of()
+                raise
             if sum(group[1] for group in groups) != len(rows):
                 groups, rows = self._summary_queries(aggregates, query.percentile_values(by, filters, up_to=newest))
         names = (by, *query.SUMMARY_COLUMNS)
