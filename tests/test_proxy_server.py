@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,7 @@ from proxy_support import free_port, llmkit_command, register, running_server, w
 
 import llmkit
 from llmkit import CustomLLM
+from llmkit.proxy import server
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed-proxy"
@@ -237,11 +240,6 @@ def test_import_llmkit_loads_no_server_stack():
 
 def test_a_server_process_collects_young_garbage_less_often_and_never_walks_its_start_up_objects():
     """What serving sets up for the garbage collector (see server.run), seen from inside serving."""
-    import gc
-    import socket
-
-    from llmkit.proxy import server
-
     seen = {}
 
     class Recording:

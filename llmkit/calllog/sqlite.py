@@ -354,10 +354,11 @@ class SQLiteStore:
         with self._read_lock, collector_paused():
             newest = self._reader.execute("SELECT coalesce(max(seq), 0) FROM calls").fetchone()[0]
             aggregates = query.summary(by, filters, up_to=newest)
+            values = query.percentile_values(by, filters, up_to=newest)
             aggregator = self._aggregator()
             groups_of = _in_thread(lambda: aggregator.execute(*aggregates).fetchall())  # execute() runs it
             try:
-                rows = self._reader.execute(*query.percentile_values(by, filters, up_to=newest)).fetchall()
+                rows = self._reader.execute(*values).fetchall()
                 groups = groups_of()
             except BaseException:  # Ctrl-C, a failed read: the GROUP BY ends before its connection is reused
                 aggregator.interrupt()
@@ -365,7 +366,7 @@ class SQLiteStore:
                     groups_of()
                 raise
             if sum(group[1] for group in groups) != len(rows):
-                groups, rows = self._summary_queries(aggregates, query.percentile_values(by, filters, up_to=newest))
+                groups, rows = self._summary_queries(aggregates, values)
         names = (by, *query.SUMMARY_COLUMNS)
         first = names.index(query.PERCENTILES[0][0])
         out: dict[str, list] = {name: [] for name in names}
