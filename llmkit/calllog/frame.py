@@ -50,7 +50,7 @@ def typed(columns: dict[str, Any]) -> pd.DataFrame:
         elif name in FLOATS:
             data[name] = np.array(values, dtype=float)
         elif name in BOOLEANS:
-            data[name] = pd.array([None if v is None or v != v else bool(v) for v in values], dtype="boolean")
+            data[name] = _booleans(values)
         elif name in TEXTS:
             data[name] = _strings(values)
         else:  # lists and dicts
@@ -65,7 +65,16 @@ def _categorical(values: Any) -> pd.Categorical:
 
 
 def _strings(values: Any) -> Any:
+    if isinstance(values, list) and values and values.count(None) == len(values):  # no call filled it: NA made once
+        return pd.array([None], dtype="string[python]").take(np.zeros(len(values), dtype=np.intp))
     return pd.array(_objects(values), dtype="string[python]")  # the quickest string dtype to build
+
+
+def _booleans(values: Any) -> Any:
+    """True/False, NA for None or NaN; any other value as Python's bool() takes it."""
+    objects = _objects(values)
+    missing = pd.isna(objects)
+    return pd.arrays.BooleanArray(np.where(missing, False, objects).astype(bool), missing)
 
 
 def _objects(values: Any) -> np.ndarray:
