@@ -7,6 +7,10 @@ such read on, in a compact form (numbers in ``array('d')``, NaN for null, which 
 converting a float object per value; repeated short texts sharing one string; JSON decoded once).
 Later unfiltered reads fetch only the rows written since, by any process. The copy is bounded: a log
 of more than ``max_rows`` calls is not kept, and its reads go to the database each time.
+
+A copy of at least ``DISK_MIN_ROWS`` calls is also written to a file beside the log (``diskcopy``),
+again each time it has grown by a quarter, so that the first unfiltered read in a new process loads
+it and fetches only the rows written since, instead of reading every row back from the database.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from llmkit.calllog.record import COLUMNS
+from llmkit.calllog import diskcopy
+from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 
 __all__ = ["NUMBERS", "ReadCache", "plain"]
 
@@ -29,53 +35,102 @@ NUMBERS = frozenset(
 SHARED = frozenset(
     ("model", "provider", "handler_model", "kind", "source", "finish_reason", "status", "error_type", "run_id")
 )
+#: The smallest copy written to disk: a smaller log reads back from SQLite in a fraction of a second.
+DISK_MIN_ROWS = 50_000
 _NAN = float("nan")
 _STARTED = COLUMNS.index("started_at")
+_CALL_ID = COLUMNS.index("call_id")
 
 
 class ReadCache:
-    """The whole log as compact columns, kept from the second unfiltered read on. Not thread-safe by
-    itself: its store calls it under its read lock."""
+    """The whole log as compact columns, kept from the second unfiltered read on (from the first when
+    the copy on disk is found). Not thread-safe by itself: its store calls it under its read lock."""
 
-    def __init__(self, max_rows: int) -> None:
+    def __init__(self, max_rows: int, disk: Path | None = None) -> None:
         self.max_rows = max_rows
+        self.disk = disk  # where the copy is written for other processes, None for nowhere
         self._columns: dict[str, Any] | None = None
         self._shared: dict[Any, Any] = {}
         self._seq = 0  # the last row kept
+        self._seq_call_id = ""  # its call id (the newest written, not the newest started)
         self._ordered = True
         self._unfiltered_reads = 0
+        self._on_disk = 0  # rows in the copy this process last wrote (or loaded)
+        self._looked_on_disk = False
 
     def __len__(self) -> int:
         return len(self._columns["call_id"]) if self._columns is not None else 0
 
     def read(
-        self, count_up_to: Callable[[int], tuple[int, int]], rows_after: Callable[[int], list]
+        self, count_up_to: Callable[[int], tuple[int, int, str | None]], rows_after: Callable[[int], list]
     ) -> dict[str, Any] | None:
         """The whole log's columns (numbers as NaN-for-null arrays), or None when it is not kept.
 
-        ``count_up_to(seq)`` gives (rows with seq <= it, rows in all); ``rows_after(seq)`` the decoded
-        columns of the rows written after it, ``seq`` first, in order of ``seq``; both in one snapshot.
+        ``count_up_to(seq)`` gives (rows with seq <= it, rows in all, the call id of the row ``seq``);
+        ``rows_after(seq)`` the decoded columns of the rows written after it, ``seq`` first, in order
+        of ``seq``; both in one snapshot.
         """
         self._unfiltered_reads += 1
-        if self._unfiltered_reads < 2:  # one read is no reason to keep a copy
+        counts = None
+        if self._columns is None and not self._looked_on_disk and self.max_rows and self.disk is not None:
+            self._looked_on_disk = True
+            counts = self._load(count_up_to)
+        if self._columns is None and self._unfiltered_reads < 2:  # one read is no reason to keep a copy
             return None
-        kept, total = count_up_to(self._seq)
+        kept, total, call_id = counts or count_up_to(self._seq)
         if total > self.max_rows:
-            self.clear()
+            self._forget()
             return None
-        if kept != len(self):  # rows were deleted (the log cleared, perhaps by another process)
-            self.clear()
+        if kept != len(self) or (self._columns is not None and call_id != self._seq_call_id):
+            self._forget()  # rows were deleted (the log cleared, perhaps by another process), or the file replaced
         seqs, *fresh = rows_after(self._seq) or [[]]
         if seqs:
             self._extend(fresh)
-            self._seq = seqs[-1]
+            self._seq, self._seq_call_id = seqs[-1], fresh[_CALL_ID][-1]
         if self._columns is None:
             return {name: [] for name in COLUMNS}
         self._order()
         return {name: _copy(values) for name, values in self._columns.items()}
 
+    def _load(self, count_up_to: Callable[[int], tuple[int, int, str | None]]) -> tuple[int, int, str | None] | None:
+        """Take the copy on disk if it is this log's and the log still holds all of its rows; the
+        counts up to its last row when it is taken."""
+        assert self.disk is not None
+        copy = diskcopy.load(self.disk)
+        if copy is None or set(copy.columns) != set(COLUMNS):
+            return None
+        counts = count_up_to(copy.seq)
+        kept, total, call_id = counts
+        rows = len(copy.columns["call_id"])
+        if kept != rows or call_id != copy.last_call_id or total > self.max_rows:
+            return None  # another log's, or rows deleted since: rewritten once this process keeps a copy
+        self._columns = {name: copy.columns[name] for name in COLUMNS}
+        self._seq, self._seq_call_id, self._ordered, self._on_disk = copy.seq, copy.last_call_id, True, rows
+        return counts
+
+    def save(self) -> None:
+        """Write the copy to disk if it is large enough and has grown by a quarter since the last time.
+        Called by the store after the read's snapshot has ended, so that a long write holds no
+        transaction open."""
+        if self._columns is None or self.disk is None or len(self) < max(DISK_MIN_ROWS, self._on_disk * 5 // 4):
+            return
+        self._on_disk = len(self)  # tried at this size: a failure is not retried on every read
+        copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id)
+        try:
+            diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS)
+        except (OSError, TypeError, ValueError):
+            pass  # a folder we may not write, a full disk, a value JSON cannot hold: reads stay as they were
+
     def clear(self) -> None:
-        self._columns, self._seq, self._ordered = None, 0, True
+        """The log was cleared: forget the copy, and remove the one on disk."""
+        self._forget()
+        if self.disk is not None:
+            diskcopy.remove(self.disk)
+
+    def _forget(self) -> None:
+        """Forget the copy in memory. One on disk is left to other processes: each checks it is still
+        the log's before it takes it."""
+        self._columns, self._seq, self._seq_call_id, self._ordered, self._on_disk = None, 0, "", True, 0
         self._shared.clear()
 
     def _extend(self, columns: list[Sequence[Any]]) -> None:

@@ -5,7 +5,8 @@ batch is one ``BEGIN IMMEDIATE`` transaction, so a crash loses at most the batch
 never leaves half of one. Reads run on a connection of their own, so a long read never holds up the
 writer, and are built in ``query.py``: filters become ``WHERE`` clauses over the indexes of migration
 003, ``last=`` an ``ORDER BY ... LIMIT``, the summary a ``GROUP BY``; repeated unfiltered reads of a
-log up to ``read_cache_rows`` calls are served from a bounded copy in memory (``readcache.py``).
+log up to ``read_cache_rows`` calls are served from a bounded copy in memory (``readcache.py``),
+which a large log also keeps in a file beside it for the first read of the next process (``diskcopy.py``).
 The schema moves by named, append-only migrations (``MIGRATIONS``): a migration, once released, is
 never edited; a change is a new one at the end.
 
@@ -25,7 +26,7 @@ from operator import is_not
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from llmkit.calllog import query
+from llmkit.calllog import diskcopy, query
 from llmkit.calllog.readcache import ReadCache
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import (
@@ -146,7 +147,10 @@ _SELECT_ANNOTATIONS_BY_SEQ = f"SELECT seq, {', '.join(ANNOTATION_COLUMNS)} FROM 
 _IDS_PER_QUERY = 500
 _FETCH = 4096  # rows transposed at a time: the column lists grow, the row tuples are freed
 _NONES = (None,) * len(COLUMNS)
-_COUNT_UP_TO = "SELECT (SELECT count(*) FROM calls WHERE seq <= ?), (SELECT count(*) FROM calls)"
+_COUNT_UP_TO = (
+    "SELECT (SELECT count(*) FROM calls WHERE seq <= ?), (SELECT count(*) FROM calls),"
+    " (SELECT call_id FROM calls WHERE seq = ?)"
+)
 _ROWS_AFTER = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
 _BOOLEANS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))
 
@@ -199,7 +203,7 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, read_cache_rows: int = 1_000_000) -> None:
         self.path = Path(path).expanduser()
-        self._cache = ReadCache(read_cache_rows)
+        self._cache = ReadCache(read_cache_rows, disk=diskcopy.path_for(self.path))
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._busy_timeout = busy_timeout
@@ -315,6 +319,7 @@ class SQLiteStore:
                 finally:
                     db.execute("COMMIT")
                 if kept is not None:
+                    self._cache.save()
                     return kept
             columns = self._fetch(*query.select_calls(filters, last))
             return dict(zip(COLUMNS, decode_columns(columns), strict=True)) if columns[0] else empty_columns()
@@ -328,8 +333,8 @@ class SQLiteStore:
                 column.extend(values)
         return columns
 
-    def _count_up_to(self, seq: int) -> tuple[int, int]:
-        counts: tuple[int, int] = self._reader.execute(_COUNT_UP_TO, (seq,)).fetchone()
+    def _count_up_to(self, seq: int) -> tuple[int, int, str | None]:
+        counts: tuple[int, int, str | None] = self._reader.execute(_COUNT_UP_TO, (seq, seq)).fetchone()
         return counts
 
     def _rows_after(self, seq: int) -> list[list[Any]]:

@@ -1,0 +1,155 @@
+"""The read cache's columns in a file beside the log, so that a new process reads a large log quickly.
+
+Reading a million calls back from SQLite costs seconds of building Python objects row by row; this
+file holds the same columns ready to load: numbers as raw doubles, texts and decoded JSON as JSON
+arrays (a value repeated from row to row once, with a code per row), all parsed in C. A process that
+finds it only reads the rows written since from the database.
+
+It is only a cache: one that is missing, damaged, of another version or of another log is ignored,
+and :class:`~llmkit.calllog.readcache.ReadCache` checks that the log still holds its rows before
+using it. It is written whole to a temporary file and renamed into place, so a reader never sees
+half of one, and holds nothing the log does not (values hidden with ``secrets.hide`` were scrubbed
+before the log was written).
+
+Layout: a first line ``llmkit-read-copy <version>``, a second line of JSON (the rows, the log's
+last ``seq`` and its call id, and each column's kind and byte lengths), then each column's bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from array import array
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["Copy", "load", "path_for", "remove", "save"]
+
+_MAGIC = b"llmkit-read-copy 1\n"
+_SAMPLE = 2000  # rows looked at, spread over a column, to tell whether its texts repeat
+
+
+class Copy(NamedTuple):
+    columns: dict[str, Any]  # array("d") for numbers, lists for the rest, as ReadCache keeps them, in order
+    seq: int  # the log's last row in the copy
+    last_call_id: str  # that row's call id: a copy of another log with as many rows is not this one's
+
+
+def path_for(log: Path) -> Path:
+    """Where the copy of the log at ``log`` lives (beside it, as SQLite's -wal and -shm files do)."""
+    return log.with_name(log.name + "-columns")
+
+
+def save(path: Path, copy: Copy, by_identity: Iterable[str]) -> None:
+    """Write ``copy`` to ``path``. The columns named in ``by_identity`` hold decoded JSON (lists and
+    dicts), which rows share by identity; the others that are lists hold texts, booleans and None.
+    Raises OSError, or TypeError/ValueError for a value JSON cannot hold; nothing is left behind."""
+    by_identity = set(by_identity)
+    header: dict[str, Any] = {
+        "rows": len(copy.columns["call_id"]),
+        "seq": copy.seq,
+        "last_call_id": copy.last_call_id,
+        "byteorder": sys.byteorder,
+        "columns": [],
+    }
+    parts: list[bytes] = []
+    for name, values in copy.columns.items():
+        column, sections = _encoded(values, name in by_identity)
+        header["columns"].append({"name": name, **column, "lengths": [len(s) for s in sections]})
+        parts.extend(sections)
+    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC)
+            f.write(json.dumps(header).encode() + b"\n")
+            for part in parts:
+                f.write(part)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _encoded(values: Any, by_identity: bool) -> tuple[dict[str, Any], list[bytes]]:
+    """A column's kind and its bytes. Distinct values are written once with a code per row where
+    they repeat; texts are told apart by value, decoded JSON by identity (each distinct text was
+    decoded into one object), either way in C."""
+    if isinstance(values, array):
+        return {"kind": "numbers"}, [values.tobytes()]
+    if by_identity:
+        objects = dict(zip(map(id, values), values, strict=True))  # in order of first sight
+        distinct = list(objects.values())
+        codes = list(map(dict(zip(objects, range(len(objects)), strict=True)).__getitem__, map(id, values)))
+    else:
+        sample = values[:: max(1, len(values) // _SAMPLE)]
+        if len(dict.fromkeys(sample)) > len(sample) // 2:  # mostly distinct (call ids): as they are
+            return {"kind": "values"}, [_json(values)]
+        distinct = list(dict.fromkeys(values))  # texts, booleans and None: equal means the same
+        codes = list(map(dict(zip(distinct, range(len(distinct)), strict=True)).__getitem__, values))
+    if len(distinct) == 1:
+        return {"kind": "same"}, [_json(distinct)]
+    typecode = "B" if len(distinct) <= 256 else "I"
+    return {"kind": "coded", "typecode": typecode}, [array(typecode, codes).tobytes(), _json(distinct)]
+
+
+def load(path: Path) -> Copy | None:
+    """The copy at ``path``, or None when there is none or it cannot be read as one."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        return _parse(memoryview(data))
+    except (ValueError, KeyError, TypeError, IndexError):  # damaged, or written by another llmkit
+        return None
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _parse(data: memoryview) -> Copy | None:
+    if data[: len(_MAGIC)] != _MAGIC:
+        return None
+    end = bytes(data[len(_MAGIC) : len(_MAGIC) + 1_000_000]).index(b"\n") + len(_MAGIC)
+    header = json.loads(bytes(data[len(_MAGIC) : end]))
+    if header["byteorder"] != sys.byteorder:
+        return None
+    rows = header["rows"]
+    offset = end + 1
+    columns: dict[str, Any] = {}
+    for column in header["columns"]:
+        sections = []
+        for length in column["lengths"]:
+            sections.append(data[offset : offset + length])
+            offset += length
+        kind = column["kind"]
+        if kind == "numbers":
+            values: Any = array("d")
+            values.frombytes(sections[0])
+        elif kind == "coded":
+            codes = array(column["typecode"])
+            codes.frombytes(sections[0])
+            values = list(map(json.loads(bytes(sections[1])).__getitem__, codes))
+        elif kind == "same":
+            values = json.loads(bytes(sections[0])) * rows
+        elif kind == "values":
+            values = json.loads(bytes(sections[0]))
+        else:
+            return None
+        if len(values) != rows:
+            return None
+        columns[column["name"]] = values
+    if offset != len(data):
+        return None
+    return Copy(columns, int(header["seq"]), str(header["last_call_id"]))
+
+
+def _json(values: list[Any]) -> bytes:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,192 @@
+"""The read cache's copy on disk: a new process's first unfiltered read of a large SQLite log loads it
+and fetches only the rows written since, and reads exactly what the database holds whatever happened
+to the log or to the file meanwhile. ``DISK_MIN_ROWS`` is lowered so that small logs are "large"."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+from test_calllog_query import NOW, calls
+
+from llmkit.calllog import diskcopy, frame, readcache
+from llmkit.calllog.sqlite import SQLiteStore
+from llmkit.calllog.store import Filters, records_of
+
+
+@pytest.fixture(autouse=True)
+def small_logs_are_large(monkeypatch):
+    monkeypatch.setattr(readcache, "DISK_MIN_ROWS", 20)
+
+
+def written(path, records):
+    store = SQLiteStore(path)
+    store.write(records)
+    return store
+
+
+def read_twice(store):
+    store.read(Filters())
+    return store.read(Filters())
+
+
+def database(path):
+    """What the log holds, read without any copy."""
+    store = SQLiteStore(path, read_cache_rows=0)
+    try:
+        return records_of(store.read(Filters()))
+    finally:
+        store.close()
+
+
+def test_a_new_store_takes_the_copy_another_wrote_and_reads_the_rows_written_since(tmp_path):
+    path = tmp_path / "calls.db"
+    records = calls(60)
+    first = written(path, records[:40])
+    read_twice(first)  # the second read keeps a copy, and writes it beside the log
+    copy = diskcopy.path_for(path)
+    assert copy.name == "calls.db-columns" and copy.exists()
+    late = dict(records[40], started_at=NOW - 7200)  # written after the copy, started before every call in it
+    first.write([late, *records[41:]])
+    first.close()
+
+    second = SQLiteStore(path)
+    got = second.read(Filters())
+    assert len(second._cache) == 60  # the first read took the copy instead of reading 40 rows back
+    assert records_of(got) == database(path)
+    assert got["call_id"][0] == late["call_id"]
+    second.close()
+
+
+def test_the_copy_gives_the_frame_the_database_gives(tmp_path):
+    path = tmp_path / "calls.db"
+    odd = dict(calls(1)[0], call_id="f" * 32, response='ünïcode ✓ "quoted"\n', metadata={"k": [1, 2.5, None]})
+    store = written(path, [*calls(40), odd])
+    read_twice(store)
+    store.close()
+    fresh = SQLiteStore(path)
+    from_copy = frame.to_dataframe(fresh.read(Filters()), [])
+    assert len(fresh._cache) == 41
+    without = SQLiteStore(path, read_cache_rows=0)
+    pd.testing.assert_frame_equal(from_copy, frame.to_dataframe(without.read(Filters()), []))
+    fresh.close()
+    without.close()
+
+
+def test_a_new_process_reads_the_copy(tmp_path):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(60))
+    read_twice(store)
+    store.close()
+    script = textwrap.dedent(
+        """
+        import sys
+        from llmkit.calllog import readcache
+        from llmkit.calllog.sqlite import SQLiteStore
+        from llmkit.calllog.store import Filters
+        readcache.DISK_MIN_ROWS = 20
+        store = SQLiteStore(sys.argv[1])
+        columns = store.read(Filters())
+        print(len(store._cache), len(columns["call_id"]), columns["call_id"][-1])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["60", "60", calls(60)[-1]["call_id"]]
+
+
+def test_a_copy_is_not_written_for_a_small_log_nor_taken_by_a_store_without_a_read_cache(tmp_path, monkeypatch):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(19))
+    read_twice(store)
+    assert not diskcopy.path_for(path).exists()  # 19 rows read back faster than a file loads
+    store.write([dict(r, call_id=f"e{i:031x}") for i, r in enumerate(calls(5))])
+    read_twice(store)
+    assert diskcopy.path_for(path).exists()
+    without = SQLiteStore(path, read_cache_rows=0)
+    read_twice(without)
+    assert len(without._cache) == 0 and diskcopy.path_for(path).exists()  # nor removed by it
+    store.close()
+    without.close()
+
+
+def test_a_copy_is_rewritten_once_the_log_has_grown_by_a_quarter(tmp_path):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(40))
+    read_twice(store)
+    copy = diskcopy.path_for(path)
+    rows = lambda: len(diskcopy.load(copy).columns["call_id"])  # noqa: E731
+    assert rows() == 40
+    more = [dict(r, call_id=f"e{i:031x}") for i, r in enumerate(calls(20))]
+    store.write(more[:9])
+    store.read(Filters())
+    assert rows() == 40  # 49 rows: not yet a quarter more
+    store.write(more[9:])
+    store.read(Filters())
+    assert rows() == 60
+    store.close()
+
+
+def test_a_cleared_log_leaves_no_copy_and_rows_deleted_elsewhere_make_it_ignored(tmp_path):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(40))
+    read_twice(store)
+    store.clear()
+    assert not diskcopy.path_for(path).exists()
+    store.write(calls(40))
+    read_twice(store)
+    store.close()
+    with sqlite3.connect(path) as other:  # another process deletes some calls
+        other.execute("DELETE FROM calls WHERE model = 'acme/small'")
+    fresh = SQLiteStore(path)
+    assert records_of(fresh.read(Filters())) == database(path)
+    assert len(fresh._cache) == 0  # the copy's rows are not all in the log any more: not taken
+    fresh.close()
+
+
+def test_the_copy_of_another_log_is_ignored(tmp_path):
+    ours, theirs = tmp_path / "ours.db", tmp_path / "theirs.db"
+    written(ours, calls(40)).close()
+    other = written(theirs, [dict(r, call_id=f"b{i:031x}") for i, r in enumerate(calls(40))])
+    read_twice(other)
+    other.close()
+    diskcopy.path_for(theirs).rename(diskcopy.path_for(ours))  # as many rows, other calls
+    store = SQLiteStore(ours)
+    assert records_of(store.read(Filters())) == database(ours)
+    assert len(store._cache) == 0
+    store.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "another version"])
+def test_a_damaged_copy_is_ignored_and_replaced(tmp_path, damage):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(40))
+    read_twice(store)
+    store.close()
+    copy = diskcopy.path_for(path)
+    data = copy.read_bytes()
+    copy.write_bytes(
+        {
+            "truncated": data[: len(data) - 7],
+            "garbage": data[:40] + b"\x00\xff" * 50 + data[140:],
+            "empty": b"",
+            "another version": data.replace(b"llmkit-read-copy 1", b"llmkit-read-copy 9", 1),
+        }[damage]
+    )
+    fresh = SQLiteStore(path)
+    assert records_of(fresh.read(Filters())) == database(path)
+    assert records_of(fresh.read(Filters())) == database(path)
+    assert diskcopy.load(copy) is not None  # the second read kept a copy and wrote it whole again
+    fresh.close()
+
+
+def test_a_copy_that_cannot_be_written_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "calls.db"
+    records = calls(40)
+    records[5]["response"] = b"\x00 raw bytes"  # a BLOB: JSON has no way to hold it
+    store = written(path, records)
+    got = read_twice(store)
+    assert got["response"][5] == b"\x00 raw bytes"
+    assert sorted(p.name for p in tmp_path.iterdir() if "columns" in p.name) == []
+    store.close()
