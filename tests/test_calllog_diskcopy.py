@@ -9,9 +9,9 @@ import textwrap
 
 import pandas as pd
 import pytest
-from test_calllog_query import NOW, calls
+from test_calllog_query import NOW, cache_only, calls
 
-from llmkit.calllog import diskcopy, frame, readcache
+from llmkit.calllog import diskcopy, frame, query, readcache
 from llmkit.calllog.sqlite import SQLiteStore
 from llmkit.calllog.store import Filters, records_of
 
@@ -190,3 +190,68 @@ def test_a_copy_that_cannot_be_written_leaves_nothing_behind(tmp_path):
     assert got["response"][5] == b"\x00 raw bytes"
     assert sorted(p.name for p in tmp_path.iterdir() if "columns" in p.name) == []
     store.close()
+
+
+def summaries(store, by):
+    return frame.summary_table(store.summary(Filters(), by), by)
+
+
+def in_sql(path, by):
+    """The summary SQLite's GROUP BY makes, with no copy anywhere to take it from."""
+    store = SQLiteStore(path, read_cache_rows=0)
+    try:
+        return summaries(store, by)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("by", query.GROUP_COLUMNS)
+def test_a_summary_from_the_copy_in_memory_or_on_disk_is_the_one_sql_makes(tmp_path, monkeypatch, by):
+    from llmkit.calllog import colsummary
+
+    made = []
+    grouped = colsummary.grouped
+    monkeypatch.setattr(colsummary, "grouped", lambda *args: made.append(args[0]) or grouped(*args))
+    path = tmp_path / "calls.db"
+    records = [*calls(60), *cache_only()]
+    for i, record in enumerate(records):
+        record["finish_reason"] = ("stop", "length", None)[i % 3]
+        record["error_type"] = None if record["status"] == "ok" else ("RateLimitError", "Timeout")[i % 2]
+    records[7]["status"] = None  # no status: an error, as SQL counts it
+    store = written(path, records[:45])
+    read_twice(store)  # a copy in memory, and on disk
+    later = [dict(r, call_id=f"d{i:031x}", cache_hit=False, status_code=500) for i, r in enumerate(records[45:])]
+    store.write(later)  # rows the copies do not hold yet
+    expected = in_sql(path, by)
+    assert len(expected) > 0
+    from_memory = summaries(store, by)
+    assert len(store._cache) == 63 and made == [by]  # from the copy in memory, brought up to date
+    pd.testing.assert_frame_equal(from_memory, expected, check_index_type=False, rtol=1e-12)
+    store.close()
+
+    fresh = SQLiteStore(path)  # a new process: only the copy on disk, of the first 45 calls
+    from_disk = summaries(fresh, by)
+    assert len(fresh._cache) == 0 and made == [by, by]  # from the copy on disk, read for it and not kept
+    pd.testing.assert_frame_equal(from_disk, expected, check_index_type=False, rtol=1e-12)
+    fresh.close()
+
+
+def test_a_summary_is_made_in_sql_when_there_is_no_copy_or_it_is_not_the_logs(tmp_path, monkeypatch):
+    from llmkit.calllog import colsummary
+
+    path = tmp_path / "calls.db"
+    store = written(path, calls(40))
+    read_twice(store)
+    store.close()
+    with sqlite3.connect(path) as other:  # the copy on disk no longer matches the log
+        other.execute("DELETE FROM calls WHERE model = 'acme/small'")
+    used = []
+    monkeypatch.setattr(colsummary, "grouped", lambda *args: used.append(args) or pytest.fail("used the copy"))
+    fresh = SQLiteStore(path)
+    table = summaries(fresh, "model")
+    assert list(table.index) == ["acme/large", "other/fast"] and not used
+    filtered = written(path, [])
+    read_twice(filtered)
+    assert filtered.summary(Filters({"since": NOW - 2000}), "model")["calls"]  # filters: always SQL
+    fresh.close()
+    filtered.close()

@@ -23,13 +23,14 @@ import os
 import sys
 import tempfile
 from array import array
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 __all__ = ["Copy", "load", "path_for", "remove", "save"]
 
 _MAGIC = b"llmkit-read-copy 1\n"
+_MAX_HEADER = 1 << 20  # a header is a few kilobytes: a longer first line is not one
 _SAMPLE = 2000  # rows looked at, spread over a column, to tell whether its texts repeat
 
 
@@ -97,14 +98,14 @@ def _encoded(values: Any, by_identity: bool) -> tuple[dict[str, Any], list[bytes
     return {"kind": "coded", "typecode": typecode}, [array(typecode, codes).tobytes(), _json(distinct)]
 
 
-def load(path: Path) -> Copy | None:
-    """The copy at ``path``, or None when there is none or it cannot be read as one."""
+def load(path: Path, only: Collection[str] | None = None) -> Copy | None:
+    """The copy at ``path`` (only the columns named in ``only``, when given: the others are not
+    read), or None when there is none or it cannot be read as one."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            return _read(f, os.fstat(f.fileno()).st_size, only)
     except OSError:
         return None
-    try:
-        return _parse(memoryview(data))
     except (ValueError, KeyError, TypeError, IndexError):  # damaged, or written by another llmkit
         return None
 
@@ -114,21 +115,21 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def _parse(data: memoryview) -> Copy | None:
-    if data[: len(_MAGIC)] != _MAGIC:
+def _read(f: BinaryIO, size: int, only: Collection[str] | None) -> Copy | None:
+    if f.read(len(_MAGIC)) != _MAGIC:
         return None
-    end = bytes(data[len(_MAGIC) : len(_MAGIC) + 1_000_000]).index(b"\n") + len(_MAGIC)
-    header = json.loads(bytes(data[len(_MAGIC) : end]))
+    header = json.loads(f.readline(_MAX_HEADER))
     if header["byteorder"] != sys.byteorder:
         return None
     rows = header["rows"]
-    offset = end + 1
+    if f.tell() + sum(sum(column["lengths"]) for column in header["columns"]) != size:
+        return None  # cut short, or longer than written
     columns: dict[str, Any] = {}
     for column in header["columns"]:
-        sections = []
-        for length in column["lengths"]:
-            sections.append(data[offset : offset + length])
-            offset += length
+        if only is not None and column["name"] not in only:
+            f.seek(sum(column["lengths"]), os.SEEK_CUR)
+            continue
+        sections = [f.read(length) for length in column["lengths"]]
         kind = column["kind"]
         if kind == "numbers":
             values: Any = array("d")
@@ -136,18 +137,16 @@ def _parse(data: memoryview) -> Copy | None:
         elif kind == "coded":
             codes = array(column["typecode"])
             codes.frombytes(sections[0])
-            values = list(map(json.loads(bytes(sections[1])).__getitem__, codes))
+            values = list(map(json.loads(sections[1]).__getitem__, codes))
         elif kind == "same":
-            values = json.loads(bytes(sections[0])) * rows
+            values = json.loads(sections[0]) * rows
         elif kind == "values":
-            values = json.loads(bytes(sections[0]))
+            values = json.loads(sections[0])
         else:
             return None
         if len(values) != rows:
             return None
         columns[column["name"]] = values
-    if offset != len(data):
-        return None
     return Copy(columns, int(header["seq"]), str(header["last_call_id"]))
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "Dialect",
     "Query",
+    "check_group",
     "count_calls",
     "percentile_values",
     "percentiles",
@@ -226,7 +227,7 @@ def percentiles(rows: Sequence[Sequence[Any]], counts: Sequence[int]) -> list[tu
     rows (``calls``); NaN where a group has no values."""
     import numpy as np
 
-    if not rows:
+    if len(rows) == 0:
         return [(float("nan"),) * len(PERCENTILES) for _ in counts]
     values = np.array(rows, dtype=float)  # None becomes NaN
     column = {name: index for index, name in enumerate(_PERCENTILE_SOURCES)}
@@ -241,11 +242,17 @@ def percentiles(rows: Sequence[Sequence[Any]], counts: Sequence[int]) -> list[tu
     return out
 
 
+def check_group(by: str) -> None:
+    """Refuse a ``by`` that is not one of ``GROUP_COLUMNS`` (which also keeps anything but a column
+    name out of the SQL)."""
+    if by not in GROUP_COLUMNS:
+        raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
+
+
 def _grouped(filters: Any, by: str, dialect: Dialect, up_to: int | None) -> Query:
     """``where`` for the rows a summary by ``by`` counts: those whose ``by`` is not null, as pandas groups
     (and whose ``seq`` is at most ``up_to``)."""
-    if by not in GROUP_COLUMNS:  # also keeps anything but a column name out of the SQL
-        raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
+    check_group(by)
     condition = where(filters, dialect)
     sql = (condition.sql + " AND " if condition.sql else " WHERE ") + f"{dialect.name(by)} IS NOT NULL"
     if up_to is None:

@@ -71,26 +71,69 @@ class ReadCache:
         of ``seq``; both in one snapshot.
         """
         self._unfiltered_reads += 1
+        if not self._refresh(count_up_to, rows_after):
+            return None
+        if self._columns is None:
+            return {name: [] for name in COLUMNS}
+        self._order()
+        return {name: _copy(values) for name, values in self._columns.items()}
+
+    def columns(
+        self,
+        names: set[str],
+        count_up_to: Callable[[int], tuple[int, int, str | None]],
+        rows_after: Callable[[int], list],
+        columns_after: Callable[[int, list[str]], list],
+    ) -> dict[str, Any] | None:
+        """The columns ``names`` of the whole log, in no particular order of rows, for a summary: from
+        the copy in memory brought up to date, else from the copy on disk (only those columns) and
+        the rows written since (``columns_after(seq, names)``, as ``rows_after``); None when neither
+        copy is there. Reading them does not count as an unfiltered read."""
+        if self._columns is not None:
+            if not self._refresh(count_up_to, rows_after) or self._columns is None:
+                return None
+            return {name: self._columns[name] for name in names}
+        if self.disk is None or not self.max_rows:
+            return None
+        copy = diskcopy.load(self.disk, only=names)
+        if copy is None or set(copy.columns) != names:
+            return None
+        kept, _, call_id = count_up_to(copy.seq)
+        if kept != len(next(iter(copy.columns.values()))) or call_id != copy.last_call_id:
+            return None
+        ordered = sorted(names)
+        seqs, *fresh = columns_after(copy.seq, ordered) or [[]]
+        out = dict(copy.columns)
+        if seqs:
+            for name, values in zip(ordered, fresh, strict=True):
+                if name in NUMBERS:
+                    out[name].extend([_NAN if v is None else v for v in values])
+                else:
+                    out[name].extend(values)
+        return out
+
+    def _refresh(
+        self, count_up_to: Callable[[int], tuple[int, int, str | None]], rows_after: Callable[[int], list]
+    ) -> bool:
+        """Bring the copy up to date with the log (taking the one on disk first, if there is one);
+        False when there is no copy to keep."""
         counts = None
         if self._columns is None and not self._looked_on_disk and self.max_rows and self.disk is not None:
             self._looked_on_disk = True
             counts = self._load(count_up_to)
         if self._columns is None and self._unfiltered_reads < 2:  # one read is no reason to keep a copy
-            return None
+            return False
         kept, total, call_id = counts or count_up_to(self._seq)
         if total > self.max_rows:
             self._forget()
-            return None
+            return False
         if kept != len(self) or (self._columns is not None and call_id != self._seq_call_id):
             self._forget()  # rows were deleted (the log cleared, perhaps by another process), or the file replaced
         seqs, *fresh = rows_after(self._seq) or [[]]
         if seqs:
             self._extend(fresh)
             self._seq, self._seq_call_id = seqs[-1], fresh[_CALL_ID][-1]
-        if self._columns is None:
-            return {name: [] for name in COLUMNS}
-        self._order()
-        return {name: _copy(values) for name, values in self._columns.items()}
+        return True
 
     def _load(self, count_up_to: Callable[[int], tuple[int, int, str | None]]) -> tuple[int, int, str | None] | None:
         """Take the copy on disk if it is this log's and the log still holds all of its rows; the

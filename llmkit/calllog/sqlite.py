@@ -26,7 +26,7 @@ from operator import is_not
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from llmkit.calllog import diskcopy, query
+from llmkit.calllog import colsummary, diskcopy, query
 from llmkit.calllog.readcache import ReadCache
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.store import (
@@ -355,7 +355,22 @@ class SQLiteStore:
         one fetches the percentile columns: for 1,000,000 calls, typically 1.8-1.9 s where one after the
         other took 2.5-3.0 s (alternating runs in one sitting). Both count the calls up to the same
         ``seq``; should a clear() come between them, they run again, one after the other, in one snapshot.
+
+        Without filters, when the read cache holds the log's columns (in memory, or in its file on
+        disk), the summary is computed from them and the rows written since (``colsummary``): a
+        fraction of a second for a million calls.
         """
+        query.check_group(by)
+        if not filters:
+            with self._read_lock, collector_paused():
+                columns = self._columns_for_summary(by)
+            if columns is not None:
+                try:
+                    groups, values = colsummary.grouped(by, columns)
+                except TypeError:  # keys that do not sort (a BLOB among texts): SQLite sorts them
+                    pass
+                else:
+                    return _summary_table(by, groups, values)
         with self._read_lock, collector_paused():
             newest = self._reader.execute("SELECT coalesce(max(seq), 0) FROM calls").fetchone()[0]
             aggregates = query.summary(by, filters, up_to=newest)
@@ -372,15 +387,19 @@ class SQLiteStore:
                 raise
             if sum(group[1] for group in groups) != len(rows):
                 groups, rows = self._summary_queries(aggregates, values)
-        names = (by, *query.SUMMARY_COLUMNS)
-        first = names.index(query.PERCENTILES[0][0])
-        out: dict[str, list] = {name: [] for name in names}
-        for group, percentiles in zip(groups, query.percentiles(rows, [group[1] for group in groups]), strict=True):
-            row = list(group)
-            row[first : first + len(percentiles)] = percentiles
-            for name, value in zip(names, row, strict=True):
-                out[name].append(value)
-        return out
+        return _summary_table(by, groups, rows)
+
+    def _columns_for_summary(self, by: str) -> dict[str, Any] | None:
+        db = self._reader
+        db.execute("BEGIN")  # one snapshot for the counts and the rows written since the copy
+        try:
+            names = {by, *colsummary.NEEDED}
+            return self._cache.columns(names, self._count_up_to, self._rows_after, self._columns_after)
+        finally:
+            db.execute("COMMIT")
+
+    def _columns_after(self, seq: int, names: list[str]) -> list[list[Any]]:
+        return self._fetch(f"SELECT seq, {', '.join(names)} FROM calls WHERE seq > ? ORDER BY seq", (seq,))
 
     def _summary_queries(self, aggregates: query.Query, values: query.Query) -> tuple[list[Any], list[Any]]:
         db = self._reader
@@ -417,6 +436,20 @@ class SQLiteStore:
             self._reader.close()
             if self._second_reader is not None:
                 self._second_reader.close()
+
+
+def _summary_table(by: str, groups: Sequence[Sequence[Any]], values: Any) -> dict[str, list]:
+    """The summary's columns from its groups' rows and, in the order of the groups, the values of
+    their live calls' percentile columns."""
+    names = (by, *query.SUMMARY_COLUMNS)
+    first = names.index(query.PERCENTILES[0][0])
+    out: dict[str, list] = {name: [] for name in names}
+    for group, percentiles in zip(groups, query.percentiles(values, [group[1] for group in groups]), strict=True):
+        row = list(group)
+        row[first : first + len(percentiles)] = percentiles
+        for name, value in zip(names, row, strict=True):
+            out[name].append(value)
+    return out
 
 
 def _in_thread(function: Callable[[], T]) -> Callable[[], T]:
