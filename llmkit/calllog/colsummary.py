@@ -69,10 +69,10 @@ def _codes(values: Any) -> tuple[Any, list[Any]]:
     if not isinstance(values, list):  # numbers (status_code): whole numbers, as SQLite groups them
         numbers = _floats(values)
         present = ~np.isnan(numbers)
-        keys = np.unique(numbers[present])
+        distinct = np.unique(numbers[present])
         codes = np.full(len(numbers), -1, dtype=np.intp)
-        codes[present] = np.searchsorted(keys, numbers[present])
-        return codes, [int(key) for key in keys]
+        codes[present] = np.searchsorted(distinct, numbers[present])
+        return codes, [int(key) for key in distinct]
     keys = sorted(key for key in dict.fromkeys(values) if key is not None)  # texts, by code point
     number = {key: index for index, key in enumerate(keys)}
     return np.fromiter(map(number.get, values, repeat(-1)), dtype=np.intp, count=len(values)), keys
