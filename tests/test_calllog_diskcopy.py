@@ -27,6 +27,15 @@ def written(path, records):
     return store
 
 
+def asked_after(store):
+    """The seqs the store's reads ask the database for the rows after: 0 for every row, the copy's
+    last row's when it took the copy."""
+    asked = []
+    rows_after = store._rows_after
+    store._rows_after = lambda seq: asked.append(seq) or rows_after(seq)
+    return asked
+
+
 def read_twice(store):
     store.read(Filters())
     return store.read(Filters())
@@ -53,8 +62,9 @@ def test_a_new_store_takes_the_copy_another_wrote_and_reads_the_rows_written_sin
     first.close()
 
     second = SQLiteStore(path)
+    asked = asked_after(second)
     got = second.read(Filters())
-    assert len(second._cache) == 60  # the first read took the copy instead of reading 40 rows back
+    assert asked == [40]  # the first read took the copy, and read back only the 20 rows written since
     assert records_of(got) == database(path)
     assert got["call_id"][0] == late["call_id"]
     second.close()
@@ -67,8 +77,9 @@ def test_the_copy_gives_the_frame_the_database_gives(tmp_path):
     read_twice(store)
     store.close()
     fresh = SQLiteStore(path)
+    asked = asked_after(fresh)
     from_copy = frame.to_dataframe(fresh.read(Filters()), [])
-    assert len(fresh._cache) == 41
+    assert asked == [41]
     without = SQLiteStore(path, read_cache_rows=0)
     pd.testing.assert_frame_equal(from_copy, frame.to_dataframe(without.read(Filters()), []))
     fresh.close()
@@ -88,12 +99,26 @@ def test_a_new_process_reads_the_copy(tmp_path):
         from llmkit.calllog.store import Filters
         readcache.DISK_MIN_ROWS = 20
         store = SQLiteStore(sys.argv[1])
+        asked, rows_after = [], store._rows_after
+        store._rows_after = lambda seq: asked.append(seq) or rows_after(seq)
         columns = store.read(Filters())
-        print(len(store._cache), len(columns["call_id"]), columns["call_id"][-1])
+        print(asked, len(columns["call_id"]), columns["call_id"][-1])
         """
     )
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["60", "60", calls(60)[-1]["call_id"]]
+    assert out.stdout.split() == ["[60]", "60", calls(60)[-1]["call_id"]]
+
+
+def test_one_read_of_a_large_log_writes_the_copy_and_keeps_none_in_memory_the_next_read_loads_it(tmp_path):
+    path = tmp_path / "calls.db"
+    store = written(path, calls(40))
+    asked = asked_after(store)
+    first = store.read(Filters())
+    assert asked == [0] and diskcopy.path_for(path).exists() and len(store._cache) == 0
+    second = store.read(Filters())
+    assert asked == [0, 40] and len(store._cache) == 40  # from the second read on, kept in memory
+    assert records_of(first) == records_of(second) == database(path)
+    store.close()
 
 
 def test_a_copy_is_not_written_for_a_small_log_nor_taken_by_a_store_without_a_read_cache(tmp_path, monkeypatch):

@@ -8,9 +8,10 @@ converting a float object per value; repeated short texts sharing one string; JS
 Later unfiltered reads fetch only the rows written since, by any process. The copy is bounded: a log
 of more than ``max_rows`` calls is not kept, and its reads go to the database each time.
 
-A copy of at least ``DISK_MIN_ROWS`` calls is also written to a file beside the log (``diskcopy``),
-again each time it has grown by a quarter, so that the first unfiltered read in a new process loads
-it and fetches only the rows written since, instead of reading every row back from the database.
+A log of at least ``DISK_MIN_ROWS`` calls is also copied to a file beside it (``diskcopy``) from the
+first unfiltered read on, again each time it has grown by a quarter: the next unfiltered read, in this
+process or a new one, loads the file and fetches only the rows written since, instead of reading every
+row back from the database; unfiltered summaries read the columns they need from it (``colsummary``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ _CALL_ID = COLUMNS.index("call_id")
 
 
 class ReadCache:
-    """The whole log as compact columns, kept from the second unfiltered read on (from the first when
-    the copy on disk is found). Not thread-safe by itself: its store calls it under its read lock."""
+    """The whole log as compact columns, kept in memory from the second unfiltered read on, and on disk
+    from the first for a large log. Not thread-safe by itself: its store calls it under its read lock."""
 
     def __init__(self, max_rows: int, disk: Path | None = None) -> None:
         self.max_rows = max_rows
@@ -56,7 +57,7 @@ class ReadCache:
         self._ordered = True
         self._unfiltered_reads = 0
         self._on_disk = 0  # rows in the copy this process last wrote (or loaded)
-        self._looked_on_disk = False
+        self._keep = False  # whether the last read keeps the copy in memory
 
     def __len__(self) -> int:
         return len(self._columns["call_id"]) if self._columns is not None else 0
@@ -71,12 +72,22 @@ class ReadCache:
         of ``seq``; both in one snapshot.
         """
         self._unfiltered_reads += 1
-        if not self._refresh(count_up_to, rows_after):
+        self._keep = self._unfiltered_reads >= 2  # one read is no reason to keep a copy in memory
+        counts = self._load(count_up_to) if self._columns is None else None
+        if self._columns is None and not self._keep and not self._worth_writing(counts or count_up_to(0)):
+            return None
+        if not self._refresh(count_up_to, rows_after, counts):
             return None
         if self._columns is None:
             return {name: [] for name in COLUMNS}
         self._order()
+        if not self._keep:  # the copy's own columns: save() writes them to disk, then forgets them
+            return dict(self._columns)
         return {name: _copy(values) for name, values in self._columns.items()}
+
+    def _worth_writing(self, counts: tuple[int, int, str | None]) -> bool:
+        """Whether a log of this size is copied to disk, even by a read that keeps no copy in memory."""
+        return self.disk is not None and DISK_MIN_ROWS <= counts[1] <= self.max_rows
 
     def columns(
         self,
@@ -113,16 +124,13 @@ class ReadCache:
         return out
 
     def _refresh(
-        self, count_up_to: Callable[[int], tuple[int, int, str | None]], rows_after: Callable[[int], list]
+        self,
+        count_up_to: Callable[[int], tuple[int, int, str | None]],
+        rows_after: Callable[[int], list],
+        counts: tuple[int, int, str | None] | None = None,
     ) -> bool:
-        """Bring the copy up to date with the log (taking the one on disk first, if there is one);
-        False when there is no copy to keep."""
-        counts = None
-        if self._columns is None and not self._looked_on_disk and self.max_rows and self.disk is not None:
-            self._looked_on_disk = True
-            counts = self._load(count_up_to)
-        if self._columns is None and self._unfiltered_reads < 2:  # one read is no reason to keep a copy
-            return False
+        """Bring the copy up to date with the log (``counts``: ``count_up_to(seq)`` already made for
+        the copy's last row); False when the log is too large to keep."""
         kept, total, call_id = counts or count_up_to(self._seq)
         if total > self.max_rows:
             self._forget()
@@ -138,7 +146,8 @@ class ReadCache:
     def _load(self, count_up_to: Callable[[int], tuple[int, int, str | None]]) -> tuple[int, int, str | None] | None:
         """Take the copy on disk if it is this log's and the log still holds all of its rows; the
         counts up to its last row when it is taken."""
-        assert self.disk is not None
+        if self.disk is None or not self.max_rows:
+            return None
         copy = diskcopy.load(self.disk)
         if copy is None or set(copy.columns) != set(COLUMNS):
             return None
@@ -146,23 +155,28 @@ class ReadCache:
         kept, total, call_id = counts
         rows = len(copy.columns["call_id"])
         if kept != rows or call_id != copy.last_call_id or total > self.max_rows:
-            return None  # another log's, or rows deleted since: rewritten once this process keeps a copy
+            return None  # another log's, or rows deleted since: written again after this read
         self._columns = {name: copy.columns[name] for name in COLUMNS}
         self._seq, self._seq_call_id, self._ordered, self._on_disk = copy.seq, copy.last_call_id, True, rows
         return counts
 
     def save(self) -> None:
-        """Write the copy to disk if it is large enough and has grown by a quarter since the last time.
-        Called by the store after the read's snapshot has ended, so that a long write holds no
-        transaction open."""
-        if self._columns is None or self.disk is None or len(self) < max(DISK_MIN_ROWS, self._on_disk * 5 // 4):
-            return
-        self._on_disk = len(self)  # tried at this size: a failure is not retried on every read
-        copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id)
-        try:
-            diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS)
-        except (OSError, TypeError, ValueError):
-            pass  # a folder we may not write, a full disk, a value JSON cannot hold: reads stay as they were
+        """After a read that returned columns: write the copy to disk if it is large enough and has
+        grown by a quarter since the last time, and forget it if the read keeps none. Called by the
+        store after the read's snapshot has ended, so that a long write holds no transaction open."""
+        if (
+            self._columns is not None
+            and self.disk is not None
+            and len(self) >= max(DISK_MIN_ROWS, self._on_disk * 5 // 4)
+        ):
+            self._on_disk = len(self)  # tried at this size: a failure is not retried on every read
+            copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id)
+            try:
+                diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS)
+            except (OSError, TypeError, ValueError):
+                pass  # a folder we may not write, a full disk, a value JSON cannot hold: reads stay as they were
+        if not self._keep:
+            self._forget()
 
     def clear(self) -> None:
         """The log was cleared: forget the copy, and remove the one on disk."""
@@ -188,7 +202,7 @@ class ReadCache:
             if name in NUMBERS:
                 values.extend([_NAN if v is None else v for v in column])
             elif name in SHARED:
-                values.extend([share(v, v) for v in column])
+                values.extend(map(share, column, column))
             else:
                 values.extend(column)
 
@@ -218,5 +232,5 @@ _INTEGERS = frozenset(("prompt_tokens", "completion_tokens", "total_tokens", "st
 
 def _copy(values: Any, index: Any = None) -> Any:
     if isinstance(values, array):
-        return array("d", values) if index is None else array("d", [values[i] for i in index])
-    return list(values) if index is None else [values[i] for i in index]
+        return array("d", values) if index is None else array("d", list(map(values.__getitem__, index)))
+    return list(values) if index is None else list(map(values.__getitem__, index))
