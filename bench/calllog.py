@@ -192,7 +192,7 @@ def bench_reads(tmp: str) -> None:
             print(f"   sqlite  first to_dataframe() in a new process, no copy on disk  {wall:6.2f} s"
                   f"  CPU {cpu:5.2f} s  ({int(rows):,} rows)")  # fmt: skip
         llmkit.calls.to_dataframe(last=10)  # pandas loaded, the file open
-        for run in range(1, 4):  # the second keeps a copy of the log (and writes it to disk), the third reads it
+        for run in range(1, 4):  # the first loads the copy on disk, the second keeps it in memory, the third reads it
             wall, cpu = timed(llmkit.calls.to_dataframe, 1)
             print(f"   {mode:7s} {f'to_dataframe() read {run}':38s} {wall:6.3f} s  CPU {cpu:6.3f} s")
         if mode == "sqlite":
