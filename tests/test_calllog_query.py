@@ -233,6 +233,8 @@ def test_summary_in_sql_is_the_summary_of_the_dataframe(stores, by, filters):
     columns = memory_store.read(Filters(filters))
     from_frame = frame.summary(frame.to_dataframe(columns, []), by)
     pd.testing.assert_frame_equal(in_sql, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
+    in_memory = frame.summary_table(memory_store.summary(Filters(filters), by), by)  # numpy, as colsummary does
+    pd.testing.assert_frame_equal(in_memory, from_frame, check_dtype=True, check_index_type=False, rtol=1e-12)
     assert in_sql["cache_hits"].sum() == sum(
         1 for r in memory_store_records(memory_store, filters, by) if r["cache_hit"]
     )

@@ -12,12 +12,18 @@ from __future__ import annotations
 from itertools import repeat
 from typing import Any
 
-from llmkit.calllog.query import _PERCENTILE_SOURCES
+from llmkit.calllog.query import _PERCENTILE_SOURCES, summary_columns
 
-__all__ = ["NEEDED", "grouped"]
+__all__ = ["NEEDED", "grouped", "table"]
 
 #: The columns a summary reads, besides the one it groups by.
 NEEDED = frozenset(("status", "cache_hit", "total_tokens", "cost_usd", *_PERCENTILE_SOURCES))
+
+
+def table(by: str, columns: dict[str, Any]) -> dict[str, list]:
+    """The summary's columns (``by``, then ``query.SUMMARY_COLUMNS``) of the calls in ``columns``.
+    Raises TypeError when the values of ``by`` do not sort (a BLOB among texts)."""
+    return summary_columns(by, *grouped(by, columns))
 
 
 def grouped(by: str, columns: dict[str, Any]) -> tuple[list[tuple[Any, ...]], Any]:

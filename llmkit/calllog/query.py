@@ -33,6 +33,7 @@ __all__ = [
     "percentiles",
     "select_calls",
     "summary",
+    "summary_columns",
     "where",
 ]
 
@@ -247,6 +248,20 @@ def check_group(by: str) -> None:
     name out of the SQL)."""
     if by not in GROUP_COLUMNS:
         raise ValueError(f"cannot summarize by {by!r}; group by one of {', '.join(GROUP_COLUMNS)}")
+
+
+def summary_columns(by: str, groups: Sequence[Sequence[Any]], values: Any) -> dict[str, list]:
+    """The summary's columns from its groups' rows and, in the order of the groups, the values of
+    their live calls' percentile columns."""
+    names = (by, *SUMMARY_COLUMNS)
+    first = names.index(PERCENTILES[0][0])
+    out: dict[str, list] = {name: [] for name in names}
+    for group, figures in zip(groups, percentiles(values, [group[1] for group in groups]), strict=True):
+        row = list(group)
+        row[first : first + len(figures)] = figures
+        for name, value in zip(names, row, strict=True):
+            out[name].append(value)
+    return out
 
 
 def _grouped(filters: Any, by: str, dialect: Dialect, up_to: int | None) -> Query:

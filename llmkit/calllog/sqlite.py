@@ -366,11 +366,9 @@ class SQLiteStore:
                 columns = self._columns_for_summary(by)
             if columns is not None:
                 try:
-                    groups, values = colsummary.grouped(by, columns)
+                    return colsummary.table(by, columns)
                 except TypeError:  # keys that do not sort (a BLOB among texts): SQLite sorts them
                     pass
-                else:
-                    return _summary_table(by, groups, values)
         with self._read_lock, collector_paused():
             newest = self._reader.execute("SELECT coalesce(max(seq), 0) FROM calls").fetchone()[0]
             aggregates = query.summary(by, filters, up_to=newest)
@@ -387,7 +385,7 @@ class SQLiteStore:
                 raise
             if sum(group[1] for group in groups) != len(rows):
                 groups, rows = self._summary_queries(aggregates, values)
-        return _summary_table(by, groups, rows)
+        return query.summary_columns(by, groups, rows)
 
     def _columns_for_summary(self, by: str) -> dict[str, Any] | None:
         db = self._reader
@@ -436,20 +434,6 @@ class SQLiteStore:
             self._reader.close()
             if self._second_reader is not None:
                 self._second_reader.close()
-
-
-def _summary_table(by: str, groups: Sequence[Sequence[Any]], values: Any) -> dict[str, list]:
-    """The summary's columns from its groups' rows and, in the order of the groups, the values of
-    their live calls' percentile columns."""
-    names = (by, *query.SUMMARY_COLUMNS)
-    first = names.index(query.PERCENTILES[0][0])
-    out: dict[str, list] = {name: [] for name in names}
-    for group, percentiles in zip(groups, query.percentiles(values, [group[1] for group in groups]), strict=True):
-        row = list(group)
-        row[first : first + len(percentiles)] = percentiles
-        for name, value in zip(names, row, strict=True):
-            out[name].append(value)
-    return out
 
 
 def _in_thread(function: Callable[[], T]) -> Callable[[], T]:

@@ -309,6 +309,17 @@ class MemoryStore:
             index = _matching(self._columns, filters)
             return len(self._columns[0]) if index is None else len(index)
 
+    def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
+        """Computed from the columns with numpy (``colsummary``), as SQL stores compute it."""
+        from llmkit.calllog import colsummary, query
+
+        query.check_group(by)
+        columns = self.read(filters)
+        try:
+            return colsummary.table(by, columns)
+        except TypeError as exc:  # values of by that Python cannot sort (a list beside texts)
+            raise ValueError(f"cannot summarize by {by!r}: its values are of types that do not sort ({exc})") from None
+
     def _absorb(self) -> None:
         """Decode the rows written since the last read into the columns, kept in order of start time."""
         if not self._written:
