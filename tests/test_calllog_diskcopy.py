@@ -9,7 +9,7 @@ import textwrap
 
 import pandas as pd
 import pytest
-from test_calllog_query import NOW, cache_only, calls
+from test_calllog_query import NOW, SHUFFLED, cache_only, calls
 
 from llmkit.calllog import diskcopy, frame, query, readcache
 from llmkit.calllog.sqlite import SQLiteStore
@@ -119,6 +119,24 @@ def test_one_read_of_a_large_log_writes_the_copy_and_keeps_none_in_memory_the_ne
     assert asked == [0, 40] and len(store._cache) == 40  # from the second read on, kept in memory
     assert records_of(first) == records_of(second) == database(path)
     store.close()
+
+
+def test_a_log_written_out_of_start_order_is_copied_in_start_order_up_to_its_newest_row(tmp_path):
+    path = tmp_path / "calls.db"
+    store = written(path, SHUFFLED)  # concurrent calls finish, and are written, out of start order
+    first = store.read(Filters())
+    assert list(first["started_at"]) == sorted(first["started_at"])
+    copy = diskcopy.load(diskcopy.path_for(path))
+    with sqlite3.connect(path) as db:
+        newest = db.execute("SELECT seq, call_id FROM calls ORDER BY seq DESC LIMIT 1").fetchone()
+    assert copy is not None and (copy.seq, copy.last_call_id) == newest == (60, newest[1])
+    assert list(copy.columns["started_at"]) == sorted(first["started_at"])
+    store.write([dict(r, call_id=f"e{i:031x}", started_at=r["started_at"] - 30) for i, r in enumerate(calls(5))])
+    store.close()
+    fresh = SQLiteStore(path)
+    asked = asked_after(fresh)
+    assert records_of(fresh.read(Filters())) == database(path) and asked == [60]
+    fresh.close()
 
 
 def test_a_copy_is_not_written_for_a_small_log_nor_taken_by_a_store_without_a_read_cache(tmp_path, monkeypatch):

@@ -68,8 +68,8 @@ class ReadCache:
         """The whole log's columns (numbers as NaN-for-null arrays), or None when it is not kept.
 
         ``count_up_to(seq)`` gives (rows with seq <= it, rows in all, the call id of the row ``seq``);
-        ``rows_after(seq)`` the decoded columns of the rows written after it, ``seq`` first, in order
-        of ``seq``; both in one snapshot.
+        ``rows_after(seq)`` the decoded columns of the rows written after it, ``seq`` first, in any
+        order (in start order saves sorting them); both in one snapshot.
         """
         self._unfiltered_reads += 1
         self._keep = self._unfiltered_reads >= 2  # one read is no reason to keep a copy in memory
@@ -140,7 +140,8 @@ class ReadCache:
         seqs, *fresh = rows_after(self._seq) or [[]]
         if seqs:
             self._extend(fresh)
-            self._seq, self._seq_call_id = seqs[-1], fresh[_CALL_ID][-1]
+            newest = seqs.index(max(seqs))
+            self._seq, self._seq_call_id = seqs[newest], fresh[_CALL_ID][newest]
         return True
 
     def _load(self, count_up_to: Callable[[int], tuple[int, int, str | None]]) -> tuple[int, int, str | None] | None:

@@ -152,6 +152,8 @@ _COUNT_UP_TO = (
     " (SELECT call_id FROM calls WHERE seq = ?)"
 )
 _ROWS_AFTER = f"SELECT seq, {', '.join(COLUMNS)} FROM calls WHERE seq > ? ORDER BY seq"
+# The whole log, for a read cache that holds none of it yet: in start order, so that it need not sort it.
+_ALL_ROWS = f"SELECT seq, {', '.join(COLUMNS)} FROM calls ORDER BY started_at, seq"
 _BOOLEANS = (COLUMNS.index("tokens_estimated"), COLUMNS.index("cache_hit"))
 
 
@@ -338,7 +340,7 @@ class SQLiteStore:
         return counts
 
     def _rows_after(self, seq: int) -> list[list[Any]]:
-        seqs, *columns = self._fetch(_ROWS_AFTER, (seq,))
+        seqs, *columns = self._fetch(_ROWS_AFTER, (seq,)) if seq else self._fetch(_ALL_ROWS, ())
         return [seqs, *decode_columns(columns)] if seqs else []
 
     def count(self, filters: Filters) -> int:
