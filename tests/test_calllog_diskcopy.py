@@ -50,6 +50,11 @@ def database(path):
         store.close()
 
 
+def database_call_ids(path):
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT call_id FROM calls ORDER BY started_at, seq")]
+
+
 def test_a_new_store_takes_the_copy_another_wrote_and_reads_the_rows_written_since(tmp_path):
     path = tmp_path / "calls.db"
     records = calls(60)
@@ -182,10 +187,17 @@ def test_a_cleared_log_leaves_no_copy_and_rows_deleted_elsewhere_make_it_ignored
     store.close()
     with sqlite3.connect(path) as other:  # another process deletes some calls
         other.execute("DELETE FROM calls WHERE model = 'acme/small'")
-    fresh = SQLiteStore(path)
+    stale = diskcopy.path_for(path).read_bytes()
+    fresh = SQLiteStore(path, read_cache_rows=20)  # too small a bound to write a copy of the 27 left
     assert records_of(fresh.read(Filters())) == database(path)
-    assert len(fresh._cache) == 0  # the copy's rows are not all in the log any more: not taken
+    assert len(fresh._cache) == 0  # the copy's rows are not all in the log any more: not taken,
+    assert not diskcopy.path_for(path).exists()  # and removed: deleted calls do not outlive the log on disk
     fresh.close()
+    diskcopy.path_for(path).write_bytes(stale)
+    again = SQLiteStore(path)
+    again.read(Filters())  # the log is large enough: the read replaces the stale copy with its own
+    assert diskcopy.load(diskcopy.path_for(path)).columns["call_id"] == database_call_ids(path)
+    again.close()
 
 
 def test_the_copy_of_another_log_is_ignored(tmp_path):

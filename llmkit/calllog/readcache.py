@@ -156,7 +156,11 @@ class ReadCache:
         kept, total, call_id = counts
         rows = len(copy.columns["call_id"])
         if kept != rows or call_id != copy.last_call_id or total > self.max_rows:
-            return None  # another log's, or rows deleted since: written again after this read
+            if call_id is not None and (call_id != copy.last_call_id or kept != rows):
+                # another log's, or holding calls deleted since (which should not outlive them on
+                # disk): removed now, written again by this read if the log is large enough
+                diskcopy.remove(self.disk)
+            return None
         self._columns = {name: copy.columns[name] for name in COLUMNS}
         self._seq, self._seq_call_id, self._ordered, self._on_disk = copy.seq, copy.last_call_id, True, rows
         return counts
