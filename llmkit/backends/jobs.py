@@ -88,6 +88,9 @@ async def stream_job(job: Job, params: dict[str, Any]) -> None:
 
     try:
         stream = await acompletion(model=job.model, messages=job.messages, stream=True, sample=job.sample, **params)
+        # The row comes from the call's record: chunks kept for a replay would only live on, and
+        # under concurrency every one kept makes the garbage collector run more often.
+        stream.replay_limit = 0
         async for _ in stream:
             pass
     except Exception:

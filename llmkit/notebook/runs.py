@@ -143,6 +143,7 @@ async def stream_chat(run: ModelRun, messages: list, params: dict, source: str) 
     stream = None
     try:
         stream = await llmkit.acompletion(run.target, messages, stream=True, source=source, **params)
+        stream.replay_limit = 0  # the run keeps the text; the whole answer comes from the converter
         async for chunk in stream:
             if chunk.choices:
                 content = chunk.choices[0].delta.content
