@@ -310,3 +310,49 @@ def test_a_summary_is_made_in_sql_when_there_is_no_copy_or_it_is_not_the_logs(tm
     assert filtered.summary(Filters({"since": NOW - 2000}), "model")["calls"]  # filters: always SQL
     fresh.close()
     filtered.close()
+
+
+def test_reads_while_another_process_writes_see_each_call_once_and_in_order(tmp_path):
+    """A writer adds calls while readers (one keeping its copy, and new stores as new processes
+    would, taking the copy on disk the others keep rewriting) read the whole log again and again."""
+    import threading
+    import time
+
+    path = tmp_path / "calls.db"
+    written(path, calls(30)).close()
+    stop = threading.Event()
+
+    def write():
+        other = SQLiteStore(path)  # its own connections, as another process has
+        n = 0
+        while not stop.is_set():
+            other.write(
+                [dict(r, call_id=f"w{n:09d}{i:022x}", started_at=NOW + n + i % 3) for i, r in enumerate(calls(7))]
+            )
+            n += 1
+            time.sleep(0.002)
+        other.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    keeper = SQLiteStore(path)
+    seen = 0
+    asked = []  # where each new store's read began: past 0 when it took a copy on disk
+    try:
+        for round_ in range(40):
+            store = keeper if round_ % 2 else SQLiteStore(path)
+            if store is not keeper:
+                asked.append(asked_after(store))
+            columns = store.read(Filters())
+            ids = columns["call_id"]
+            assert len(ids) == len(set(ids)) >= seen  # every call once, none lost since the last read
+            assert list(columns["started_at"]) == sorted(columns["started_at"])
+            seen = len(ids)
+            if store is not keeper:
+                store.close()
+    finally:
+        stop.set()
+        writer.join()
+    assert records_of(keeper.read(Filters())) == database(path)
+    assert sum(1 for a in asked if a[0] > 0) >= 10  # most new stores started from a copy on disk
+    keeper.close()
