@@ -151,19 +151,23 @@ def test_compare_inside_a_running_event_loop_as_in_a_notebook_cell(log):
 
 
 class LongStream(llmkit.CustomLLM):
-    """Streams 60 chunks; before the last, counts the chunk objects alive in the process."""
+    """Streams 60 chunks; counts the chunk objects alive in the process before the first and the last."""
 
     def __init__(self):
-        self.alive_at_end = []
+        self.alive = []
 
     async def astreaming(self, model, messages, **kwargs):
         import gc
 
         from llmkit.types.utils import ModelResponseStream
 
+        def alive():  # earlier tests may have left some behind: only the change counts
+            return sum(isinstance(o, ModelResponseStream) for o in gc.get_objects())
+
+        self.alive.append(alive())
         for i in range(60):
             yield {"text": f"w{i} ", "is_finished": False, "finish_reason": None, "usage": None}
-        self.alive_at_end.append(sum(isinstance(o, ModelResponseStream) for o in gc.get_objects()))
+        self.alive.append(alive())
         yield {"text": "", "is_finished": True, "finish_reason": "stop", "usage": None}
 
 
@@ -174,4 +178,5 @@ def test_compare_lets_each_chunk_go_once_read(log):
     llmkit.custom_provider_map = [{"provider": "long", "custom_handler": handler}]
     df = llmkit.compare(["long/m"], ["hi"], progress=False)
     assert df["response"].iloc[0].startswith("w0 w1 ") and df["response"].iloc[0].count("w") == 60
-    assert handler.alive_at_end and handler.alive_at_end[0] < 5  # not the 59 delivered before
+    before, at_end = handler.alive
+    assert at_end - before < 5  # not the 59 delivered before the last
