@@ -179,3 +179,32 @@ def test_dataframes_without_pandas_say_what_to_install(tmp_path):
     lines = out.strip().splitlines()
     assert "pip install 'llmkit[dataframe]'" in lines[0] and "pip install 'llmkit[dataframe]'" in lines[1]
     assert lines[2] == "1"  # records() needs no pandas
+
+
+def test_to_dataframe_pauses_the_garbage_collector_only_while_it_builds_the_frame(log, monkeypatch):
+    """The read's columns are freed before the collector runs again; it is back on afterwards, and after
+    a read that fails, and stays off for a caller who had turned it off."""
+    import gc
+
+    from llmkit.calllog import frame
+
+    llmkit.completion(model="demo/echo", messages=USER)
+    seen = []
+    frame_of = frame.to_dataframe
+    monkeypatch.setattr(frame, "to_dataframe", lambda *a: seen.append(gc.isenabled()) or frame_of(*a))
+    assert len(log.to_dataframe()) == 1 and seen == [False] and gc.isenabled()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(log._store(), "read", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        log.to_dataframe()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.undo()
+        log.to_dataframe()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -11,7 +11,7 @@ from typing import Any
 from llmkit.calllog import config, recorder
 from llmkit.calllog.query import EXACT_FILTERS, GROUP_COLUMNS, LIST_FILTERS
 from llmkit.calllog.session import SESSION_ID
-from llmkit.calllog.store import Filters, Store, empty_columns, encode_json, records_of, split_tags
+from llmkit.calllog.store import Filters, Store, collector_paused, empty_columns, encode_json, records_of, split_tags
 
 __all__ = ["CallLog"]
 
@@ -62,9 +62,14 @@ class CallLog:
         """
         from llmkit.calllog import frame
 
-        columns = self._read(filters, last=None if last is None else _count_of(last))
-        whole = not filters and last is None
-        return frame.to_dataframe(columns, self._annotations_of(columns["call_id"], whole))
+        # The columns are lists of a million values for a large log: built, turned into the frame and
+        # freed before the collector runs again, it never walks them (0.3-0.4 s for a million calls).
+        with collector_paused():
+            columns = self._read(filters, last=None if last is None else _count_of(last))
+            whole = not filters and last is None
+            df = frame.to_dataframe(columns, self._annotations_of(columns["call_id"], whole))
+            del columns
+        return df
 
     def summary(self, by: str = "model", **filters: Any) -> Any:
         """One row per model (or per value of another column, ``by="provider"``...): calls, error rate,
