@@ -45,10 +45,11 @@ def path_for(log: Path) -> Path:
     return log.with_name(log.name + "-columns")
 
 
-def save(path: Path, copy: Copy, by_identity: Iterable[str]) -> None:
+def save(path: Path, copy: Copy, by_identity: Iterable[str], numbers: Collection[str] = ()) -> None:
     """Write ``copy`` to ``path``. The columns named in ``by_identity`` hold decoded JSON (lists and
-    dicts), which rows share by identity; the others that are lists hold texts, booleans and None.
-    Raises OSError, or TypeError/ValueError for a value JSON cannot hold; nothing is left behind."""
+    dicts), which rows share by identity; those in ``numbers`` numbers and None, unless they are
+    arrays of doubles already (NaN for null); the others texts, booleans and None. Raises OSError, or
+    TypeError/ValueError for a value JSON cannot hold; nothing is left behind."""
     by_identity = set(by_identity)
     header: dict[str, Any] = {
         "rows": len(copy.columns["call_id"]),
@@ -59,6 +60,8 @@ def save(path: Path, copy: Copy, by_identity: Iterable[str]) -> None:
     }
     parts: list[bytes] = []
     for name, values in copy.columns.items():
+        if name in numbers and not isinstance(values, array):
+            values = _doubles(values)
         column, sections = _encoded(values, name in by_identity)
         header["columns"].append({"name": name, **column, "lengths": [len(s) for s in sections]})
         parts.extend(sections)
@@ -148,6 +151,20 @@ def _read(f: BinaryIO, size: int, only: Collection[str] | None) -> Copy | None:
             return None
         columns[column["name"]] = values
     return Copy(columns, int(header["seq"]), str(header["last_call_id"]))
+
+
+def _doubles(values: list[Any]) -> array:
+    """Numbers and None as an array of doubles, NaN for None (in C with numpy, when it is there)."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with the dataframe extra
+        return array("d", [_NAN if value is None else value for value in values])
+    doubles = array("d")
+    doubles.frombytes(np.array(values, dtype=np.float64).tobytes())
+    return doubles
+
+
+_NAN = float("nan")
 
 
 def _json(values: list[Any]) -> bytes:

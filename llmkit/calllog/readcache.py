@@ -58,6 +58,7 @@ class ReadCache:
         self._unfiltered_reads = 0
         self._on_disk = 0  # rows in the copy this process last wrote (or loaded)
         self._keep = False  # whether the last read keeps the copy in memory
+        self._unkept: diskcopy.Copy | None = None  # a whole log read for the disk only, until save()
 
     def __len__(self) -> int:
         return len(self._columns["call_id"]) if self._columns is not None else 0
@@ -74,8 +75,10 @@ class ReadCache:
         self._unfiltered_reads += 1
         self._keep = self._unfiltered_reads >= 2  # one read is no reason to keep a copy in memory
         counts = self._load(count_up_to) if self._columns is None else None
-        if self._columns is None and not self._keep and not self._worth_writing(counts or count_up_to(0)):
-            return None
+        if self._columns is None and not self._keep:
+            if not self._worth_writing(counts or count_up_to(0)):
+                return None
+            return self._as_read(rows_after)
         if not self._refresh(count_up_to, rows_after, counts):
             return None
         if self._columns is None:
@@ -84,6 +87,20 @@ class ReadCache:
         if not self._keep:  # the copy's own columns: save() writes them to disk, then forgets them
             return dict(self._columns)
         return {name: _copy(values) for name, values in self._columns.items()}
+
+    def _as_read(self, rows_after: Callable[[int], list]) -> dict[str, Any] | None:
+        """The whole log, read for a copy on disk only: its columns as the database gave them (the
+        compact form a kept copy takes costs more than the file), for save() to write; None (read
+        it the usual way) when the rows did not come in start order."""
+        seqs, *fresh = rows_after(0) or [[]]
+        if not seqs:
+            return {name: [] for name in COLUMNS}
+        if any(a > b for a, b in itertools.pairwise(fresh[_STARTED])):
+            return None
+        newest = seqs.index(max(seqs))
+        columns = dict(zip(COLUMNS, fresh, strict=True))
+        self._unkept = diskcopy.Copy(columns, seqs[newest], fresh[_CALL_ID][newest])
+        return dict(columns)
 
     def _worth_writing(self, counts: tuple[int, int, str | None]) -> bool:
         """Whether a log of this size is copied to disk, even by a read that keeps no copy in memory."""
@@ -169,15 +186,13 @@ class ReadCache:
         """After a read that returned columns: write the copy to disk if it is large enough and has
         grown by a quarter since the last time, and forget it if the read keeps none. Called by the
         store after the read's snapshot has ended, so that a long write holds no transaction open."""
-        if (
-            self._columns is not None
-            and self.disk is not None
-            and len(self) >= max(DISK_MIN_ROWS, self._on_disk * 5 // 4)
-        ):
-            self._on_disk = len(self)  # tried at this size: a failure is not retried on every read
+        copy, self._unkept = self._unkept, None
+        if copy is None and self._columns is not None and len(self) >= max(DISK_MIN_ROWS, self._on_disk * 5 // 4):
             copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id)
+        if copy is not None and self.disk is not None:
+            self._on_disk = len(copy.columns["call_id"])  # tried at this size: not again on every read
             try:
-                diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS)
+                diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS, numbers=NUMBERS)
             except (OSError, TypeError, ValueError):
                 pass  # a folder we may not write, a full disk, a value JSON cannot hold: reads stay as they were
         if not self._keep:
