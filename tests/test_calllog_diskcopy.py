@@ -305,11 +305,48 @@ def test_a_summary_is_made_in_sql_when_there_is_no_copy_or_it_is_not_the_logs(tm
     fresh = SQLiteStore(path)
     table = summaries(fresh, "model")
     assert list(table.index) == ["acme/large", "other/fast"] and not used
-    filtered = written(path, [])
-    read_twice(filtered)
-    assert filtered.summary(Filters({"since": NOW - 2000}), "model")["calls"]  # filters: always SQL
+    tagged = written(path, [])
+    read_twice(tagged)
+    assert tagged.summary(Filters({"tags": ("eval",)}), "model")["calls"]  # tags look inside JSON: SQL
     fresh.close()
-    filtered.close()
+    tagged.close()
+
+
+FILTERS = [
+    {"since": NOW - 2000},
+    {"until": NOW - 1500, "source": ("proxy",)},
+    {"model": ("acme/small", "other/fast")},
+    {"model": ("nobody/none",)},
+    {"status": ("error",), "kind": ("chat", "stream")},
+    {"user": ("ann",)},
+    {"provider": ("acme",), "run_id": "run-a"},
+    {"session_id": "session-1", "since": NOW - 3000, "until": NOW},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=str)
+@pytest.mark.parametrize("by", ["model", "status_code", "user"])
+def test_a_filtered_summary_from_the_copy_in_memory_is_the_one_sql_makes(tmp_path, monkeypatch, by, filters):
+    from llmkit.calllog import colsummary
+
+    made = []
+    grouped = colsummary.grouped
+    monkeypatch.setattr(colsummary, "grouped", lambda *args: made.append(args[0]) or grouped(*args))
+    path = tmp_path / "calls.db"
+    store = written(path, [*calls(60), *cache_only()])
+    read_twice(store)
+    store.write([dict(r, call_id=f"d{i:031x}", started_at=NOW - 100 * i) for i, r in enumerate(calls(9))])
+    without = SQLiteStore(path, read_cache_rows=0)
+    expected = frame.summary_table(without.summary(Filters(filters), by), by)
+    got = frame.summary_table(store.summary(Filters(filters), by), by)
+    assert made == [by]  # from the copy, not SQL
+    pd.testing.assert_frame_equal(got, expected, check_index_type=False, rtol=1e-12)
+    fresh = SQLiteStore(path)  # only the copy on disk: a filtered summary is SQL's
+    pd.testing.assert_frame_equal(frame.summary_table(fresh.summary(Filters(filters), by), by), expected,
+                                  check_index_type=False, rtol=1e-12)  # fmt: skip
+    assert made == [by]
+    for opened in (store, without, fresh):
+        opened.close()
 
 
 def test_reads_while_another_process_writes_see_each_call_once_and_in_order(tmp_path):

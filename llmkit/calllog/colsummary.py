@@ -9,21 +9,61 @@ percentile columns of their live calls in the order of the groups.
 
 from __future__ import annotations
 
+import operator
 from itertools import repeat
 from typing import Any
 
-from llmkit.calllog.query import _PERCENTILE_SOURCES, summary_columns
+from llmkit.calllog.query import _PERCENTILE_SOURCES, EXACT_FILTERS, LIST_FILTERS, summary_columns
 
-__all__ = ["NEEDED", "grouped", "table"]
+__all__ = ["NEEDED", "filterable", "grouped", "needed", "table"]
 
-#: The columns a summary reads, besides the one it groups by.
+#: The columns a summary reads, besides the one it groups by and those its filters look at.
 NEEDED = frozenset(("status", "cache_hit", "total_tokens", "cost_usd", *_PERCENTILE_SOURCES))
 
 
-def table(by: str, columns: dict[str, Any]) -> dict[str, list]:
-    """The summary's columns (``by``, then ``query.SUMMARY_COLUMNS``) of the calls in ``columns``.
+def filterable(filters: Any) -> bool:
+    """Whether :func:`table` applies these filters itself: all but ``tags``, which looks inside JSON."""
+    return filters.get("tags") is None
+
+
+def needed(by: str, filters: Any) -> set[str]:
+    """The columns a summary by ``by`` with ``filters`` reads."""
+    looked_at = {name for name in (*LIST_FILTERS, *EXACT_FILTERS) if filters.get(name) is not None}
+    if filters.get("since") is not None or filters.get("until") is not None:
+        looked_at.add("started_at")
+    return {by, *NEEDED, *looked_at}
+
+
+def table(by: str, columns: dict[str, Any], filters: Any = None) -> dict[str, list]:
+    """The summary's columns (``by``, then ``query.SUMMARY_COLUMNS``) of the calls in ``columns`` that
+    pass ``filters`` (as ``query.where`` applies them; not ``tags``, see :func:`filterable`).
     Raises TypeError when the values of ``by`` do not sort (a BLOB among texts)."""
+    if filters:
+        columns = _passing(columns, filters)
     return summary_columns(by, *grouped(by, columns))
+
+
+def _passing(columns: dict[str, Any], filters: Any) -> dict[str, Any]:
+    """The rows of ``columns`` that pass ``filters``."""
+    import numpy as np
+
+    rows = len(next(iter(columns.values())))
+    keep = np.ones(rows, dtype=bool)
+    for name in LIST_FILTERS:
+        if filters.get(name) is not None:
+            keep &= np.fromiter(map(frozenset(filters[name]).__contains__, columns[name]), bool, rows)
+    for name in EXACT_FILTERS:
+        if filters.get(name) is not None:  # operator.eq, not str.__eq__: NotImplemented would be true
+            keep &= np.fromiter(map(operator.eq, columns[name], repeat(filters[name])), bool, rows)
+    if filters.get("since") is not None:
+        keep &= _floats(columns["started_at"]) >= float(filters["since"])
+    if filters.get("until") is not None:
+        keep &= _floats(columns["started_at"]) < float(filters["until"])
+    index = np.flatnonzero(keep)
+    return {
+        name: _floats(values)[index] if not isinstance(values, list) else list(map(values.__getitem__, index.tolist()))
+        for name, values in columns.items()
+    }
 
 
 def grouped(by: str, columns: dict[str, Any]) -> tuple[list[tuple[Any, ...]], Any]:
@@ -95,4 +135,6 @@ def _floats(values: Any) -> Any:
 
     if isinstance(values, list):  # None becomes NaN
         return np.array(values, dtype=float)
+    if isinstance(values, np.ndarray):
+        return values
     return np.frombuffer(values, dtype=float)

@@ -112,16 +112,18 @@ class ReadCache:
         count_up_to: Callable[[int], tuple[int, int, str | None]],
         rows_after: Callable[[int], list],
         columns_after: Callable[[int, list[str]], list],
+        from_disk: bool = True,
     ) -> dict[str, Any] | None:
         """The columns ``names`` of the whole log, in no particular order of rows, for a summary: from
         the copy in memory brought up to date, else from the copy on disk (only those columns) and
         the rows written since (``columns_after(seq, names)``, as ``rows_after``); None when neither
-        copy is there. Reading them does not count as an unfiltered read."""
+        copy is there, or only the one on disk and not ``from_disk``. Reading them does not count as an
+        unfiltered read."""
         if self._columns is not None:
             if not self._refresh(count_up_to, rows_after) or self._columns is None:
                 return None
             return {name: self._columns[name] for name in names}
-        if self.disk is None or not self.max_rows:
+        if self.disk is None or not self.max_rows or not from_disk:
             return None
         copy = diskcopy.load(self.disk, only=names)
         if copy is None or set(copy.columns) != names:
