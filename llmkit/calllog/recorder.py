@@ -302,17 +302,11 @@ def drain() -> None:
 
 
 def _records_of(entries: list[Entry]) -> list[dict[str, Any]]:
-    """The entries' records, built a slice at a time with a pause between slices in which another
-    thread may take the GIL: an event loop serving requests waits at most one slice, not the batch."""
-    records: list[dict[str, Any]] = []
-    for start in range(0, len(entries), _BUILD_SLICE):
-        if start:
-            time.sleep(0)
-        records.extend(record for record in map(_record_or_warn, entries[start : start + _BUILD_SLICE]) if record)
-    return records
-
-
-_BUILD_SLICE = 32
+    """The entries' records, built in one go. An event loop waiting for the GIL gets it within
+    Python's switch interval (5 ms) anyway; pausing every 32 records, as this did, only added
+    hand-offs between the threads: the proxy with its log in SQLite spent 9-11% less CPU per request
+    without them (three sets of paired rounds under wrk), with the same p99."""
+    return [record for record in map(_record_or_warn, entries) if record]
 
 
 def _write(records: list[dict[str, Any]]) -> None:
