@@ -9,11 +9,11 @@ percentile columns of their live calls in the order of the groups.
 
 from __future__ import annotations
 
-import operator
 from itertools import repeat
 from typing import Any
 
 from llmkit.calllog.query import _PERCENTILE_SOURCES, EXACT_FILTERS, LIST_FILTERS, summary_columns
+from llmkit.calllog.store import matching
 
 __all__ = ["NEEDED", "filterable", "grouped", "needed", "table"]
 
@@ -47,19 +47,10 @@ def _passing(columns: dict[str, Any], filters: Any) -> dict[str, Any]:
     """The rows of ``columns`` that pass ``filters``."""
     import numpy as np
 
-    rows = len(next(iter(columns.values())))
-    keep = np.ones(rows, dtype=bool)
-    for name in LIST_FILTERS:
-        if filters.get(name) is not None:
-            keep &= np.fromiter(map(frozenset(filters[name]).__contains__, columns[name]), bool, rows)
-    for name in EXACT_FILTERS:
-        if filters.get(name) is not None:  # operator.eq, not str.__eq__: NotImplemented would be true
-            keep &= np.fromiter(map(operator.eq, columns[name], repeat(filters[name])), bool, rows)
-    if filters.get("since") is not None:
-        keep &= _floats(columns["started_at"]) >= float(filters["since"])
-    if filters.get("until") is not None:
-        keep &= _floats(columns["started_at"]) < float(filters["until"])
-    index = np.flatnonzero(keep)
+    passing = matching(columns, filters)
+    if passing is None:  # filters that are all None
+        return columns
+    index = np.array(passing, dtype=np.intp)
     return {
         name: _floats(values)[index] if not isinstance(values, list) else list(map(values.__getitem__, index.tolist()))
         for name, values in columns.items()

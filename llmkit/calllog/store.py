@@ -21,7 +21,7 @@ import gc
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic_core import to_json
@@ -42,6 +42,7 @@ __all__ = [
     "decode_columns",
     "encode_json",
     "encode_row",
+    "matching",
     "records_of",
     "split_tags",
     "tag_matcher",
@@ -296,7 +297,7 @@ class MemoryStore:
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         with self._lock:
             self._absorb()
-            index: Sequence[int] | None = _matching(self._columns, filters)
+            index: Sequence[int] | None = matching(dict(zip(COLUMNS, self._columns, strict=True)), filters)
             if last is not None:
                 index = (index if index is not None else range(len(self._columns[0])))[-last:]
             if index is None:
@@ -306,7 +307,7 @@ class MemoryStore:
     def count(self, filters: Filters) -> int:
         with self._lock:
             self._absorb()
-            index = _matching(self._columns, filters)
+            index = matching(dict(zip(COLUMNS, self._columns, strict=True)), filters)
             return len(self._columns[0]) if index is None else len(index)
 
     def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
@@ -358,16 +359,14 @@ class MemoryStore:
         pass
 
 
-_INDEX = {name: COLUMNS.index(name) for name in COLUMNS}
-
-
-def _matching(columns: list[list[Any]], filters: Filters) -> list[int] | None:
-    """The positions of the rows of ``columns`` that pass every filter; None when there are no filters."""
+def matching(columns: Mapping[str, Sequence[Any]], filters: Filters) -> list[int] | None:
+    """The positions of the rows of ``columns`` (by name; those the filters look at are enough) that
+    pass every filter, as the SQL stores apply them; None when there are no filters."""
     index: Iterable[int] | None = None
 
     def narrow(name: str, keep: Callable[[Any], bool]) -> None:
         nonlocal index
-        values = columns[_INDEX[name]]
+        values = columns[name]
         index = [i for i in (range(len(values)) if index is None else index) if keep(values[i])]
 
     for name in LIST_FILTERS:
