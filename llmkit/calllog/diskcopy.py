@@ -23,11 +23,11 @@ import os
 import sys
 import tempfile
 from array import array
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-__all__ = ["Copy", "load", "path_for", "remove", "save"]
+__all__ = ["Copy", "doubles", "load", "path_for", "remove", "save"]
 
 _MAGIC = b"llmkit-read-copy 1\n"
 _MAX_HEADER = 1 << 20  # a header is a few kilobytes: a longer first line is not one
@@ -61,7 +61,7 @@ def save(path: Path, copy: Copy, by_identity: Iterable[str], numbers: Collection
     parts: list[bytes] = []
     for name, values in copy.columns.items():
         if name in numbers and not isinstance(values, array):
-            values = _doubles(values)
+            values = doubles(values)
         column, sections = _encoded(values, name in by_identity)
         header["columns"].append({"name": name, **column, "lengths": [len(s) for s in sections]})
         parts.extend(sections)
@@ -153,7 +153,7 @@ def _read(f: BinaryIO, size: int, only: Collection[str] | None) -> Copy | None:
     return Copy(columns, int(header["seq"]), str(header["last_call_id"]))
 
 
-def _doubles(values: list[Any]) -> array:
+def doubles(values: Sequence[Any]) -> array:
     """Numbers and None as an array of doubles, NaN for None (in C with numpy, when it is there)."""
     try:
         import numpy as np

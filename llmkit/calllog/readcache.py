@@ -38,7 +38,6 @@ SHARED = frozenset(
 )
 #: The smallest copy written to disk: a smaller log reads back from SQLite in a fraction of a second.
 DISK_MIN_ROWS = 50_000
-_NAN = float("nan")
 _STARTED = COLUMNS.index("started_at")
 _CALL_ID = COLUMNS.index("call_id")
 
@@ -126,20 +125,14 @@ class ReadCache:
         if self.disk is None or not self.max_rows or not from_disk:
             return None
         copy = diskcopy.load(self.disk, only=names)
-        if copy is None or set(copy.columns) != names:
-            return None
-        kept, _, call_id = count_up_to(copy.seq)
-        if kept != len(next(iter(copy.columns.values()))) or call_id != copy.last_call_id:
+        if copy is None or set(copy.columns) != names or not _is_the_logs(copy, count_up_to(copy.seq)):
             return None
         ordered = sorted(names)
         seqs, *fresh = columns_after(copy.seq, ordered) or [[]]
         out = dict(copy.columns)
         if seqs:
             for name, values in zip(ordered, fresh, strict=True):
-                if name in NUMBERS:
-                    out[name].extend([_NAN if v is None else v for v in values])
-                else:
-                    out[name].extend(values)
+                out[name].extend(diskcopy.doubles(values) if name in NUMBERS else values)
         return out
 
     def _refresh(
@@ -172,16 +165,17 @@ class ReadCache:
         if copy is None or set(copy.columns) != set(COLUMNS):
             return None
         counts = count_up_to(copy.seq)
-        kept, total, call_id = counts
-        rows = len(copy.columns["call_id"])
-        if kept != rows or call_id != copy.last_call_id or total > self.max_rows:
-            if call_id is not None and (call_id != copy.last_call_id or kept != rows):
+        if not _is_the_logs(copy, counts):
+            if counts[2] is not None:
                 # another log's, or holding calls deleted since (which should not outlive them on
                 # disk): removed now, written again by this read if the log is large enough
                 diskcopy.remove(self.disk)
             return None
+        if counts[1] > self.max_rows:
+            return None
         self._columns = {name: copy.columns[name] for name in COLUMNS}
-        self._seq, self._seq_call_id, self._ordered, self._on_disk = copy.seq, copy.last_call_id, True, rows
+        self._seq, self._seq_call_id, self._ordered = copy.seq, copy.last_call_id, True
+        self._on_disk = len(self)
         return counts
 
     def save(self) -> None:
@@ -222,7 +216,7 @@ class ReadCache:
         for name, column in zip(COLUMNS, columns, strict=True):
             values = self._columns[name]
             if name in NUMBERS:
-                values.extend([_NAN if v is None else v for v in column])
+                values.extend(diskcopy.doubles(column))
             elif name in SHARED:
                 values.extend(map(share, column, column))
             else:
@@ -236,6 +230,13 @@ class ReadCache:
         for name, values in self._columns.items():
             self._columns[name] = _copy(values, order)
         self._ordered = True
+
+
+def _is_the_logs(copy: diskcopy.Copy, counts: tuple[int, int, str | None]) -> bool:
+    """Whether a copy on disk is this log's, and the log still holds every row of it: ``counts`` is
+    ``count_up_to(copy.seq)`` (rows up to its last one, rows in all, that row's call id)."""
+    kept, _, call_id = counts
+    return kept == len(next(iter(copy.columns.values()))) and call_id == copy.last_call_id
 
 
 def plain(columns: dict[str, Any]) -> dict[str, Any]:
