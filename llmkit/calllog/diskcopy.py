@@ -12,7 +12,8 @@ half of one, and holds nothing the log does not (values hidden with ``secrets.hi
 before the log was written).
 
 Layout: a first line ``llmkit-read-copy <version>``, a second line of JSON (the rows, the log's
-last ``seq`` and its call id, and each column's kind and byte lengths), then each column's bytes.
+last ``seq`` and its call id, and each column's kind and byte lengths), then each row's ``seq`` as
+64-bit integers, then each column's bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 __all__ = ["Copy", "doubles", "load", "path_for", "remove", "save"]
 
-_MAGIC = b"llmkit-read-copy 1\n"
+_MAGIC = b"llmkit-read-copy 2\n"
 _MAX_HEADER = 1 << 20  # a header is a few kilobytes: a longer first line is not one
 _SAMPLE = 2000  # rows looked at, spread over a column, to tell whether its texts repeat
 
@@ -38,6 +39,7 @@ class Copy(NamedTuple):
     columns: dict[str, Any]  # array("d") for numbers, lists for the rest, as ReadCache keeps them, in order
     seq: int  # the log's last row in the copy
     last_call_id: str  # that row's call id: a copy of another log with as many rows is not this one's
+    seqs: array  # each row's seq (array("q")), in the columns' order: which rows a late commit adds
 
 
 def path_for(log: Path) -> Path:
@@ -58,7 +60,7 @@ def save(path: Path, copy: Copy, by_identity: Iterable[str], numbers: Collection
         "byteorder": sys.byteorder,
         "columns": [],
     }
-    parts: list[bytes] = []
+    parts: list[bytes] = [array("q", copy.seqs).tobytes()]
     for name, values in copy.columns.items():
         if name in numbers and not isinstance(values, array):
             values = doubles(values)
@@ -125,8 +127,10 @@ def _read(f: BinaryIO, size: int, only: Collection[str] | None) -> Copy | None:
     if header["byteorder"] != sys.byteorder:
         return None
     rows = header["rows"]
-    if f.tell() + sum(sum(column["lengths"]) for column in header["columns"]) != size:
+    seqs = array("q")
+    if f.tell() + seqs.itemsize * rows + sum(sum(column["lengths"]) for column in header["columns"]) != size:
         return None  # cut short, or longer than written
+    seqs.frombytes(f.read(seqs.itemsize * rows))
     columns: dict[str, Any] = {}
     for column in header["columns"]:
         if only is not None and column["name"] not in only:
@@ -150,7 +154,7 @@ def _read(f: BinaryIO, size: int, only: Collection[str] | None) -> Copy | None:
         if len(values) != rows:
             return None
         columns[column["name"]] = values
-    return Copy(columns, int(header["seq"]), str(header["last_call_id"]))
+    return Copy(columns, int(header["seq"]), str(header["last_call_id"]), seqs)
 
 
 def doubles(values: Sequence[Any]) -> array:

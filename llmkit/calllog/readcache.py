@@ -12,6 +12,11 @@ A log of at least ``DISK_MIN_ROWS`` calls is also copied to a file beside it (``
 first unfiltered read on, again each time it has grown by a quarter: the next unfiltered read, in this
 process or a new one, loads the file and fetches only the rows written since, instead of reading every
 row back from the database; unfiltered summaries read the columns they need from it (``colsummary``).
+
+In PostgreSQL a row can become visible after rows with a higher ``seq`` (its transaction took its seq
+first and committed later): a store that says so (``rows_missing``) has such late rows added to the
+copy, found by the seqs the copy keeps of its rows; any other change to rows the copy holds makes it
+read the log again whole.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from typing import Any
 from llmkit.calllog import diskcopy
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 
-__all__ = ["NUMBERS", "ReadCache", "plain"]
+__all__ = ["NUMBERS", "ReadCache", "RowsMissing", "plain"]
+
+#: ``rows_missing(seq, seqs)``: the rows up to ``seq`` that are not among ``seqs`` (see ReadCache.read).
+RowsMissing = Callable[[int, "array[int]"], list]
 
 #: Columns kept as floats, NaN for null.
 NUMBERS = frozenset(
@@ -53,6 +61,7 @@ class ReadCache:
         self._shared: dict[Any, Any] = {}
         self._seq = 0  # the last row kept
         self._seq_call_id = ""  # its call id (the newest written, not the newest started)
+        self._seqs = array("q")  # each kept row's seq, in the columns' order
         self._ordered = True
         self._unfiltered_reads = 0
         self._on_disk = 0  # rows in the copy this process last wrote (or loaded)
@@ -63,22 +72,27 @@ class ReadCache:
         return len(self._columns["call_id"]) if self._columns is not None else 0
 
     def read(
-        self, count_up_to: Callable[[int], tuple[int, int, str | None]], rows_after: Callable[[int], list]
+        self,
+        count_up_to: Callable[[int], tuple[int, int, str | None]],
+        rows_after: Callable[[int], list],
+        rows_missing: RowsMissing | None = None,
     ) -> dict[str, Any] | None:
         """The whole log's columns (numbers as NaN-for-null arrays), or None when it is not kept.
 
         ``count_up_to(seq)`` gives (rows with seq <= it, rows in all, the call id of the row ``seq``);
         ``rows_after(seq)`` the decoded columns of the rows written after it, ``seq`` first, in any
-        order (in start order saves sorting them); both in one snapshot.
+        order (in start order saves sorting them); ``rows_missing(seq, seqs)``, from a store whose
+        rows can become visible out of seq order, those with seq <= ``seq`` that are not among
+        ``seqs``, as ``rows_after`` gives them; all in one snapshot.
         """
         self._unfiltered_reads += 1
         self._keep = self._unfiltered_reads >= 2  # one read is no reason to keep a copy in memory
-        counts = self._load(count_up_to) if self._columns is None else None
+        counts = self._load(count_up_to, rows_missing) if self._columns is None else None
         if self._columns is None and not self._keep:
             if not self._worth_writing(counts or count_up_to(0)):
                 return None
             return self._as_read(rows_after)
-        if not self._refresh(count_up_to, rows_after, counts):
+        if not self._refresh(count_up_to, rows_after, rows_missing, counts):
             return None
         if self._columns is None:
             return {name: [] for name in COLUMNS}
@@ -98,7 +112,7 @@ class ReadCache:
             return None
         newest = seqs.index(max(seqs))
         columns = dict(zip(COLUMNS, fresh, strict=True))
-        self._unkept = diskcopy.Copy(columns, seqs[newest], fresh[_CALL_ID][newest])
+        self._unkept = diskcopy.Copy(columns, seqs[newest], fresh[_CALL_ID][newest], array("q", seqs))
         return dict(columns)
 
     def _worth_writing(self, counts: tuple[int, int, str | None]) -> bool:
@@ -112,6 +126,7 @@ class ReadCache:
         rows_after: Callable[[int], list],
         columns_after: Callable[[int, list[str]], list],
         from_disk: bool = True,
+        rows_missing: RowsMissing | None = None,
     ) -> dict[str, Any] | None:
         """The columns ``names`` of the whole log, in no particular order of rows, for a summary: from
         the copy in memory brought up to date, else from the copy on disk (only those columns) and
@@ -119,7 +134,7 @@ class ReadCache:
         copy is there, or only the one on disk and not ``from_disk``. Reading them does not count as an
         unfiltered read."""
         if self._columns is not None:
-            if not self._refresh(count_up_to, rows_after) or self._columns is None:
+            if not self._refresh(count_up_to, rows_after, rows_missing) or self._columns is None:
                 return None
             return {name: self._columns[name] for name in names}
         if self.disk is None or not self.max_rows or not from_disk:
@@ -139,33 +154,44 @@ class ReadCache:
         self,
         count_up_to: Callable[[int], tuple[int, int, str | None]],
         rows_after: Callable[[int], list],
+        rows_missing: RowsMissing | None,
         counts: tuple[int, int, str | None] | None = None,
     ) -> bool:
         """Bring the copy up to date with the log (``counts``: ``count_up_to(seq)`` already made for
         the copy's last row); False when the log is too large to keep."""
-        kept, total, call_id = counts or count_up_to(self._seq)
+        counts = counts or count_up_to(self._seq)
+        kept, total, _ = counts
         if total > self.max_rows:
             self._forget()
             return False
-        if kept != len(self) or (self._columns is not None and call_id != self._seq_call_id):
+        if self._columns is not None and not _holds(len(self), self._seq_call_id, counts, rows_missing is not None):
             self._forget()  # rows were deleted (the log cleared, perhaps by another process), or the file replaced
+        elif kept > len(self) and rows_missing is not None:
+            seqs, *late = rows_missing(self._seq, self._seqs) or [[]]
+            if seqs:
+                self._extend(seqs, late)
+            if len(self) != kept:  # late rows, and rows deleted too: read it all again
+                self._forget()
         seqs, *fresh = rows_after(self._seq) or [[]]
         if seqs:
-            self._extend(fresh)
+            self._extend(seqs, fresh)
             newest = seqs.index(max(seqs))
             self._seq, self._seq_call_id = seqs[newest], fresh[_CALL_ID][newest]
         return True
 
-    def _load(self, count_up_to: Callable[[int], tuple[int, int, str | None]]) -> tuple[int, int, str | None] | None:
-        """Take the copy on disk if it is this log's and the log still holds all of its rows; the
-        counts up to its last row when it is taken."""
+    def _load(
+        self, count_up_to: Callable[[int], tuple[int, int, str | None]], rows_missing: RowsMissing | None
+    ) -> tuple[int, int, str | None] | None:
+        """Take the copy on disk if it is this log's and the log still holds all of its rows (and,
+        with ``rows_missing``, perhaps rows committed late among them); the counts up to its last row
+        when it is taken."""
         if self.disk is None or not self.max_rows:
             return None
         copy = diskcopy.load(self.disk)
         if copy is None or set(copy.columns) != set(COLUMNS):
             return None
         counts = count_up_to(copy.seq)
-        if not _is_the_logs(copy, counts):
+        if not _holds(len(copy.seqs), copy.last_call_id, counts, rows_missing is not None):
             if counts[2] is not None:
                 # another log's, or holding calls deleted since (which should not outlive them on
                 # disk): removed now, written again by this read if the log is large enough
@@ -174,25 +200,30 @@ class ReadCache:
         if counts[1] > self.max_rows:
             return None
         self._columns = {name: copy.columns[name] for name in COLUMNS}
-        self._seq, self._seq_call_id, self._ordered = copy.seq, copy.last_call_id, True
+        self._seq, self._seq_call_id, self._seqs, self._ordered = copy.seq, copy.last_call_id, copy.seqs, True
         self._on_disk = len(self)
         return counts
 
-    def save(self) -> None:
+    def save(self) -> bool:
         """After a read that returned columns: write the copy to disk if it is large enough and has
-        grown by a quarter since the last time, and forget it if the read keeps none. Called by the
-        store after the read's snapshot has ended, so that a long write holds no transaction open."""
+        grown by a quarter since the last time, and forget it if the read keeps none; True when a copy
+        was written. Called by the store after the read's snapshot has ended, so that a long write
+        holds no transaction open."""
         copy, self._unkept = self._unkept, None
         if copy is None and self._columns is not None and len(self) >= max(DISK_MIN_ROWS, self._on_disk * 5 // 4):
-            copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id)
+            copy = diskcopy.Copy(self._columns, self._seq, self._seq_call_id, self._seqs)
+        written = False
         if copy is not None and self.disk is not None:
             self._on_disk = len(copy.columns["call_id"])  # tried at this size: not again on every read
             try:
+                self.disk.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 diskcopy.save(self.disk, copy, by_identity=JSON_COLUMNS, numbers=NUMBERS)
+                written = True
             except (OSError, TypeError, ValueError):
                 pass  # a folder we may not write, a full disk, a value JSON cannot hold: reads stay as they were
         if not self._keep:
             self._forget()
+        return written
 
     def clear(self) -> None:
         """The log was cleared: forget the copy, and remove the one on disk."""
@@ -204,9 +235,11 @@ class ReadCache:
         """Forget the copy in memory. One on disk is left to other processes: each checks it is still
         the log's before it takes it."""
         self._columns, self._seq, self._seq_call_id, self._ordered, self._on_disk = None, 0, "", True, 0
+        self._seqs = array("q")
         self._shared.clear()
 
-    def _extend(self, columns: list[Sequence[Any]]) -> None:
+    def _extend(self, seqs: Sequence[int], columns: list[Sequence[Any]]) -> None:
+        self._seqs.extend(seqs)
         if self._columns is None:
             self._columns = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
         started, new = self._columns["started_at"], columns[_STARTED]
@@ -229,14 +262,22 @@ class ReadCache:
         order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep the order written
         for name, values in self._columns.items():
             self._columns[name] = _copy(values, order)
+        self._seqs = array("q", map(self._seqs.__getitem__, order))
         self._ordered = True
 
 
 def _is_the_logs(copy: diskcopy.Copy, counts: tuple[int, int, str | None]) -> bool:
-    """Whether a copy on disk is this log's, and the log still holds every row of it: ``counts`` is
-    ``count_up_to(copy.seq)`` (rows up to its last one, rows in all, that row's call id)."""
+    """Whether a copy on disk is this log's, and the log holds its rows and no others up to its last
+    one: ``counts`` is ``count_up_to(copy.seq)`` (rows up to its last one, rows in all, that row's call id)."""
+    return _holds(len(copy.seqs), copy.last_call_id, counts, late_rows_allowed=False)
+
+
+def _holds(rows: int, last_call_id: str, counts: tuple[int, int, str | None], late_rows_allowed: bool) -> bool:
+    """Whether a copy of ``rows`` rows, the last written ``last_call_id``, is this log's and the log
+    still holds each of them: ``counts`` is ``count_up_to`` its last row's seq. More rows up to that
+    one than the copy has are late commits, which may be added to it (``late_rows_allowed``)."""
     kept, _, call_id = counts
-    return kept == len(next(iter(copy.columns.values()))) and call_id == copy.last_call_id
+    return call_id == last_call_id and (kept == rows or (late_rows_allowed and kept > rows))
 
 
 def plain(columns: dict[str, Any]) -> dict[str, Any]:
