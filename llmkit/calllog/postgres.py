@@ -7,21 +7,30 @@ go through ``pgwriter.Writer``: batches copied in with COPY, kept and retried wh
 away, never dropped. Reads run in the database, built by ``query.py`` with PostgreSQL's dialect
 (``pgsql.py``); a full read comes in pages of rows, all from one snapshot. ``search`` uses
 PostgreSQL's full-text search over each call's prompt (derived from its messages, in SQL) and response.
+
+Unfiltered reads keep a copy of the log as SQLite's store does (``readcache.py``): in memory from the
+second read, and for a large log in a file of llmkit's data folder (``log-copies``, one file per
+database and user, the four most recently written kept), so that a notebook's next read, in this
+process or a new one, fetches only the rows written since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from llmkit.calllog import query
+from llmkit.calllog import diskcopy, query
 from llmkit.calllog.pgdb import Database, RedactedURL
 from llmkit.calllog.pgsql import POSTGRES, SCHEMA, page
 from llmkit.calllog.pgwriter import BUFFER_SIZE, Writer, cleaned_value
+from llmkit.calllog.readcache import ReadCache
 from llmkit.calllog.record import COLUMNS, JSON_COLUMNS
 from llmkit.calllog.sqlite import SEARCH_MIGRATION
 from llmkit.calllog.store import (
@@ -205,6 +214,15 @@ _SEARCH = (
 )
 # Rows per page of a full read: the memory a read needs beyond its result stays bounded by a page.
 _PAGE = 100_000
+_COUNT_UP_TO = (
+    f"SELECT count(*) FILTER (WHERE seq <= %s), count(*), (SELECT call_id FROM {_CALLS} WHERE seq = %s) FROM {_CALLS}"
+)
+_ROWS_AFTER = f"SELECT seq, {_COLUMN_LIST} FROM {_CALLS} WHERE seq > %s ORDER BY started_at, seq"
+_SEQS_BETWEEN = f"SELECT seq FROM {_CALLS} WHERE seq > %s AND seq <= %s"
+_ROWS_WITH_SEQS = f"SELECT seq, {_COLUMN_LIST} FROM {_CALLS} WHERE seq = ANY(%s)"
+_LATE_WINDOW = 10_000  # the copy's newest rows, among which rows committed late are looked for first
+_COPIES = "log-copies"  # the folder of the copies of PostgreSQL logs, in llmkit's data folder
+_COPIES_KEPT = 4
 _STARTED = COLUMNS.index("started_at")
 _JSON_INDEXES = tuple(COLUMNS.index(name) for name in JSON_COLUMNS)
 _SUMMARY_WORK_MEM = "256MB"  # percentiles sort a column per group; in memory, not on disk
@@ -257,14 +275,26 @@ class PostgresStore:
 
     ``buffer_size`` records wait in memory while the database is unreachable; older ones go to a
     SQLite file in ``spill_dir`` (the folder of ``LLMKIT_LOG_PATH`` by default), named in a warning.
+    ``read_cache_rows`` is the largest log whose copy is kept for repeated unfiltered reads, in memory
+    and, from ``readcache.DISK_MIN_ROWS`` calls, in ``spill_dir``'s ``log-copies`` folder; 0 for none.
     """
 
-    def __init__(self, url: str, *, buffer_size: int = BUFFER_SIZE, spill_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        buffer_size: int = BUFFER_SIZE,
+        spill_dir: str | Path | None = None,
+        read_cache_rows: int = 1_000_000,
+    ) -> None:
         self.database = Database(url, MIGRATIONS)
         if spill_dir is None:
             from llmkit.calllog.config import default_path
 
             spill_dir = default_path().parent
+        self._copies = Path(spill_dir).expanduser() / _COPIES
+        self._cache = ReadCache(read_cache_rows, disk=self._copies / _copy_name(self.database.url.url))
+        self._read_lock = threading.Lock()
         self._writer = Writer(
             self.database.connect,
             _insert_records,
@@ -273,7 +303,7 @@ class PostgresStore:
             spill_dir=Path(spill_dir).expanduser(),
             buffer_size=buffer_size,
         )
-        self._cache: Any = None  # the response cache's store, once asked for
+        self._response_cache: Any = None  # the response cache's store, once asked for
 
     def __str__(self) -> str:
         return str(self.database.url)
@@ -309,33 +339,35 @@ class PostgresStore:
         self._written()
         with self.database.connection() as conn:
             conn.execute(f"TRUNCATE {_CALLS}, {SCHEMA}.annotations")
+        with self._read_lock:
+            self._cache.clear()
 
     def close(self) -> None:
         self._writer.close()
-        if self._cache is not None:
-            self._cache.close()  # answers on their way are written first
+        if self._response_cache is not None:
+            self._response_cache.close()  # answers on their way are written first
         self.database.close()
 
     # -- reading --------------------------------------------------------------------------------------
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         self._written()
-        with self.database.connection() as conn, collector_paused():
-            cursor = conn.cursor(binary=True)
-            if last is not None:
-                rows = cursor.execute(*query.select_calls(filters, last, POSTGRES)).fetchall()
-                return _as_columns(list(zip(*rows, strict=False)))
-            columns: list[list] = [[] for _ in COLUMNS]
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
-                after = None
-                while True:
-                    rows = cursor.execute(*page(filters, after, _PAGE)).fetchall()
-                    if rows:  # seq first, then COLUMNS
-                        for column, values in zip(columns, list(zip(*rows, strict=True))[1:], strict=True):
-                            column.extend(values)
-                    if len(rows) < _PAGE:
-                        return _as_columns(columns)
-                    after = (rows[-1][1 + _STARTED], rows[-1][0])
+        with self._read_lock, collector_paused():
+            with self.database.connection() as conn:
+                cursor = conn.cursor(binary=True)
+                if last is not None:
+                    rows = cursor.execute(*query.select_calls(filters, last, POSTGRES)).fetchall()
+                    return _as_columns(list(zip(*rows, strict=False)))
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
+                    if not filters:
+                        snapshot = _Snapshot(cursor)
+                        kept = self._cache.read(snapshot.count_up_to, snapshot.rows_after, snapshot.rows_missing)
+                    if filters or kept is None:
+                        return _as_columns(_pages(cursor, filters)[1:])
+            # the copy is written once the snapshot has ended and the connection is back in the pool
+            if self._cache.save():
+                _keep_newest(self._copies, _COPIES_KEPT)
+            return kept
 
     def count(self, filters: Filters) -> int:
         self._written()
@@ -389,9 +421,9 @@ class PostgresStore:
         """The response cache's store, in this database, on this store's connections (``cache/backend.py``)."""
         from llmkit.cache.postgres import PostgresCacheStore
 
-        if self._cache is None:
-            self._cache = PostgresCacheStore(self.database)
-        return self._cache
+        if self._response_cache is None:
+            self._response_cache = PostgresCacheStore(self.database)
+        return self._response_cache
 
 
 class WorkerOpener:
@@ -414,6 +446,75 @@ class WorkerOpener:
 
     def __hash__(self) -> int:
         return hash(self._url)
+
+
+class _Snapshot:
+    """What the read cache asks the database (``ReadCache.read``), on one cursor in one snapshot."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def count_up_to(self, seq: int) -> tuple[int, int, str | None]:
+        counts: tuple[int, int, str | None] = self.cursor.execute(_COUNT_UP_TO, (seq, seq)).fetchone()
+        return counts
+
+    def rows_after(self, seq: int) -> list:
+        columns: Sequence[Sequence[Any]]
+        if seq:
+            columns = list(zip(*self.cursor.execute(_ROWS_AFTER, (seq,)).fetchall(), strict=False))
+        else:  # the whole log, in pages, in start order (which spares the cache a sort)
+            columns = _pages(self.cursor, Filters())
+        return [list(columns[0]), *decode_columns(columns[1:])] if columns and columns[0] else []
+
+    def rows_missing(self, seq: int, seqs: array) -> list:
+        """The rows up to ``seq`` not among ``seqs``: those committed after rows with higher seqs were
+        read. Nearly always among the newest, so those are compared first, then all."""
+        floor = min(seqs[-_LATE_WINDOW:], default=0) if len(seqs) > _LATE_WINDOW else 0
+        known = {value for value in seqs if value > floor} if floor else set(seqs)
+        there = self.cursor.execute(_SEQS_BETWEEN, (floor, seq)).fetchall()
+        missing = [value for (value,) in there if value not in known]
+        if not missing and floor:
+            there = self.cursor.execute(_SEQS_BETWEEN, (0, seq)).fetchall()
+            known = set(seqs)
+            missing = [value for (value,) in there if value not in known]
+        if not missing:
+            return []
+        columns = list(zip(*self.cursor.execute(_ROWS_WITH_SEQS, (missing,)).fetchall(), strict=False))
+        return [list(columns[0]), *decode_columns(columns[1:])]
+
+
+def _pages(cursor: Any, filters: Filters) -> list[list]:
+    """The calls matching ``filters`` in start order, as columns, ``seq`` first, then ``COLUMNS``
+    (encoded), read a page at a time."""
+    columns: list[list] = [[] for _ in range(1 + len(COLUMNS))]
+    after = None
+    while True:
+        rows = cursor.execute(*page(filters, after, _PAGE)).fetchall()
+        if rows:
+            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+                column.extend(values)
+        if len(rows) < _PAGE:
+            return columns
+        after = (rows[-1][1 + _STARTED], rows[-1][0])
+
+
+def _copy_name(url: str) -> str:
+    """The file name of a database's copy: the same for every URL that reaches it as the same user,
+    and no part of the URL in clear (nor its password in any form)."""
+    parts = psycopg.conninfo.conninfo_to_dict(url)
+    where = "\n".join(str(parts.get(key, "")) for key in ("host", "port", "dbname", "user"))
+    return hashlib.sha256(where.encode()).hexdigest()[:32] + ".columns"
+
+
+def _keep_newest(folder: Path, count: int) -> None:
+    """Remove all but the ``count`` most recently written copies in ``folder``: a copy of a database
+    no longer read does not stay on disk for ever."""
+    try:
+        copies = sorted(folder.glob("*.columns"), key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for stale in copies[count:]:
+        diskcopy.remove(stale)
 
 
 def _insert_records(conn: Any, records: list[dict[str, Any]]) -> None:
