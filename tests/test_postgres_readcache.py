@@ -9,11 +9,12 @@ import sys
 import textwrap
 import uuid
 
+import pandas as pd
 import psycopg
 import pytest
-from test_calllog_query import NOW, calls
+from test_calllog_query import NOW, cache_only, calls
 
-from llmkit.calllog import diskcopy, readcache
+from llmkit.calllog import diskcopy, frame, query, readcache
 from llmkit.calllog.store import Filters, records_of
 
 
@@ -243,3 +244,50 @@ def test_filtered_reads_and_last_go_to_the_database(pg_url, tmp_path, watched):
     assert model == [r for r in everything if r["model"] == "acme/small"]
     assert newest == everything[-5:]
     store.close()
+
+
+def summary_in_sql(url, folder, by, filters=None):
+    store = open_store(url, folder, read_cache_rows=0)
+    try:
+        return frame.summary_table(store.summary(Filters(filters or {}), by), by)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("by", query.GROUP_COLUMNS)
+def test_a_summary_from_the_copy_in_memory_or_on_disk_is_the_one_postgresql_makes(pg_url, tmp_path, monkeypatch, by):
+    from llmkit.calllog import colsummary
+
+    made = []
+    grouped = colsummary.grouped
+    monkeypatch.setattr(colsummary, "grouped", lambda *args: made.append(args[0]) or grouped(*args))
+    records = [*calls(60), *cache_only()]
+    for i, record in enumerate(records):
+        record["finish_reason"] = ("stop", "length", None)[i % 3]
+        record["error_type"] = None if record["status"] == "ok" else ("RateLimitError", "Timeout")[i % 2]
+    store = open_store(pg_url, tmp_path)
+    store.write(records[:45])
+    store.read(Filters())
+    store.read(Filters())  # a copy in memory, and on disk
+    later = [dict(r, call_id=f"d{i:031x}", cache_hit=False, status_code=500) for i, r in enumerate(records[45:])]
+    store.write(later)  # rows the copies do not hold yet
+    expected = summary_in_sql(pg_url, tmp_path, by)
+    assert len(expected) > 0 and made == []
+    from_memory = frame.summary_table(store.summary(Filters(), by), by)
+    assert made == [by]
+    pd.testing.assert_frame_equal(from_memory, expected, check_index_type=False, rtol=1e-12)
+    filtered = {"model": ("acme/small", "other/fast"), "since": NOW - 3000}
+    pd.testing.assert_frame_equal(
+        frame.summary_table(store.summary(Filters(filtered), by), by),
+        summary_in_sql(pg_url, tmp_path, by, filtered),
+        check_index_type=False,
+        rtol=1e-12,
+    )
+    assert made == [by, by]
+    store.close()
+
+    fresh = open_store(pg_url, tmp_path)  # a new process: only the copy on disk, of the first 45 calls
+    from_disk = frame.summary_table(fresh.summary(Filters(), by), by)
+    assert len(fresh._cache) == 0 and made == [by, by, by]
+    pd.testing.assert_frame_equal(from_disk, expected, check_index_type=False, rtol=1e-12)
+    fresh.close()

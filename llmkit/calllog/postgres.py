@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from llmkit.calllog import diskcopy, query
+from llmkit.calllog import colsummary, diskcopy, query
 from llmkit.calllog.pgdb import Database, RedactedURL
 from llmkit.calllog.pgsql import POSTGRES, SCHEMA, page
 from llmkit.calllog.pgwriter import BUFFER_SIZE, Writer, cleaned_value
@@ -220,6 +220,7 @@ _COUNT_UP_TO = (
 _ROWS_AFTER = f"SELECT seq, {_COLUMN_LIST} FROM {_CALLS} WHERE seq > %s ORDER BY started_at, seq"
 _SEQS_BETWEEN = f"SELECT seq FROM {_CALLS} WHERE seq > %s AND seq <= %s"
 _ROWS_WITH_SEQS = f"SELECT seq, {_COLUMN_LIST} FROM {_CALLS} WHERE seq = ANY(%s)"
+_ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _LATE_WINDOW = 10_000  # the copy's newest rows, among which rows committed late are looked for first
 _COPIES = "log-copies"  # the folder of the copies of PostgreSQL logs, in llmkit's data folder
 _COPIES_KEPT = 4
@@ -358,7 +359,7 @@ class PostgresStore:
                     rows = cursor.execute(*query.select_calls(filters, last, POSTGRES)).fetchall()
                     return _as_columns(list(zip(*rows, strict=False)))
                 with conn.transaction():
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
+                    conn.execute(_ONE_SNAPSHOT)
                     if not filters:
                         snapshot = _Snapshot(cursor)
                         kept = self._cache.read(snapshot.count_up_to, snapshot.rows_after, snapshot.rows_missing)
@@ -375,8 +376,15 @@ class PostgresStore:
             return int(conn.execute(*query.count_calls(filters, POSTGRES)).fetchone()[0])
 
     def summary(self, filters: Filters, by: str = "model") -> dict[str, list]:
-        """Columns ``by`` and ``query.SUMMARY_COLUMNS``, all computed by the database."""
+        """Columns ``by`` and ``query.SUMMARY_COLUMNS``, computed by the database; or, when the read
+        cache holds the log's columns, from them (``colsummary``), as the SQLite store does: the copy
+        in memory serves filtered summaries too (all filters but ``tags``), the one on disk unfiltered ones."""
         self._written()
+        query.check_group(by)
+        if colsummary.filterable(filters):
+            columns = self._columns_for_summary(colsummary.needed(by, filters), from_disk=not filters)
+            if columns is not None:
+                return colsummary.table(by, columns, filters)
         sql, args = query.summary(by, filters, POSTGRES)
         with self.database.connection() as conn:
             with conn.transaction():
@@ -386,6 +394,20 @@ class PostgresStore:
         if not rows:
             return {name: [] for name in names}
         return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+
+    def _columns_for_summary(self, names: set[str], from_disk: bool) -> dict[str, Any] | None:
+        with self._read_lock, collector_paused(), self.database.connection() as conn:
+            with conn.transaction():
+                conn.execute(_ONE_SNAPSHOT)
+                snapshot = _Snapshot(conn.cursor(binary=True))
+                return self._cache.columns(
+                    names,
+                    snapshot.count_up_to,
+                    snapshot.rows_after,
+                    snapshot.columns_after,
+                    from_disk=from_disk,
+                    rows_missing=snapshot.rows_missing,
+                )
 
     def search(self, text: str, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` calls whose prompt or response has every word of ``text``, newest first."""
@@ -465,6 +487,11 @@ class _Snapshot:
         else:  # the whole log, in pages, in start order (which spares the cache a sort)
             columns = _pages(self.cursor, Filters())
         return [list(columns[0]), *decode_columns(columns[1:])] if columns and columns[0] else []
+
+    def columns_after(self, seq: int, names: list[str]) -> list:
+        """The columns ``names`` (none of them JSON) of the rows after ``seq``, ``seq`` first."""
+        sql = f"SELECT seq, {', '.join(map(POSTGRES.name, names))} FROM {_CALLS} WHERE seq > %s"
+        return [list(column) for column in zip(*self.cursor.execute(sql, (seq,)).fetchall(), strict=False)]
 
     def rows_missing(self, seq: int, seqs: array) -> list:
         """The rows up to ``seq`` not among ``seqs``: those committed after rows with higher seqs were
