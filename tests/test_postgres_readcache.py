@@ -291,3 +291,61 @@ def test_a_summary_from_the_copy_in_memory_or_on_disk_is_the_one_postgresql_make
     assert len(fresh._cache) == 0 and made == [by, by, by]
     pd.testing.assert_frame_equal(from_disk, expected, check_index_type=False, rtol=1e-12)
     fresh.close()
+
+
+def test_reads_while_two_writers_commit_out_of_seq_order_see_each_call_once(pg_url, tmp_path, watched):
+    """Two writers hold their transactions open a while, so rows become visible out of seq order, while
+    readers (one keeping its copy, and new stores taking the copy on disk the others rewrite) read the
+    whole log again and again: each read holds every call seen before, once, in start order."""
+    import random
+    import threading
+    import time
+
+    from llmkit.calllog.postgres import _COLUMN_LIST, database_row
+
+    seeded = open_store(pg_url, tmp_path)
+    seeded.write(calls(30))
+    seeded.read(Filters())
+    seeded.close()
+    stop = threading.Event()
+    placeholders = ", ".join(["%s"] * len(_COLUMN_LIST.split(", ")))
+    insert = f"INSERT INTO llmkit.calls ({_COLUMN_LIST}) VALUES ({placeholders})"
+
+    def write(name):
+        rng = random.Random(name)
+        with psycopg.connect(pg_url) as conn:
+            n = 0
+            while not stop.is_set():
+                with conn.transaction():
+                    for i, record in enumerate(calls(3)):
+                        row = dict(record, call_id=f"{name}{n:09d}{i:021x}", started_at=NOW + n + i)
+                        conn.execute(insert, database_row(row))
+                    time.sleep(rng.uniform(0, 0.01))  # seqs taken, not visible yet
+                n += 1
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    log = watched()
+    keeper = open_store(pg_url, tmp_path)
+    seen: set = set()
+    try:
+        for round_ in range(40):
+            store = keeper if round_ % 2 else open_store(pg_url, tmp_path)
+            columns = store.read(Filters())
+            ids = columns["call_id"]
+            assert len(ids) == len(set(ids))  # every call once
+            assert seen <= set(ids)  # none lost since the last read
+            assert list(columns["started_at"]) == sorted(columns["started_at"])
+            seen = set(ids)
+            if store is not keeper:
+                store.close()
+            time.sleep(0.005)
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    assert records_of(keeper.read(Filters())) == database(pg_url, tmp_path)
+    assert any(kind == "missing" for kind, _ in log)  # rows did commit late, and were added
+    assert sum(1 for kind, seq in log if kind == "after" and seq > 0) >= 20
+    keeper.close()

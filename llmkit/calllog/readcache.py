@@ -22,6 +22,7 @@ read the log again whole.
 from __future__ import annotations
 
 import itertools
+import operator
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -239,12 +240,12 @@ class ReadCache:
         self._shared.clear()
 
     def _extend(self, seqs: Sequence[int], columns: list[Sequence[Any]]) -> None:
-        self._seqs.extend(seqs)
         if self._columns is None:
             self._columns = {name: array("d") if name in NUMBERS else [] for name in COLUMNS}
         started, new = self._columns["started_at"], columns[_STARTED]
-        if (started and new[0] < started[-1]) or any(a > b for a, b in itertools.pairwise(new)):
+        if started and (new[0], seqs[0]) < (started[-1], self._seqs[-1]) or not _in_order(new, seqs):
             self._ordered = False
+        self._seqs.extend(seqs)
         share = self._shared.setdefault
         for name, column in zip(COLUMNS, columns, strict=True):
             values = self._columns[name]
@@ -258,12 +259,28 @@ class ReadCache:
     def _order(self) -> None:
         if self._ordered or self._columns is None:
             return
-        started = self._columns["started_at"]
-        order = sorted(range(len(started)), key=started.__getitem__)  # stable: ties keep the order written
+        order = _log_order(self._columns["started_at"], self._seqs)
         for name, values in self._columns.items():
             self._columns[name] = _copy(values, order)
         self._seqs = array("q", map(self._seqs.__getitem__, order))
         self._ordered = True
+
+
+def _in_order(started: Sequence[float], seqs: Sequence[int]) -> bool:
+    """Whether rows are in the log's order: by start time, then seq (as the database reads them)."""
+    this, following = itertools.tee(zip(started, seqs, strict=True))
+    next(following, None)
+    return all(map(operator.le, this, following))
+
+
+def _log_order(started: Sequence[float], seqs: Sequence[int]) -> list[int]:
+    """The positions of rows in the log's order: by start time, then seq."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with the dataframe extra
+        return sorted(range(len(started)), key=lambda i: (started[i], seqs[i]))
+    order: list[int] = np.lexsort((np.asarray(seqs), np.asarray(started))).tolist()
+    return order
 
 
 def _is_the_logs(copy: diskcopy.Copy, counts: tuple[int, int, str | None]) -> bool:
