@@ -352,23 +352,31 @@ class PostgresStore:
     # -- reading --------------------------------------------------------------------------------------
     def read(self, filters: Filters, last: int | None = None) -> dict[str, list]:
         self._written()
-        with self._read_lock, collector_paused():
-            with self.database.connection() as conn:
-                cursor = conn.cursor(binary=True)
-                if last is not None:
-                    rows = cursor.execute(*query.select_calls(filters, last, POSTGRES)).fetchall()
-                    return _as_columns(list(zip(*rows, strict=False)))
-                with conn.transaction():
-                    conn.execute(_ONE_SNAPSHOT)
-                    if not filters:
-                        snapshot = _Snapshot(cursor)
-                        kept = self._cache.read(snapshot.count_up_to, snapshot.rows_after, snapshot.rows_missing)
-                    if filters or kept is None:
-                        return _as_columns(_pages(cursor, filters)[1:])
-            # the copy is written once the snapshot has ended and the connection is back in the pool
+        if not filters and last is None:
+            with self._read_lock, collector_paused():  # the read cache is one thread's at a time
+                kept = self._read_kept()
+                if kept is not None:
+                    return kept
+        with self.database.connection() as conn, collector_paused():
+            cursor = conn.cursor(binary=True)
+            if last is not None:
+                rows = cursor.execute(*query.select_calls(filters, last, POSTGRES)).fetchall()
+                return _as_columns(list(zip(*rows, strict=False)))
+            with conn.transaction():
+                conn.execute(_ONE_SNAPSHOT)
+                return _as_columns(_pages(cursor, filters)[1:])
+
+    def _read_kept(self) -> dict[str, Any] | None:
+        """The whole log from the read cache, or None when it keeps no copy of it."""
+        with self.database.connection() as conn:
+            with conn.transaction():
+                conn.execute(_ONE_SNAPSHOT)
+                snapshot = _Snapshot(conn.cursor(binary=True))
+                kept = self._cache.read(snapshot.count_up_to, snapshot.rows_after, snapshot.rows_missing)
+        if kept is not None:  # the copy is written once the snapshot has ended and the connection is back
             if self._cache.save():
                 _keep_newest(self._copies, _COPIES_KEPT)
-            return kept
+        return kept
 
     def count(self, filters: Filters) -> int:
         self._written()
