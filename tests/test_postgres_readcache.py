@@ -294,9 +294,11 @@ def test_a_summary_from_the_copy_in_memory_or_on_disk_is_the_one_postgresql_make
 
 
 def test_reads_while_two_writers_commit_out_of_seq_order_see_each_call_once(pg_url, tmp_path, watched):
-    """Two writers hold their transactions open a while, so rows become visible out of seq order, while
-    readers (one keeping its copy, and new stores taking the copy on disk the others rewrite) read the
-    whole log again and again: each read holds every call seen before, once, in start order."""
+    """Two connections write in turns that make rows visible out of seq order: the first takes its seqs,
+    the second commits higher ones, and only then the first commits. Meanwhile readers (one keeping its
+    copy, and new stores taking the copy on disk the others rewrite) read the whole log again and again:
+    each read holds every call seen before, once, in start order. Every fourth read is made inside such a
+    window, so late rows are certain to occur rather than left to the scheduler."""
     import random
     import threading
     import time
@@ -308,31 +310,48 @@ def test_reads_while_two_writers_commit_out_of_seq_order_see_each_call_once(pg_u
     seeded.read(Filters())
     seeded.close()
     stop = threading.Event()
+    read_wanted, window_open, read_made = threading.Event(), threading.Event(), threading.Event()
     placeholders = ", ".join(["%s"] * len(_COLUMN_LIST.split(", ")))
     insert = f"INSERT INTO llmkit.calls ({_COLUMN_LIST}) VALUES ({placeholders})"
 
-    def write(name):
-        rng = random.Random(name)
-        with psycopg.connect(pg_url) as conn:
+    def insert_calls(conn, name, n):
+        for i, record in enumerate(calls(3)):
+            row = dict(record, call_id=f"{name}{n:09d}{i:021x}", started_at=NOW + n + i)
+            conn.execute(insert, database_row(row))
+
+    def write():
+        rng = random.Random(7)
+        with psycopg.connect(pg_url) as first, psycopg.connect(pg_url, autocommit=True) as second:
             n = 0
             while not stop.is_set():
-                with conn.transaction():
-                    for i, record in enumerate(calls(3)):
-                        row = dict(record, call_id=f"{name}{n:09d}{i:021x}", started_at=NOW + n + i)
-                        conn.execute(insert, database_row(row))
-                    time.sleep(rng.uniform(0, 0.01))  # seqs taken, not visible yet
+                with first.transaction():
+                    insert_calls(first, "a", n)  # seqs taken, not visible yet
+                    insert_calls(second, "b", n)  # higher seqs, visible at once
+                    if read_wanted.is_set():
+                        read_wanted.clear()
+                        window_open.set()
+                        read_made.wait(timeout=30)
+                        read_made.clear()
+                        window_open.clear()
+                    else:
+                        time.sleep(rng.uniform(0, 0.01))
                 n += 1
 
-    writers = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
-    for writer in writers:
-        writer.start()
+    writer = threading.Thread(target=write)
+    writer.start()
     log = watched()
     keeper = open_store(pg_url, tmp_path)
     seen: set = set()
     try:
         for round_ in range(40):
             store = keeper if round_ % 2 else open_store(pg_url, tmp_path)
+            in_window = round_ % 4 == 1
+            if in_window:
+                read_wanted.set()
+                assert window_open.wait(timeout=30)
             columns = store.read(Filters())
+            if in_window:
+                read_made.set()
             ids = columns["call_id"]
             assert len(ids) == len(set(ids))  # every call once
             assert seen <= set(ids)  # none lost since the last read
@@ -343,9 +362,9 @@ def test_reads_while_two_writers_commit_out_of_seq_order_see_each_call_once(pg_u
             time.sleep(0.005)
     finally:
         stop.set()
-        for writer in writers:
-            writer.join()
+        read_made.set()
+        writer.join()
     assert records_of(keeper.read(Filters())) == database(pg_url, tmp_path)
-    assert any(kind == "missing" for kind, _ in log)  # rows did commit late, and were added
+    assert sum(kind == "missing" for kind, _ in log) >= 10  # after each read in a window, late rows added
     assert sum(1 for kind, seq in log if kind == "after" and seq > 0) >= 20
     keeper.close()
