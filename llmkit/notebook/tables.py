@@ -81,15 +81,15 @@ def record_vote(
     records: list[dict[str, Any]], kind: str, chosen: str | None, group_id: str, mapping: Any, source: str
 ) -> None:
     """Put a comparison's vote on its calls (``records``): the ``chosen`` model's call ``best`` and the
-    others ``not_best``, or all of them ``kind``; a blind comparison's ``mapping`` goes with it."""
-    labels: dict[str, list[str]] = {}
+    others ``not_best``, or all of them ``kind``; a blind comparison's ``mapping`` goes with it.
+    All in one write, so that a reader never sees half a vote."""
+    items: list[tuple[str, str, Any, str | None]] = []
     for record in records:
         label = kind if kind != "best" else ("best" if record["model"] == chosen else "not_best")
-        labels.setdefault(label, []).append(record["call_id"])
-    for label, call_ids in labels.items():
-        llmkit.calls.annotate(call_ids, VOTE, label, group_id=group_id, source=source)
+        items.append((record["call_id"], VOTE, label, group_id))
     if mapping is not None:
-        llmkit.calls.annotate([r["call_id"] for r in records], BLIND, mapping, group_id=group_id, source=source)
+        items.extend((record["call_id"], BLIND, mapping, group_id) for record in records)
+    llmkit.calls.annotate_many(items, source=source)
     from llmkit.notebook.leaderboard import refresh_leaderboards  # a vote makes no call: tell the boards
 
     refresh_leaderboards()

@@ -164,6 +164,18 @@ def test_to_dataframe_has_this_comparisons_rows_from_the_log_with_the_vote(log):
     assert set(llmkit.calllog.COLUMNS) <= set(frame.columns)
 
 
+def test_a_vote_is_written_to_the_log_in_one_write(log):
+    """Every label of a vote (best, each not_best, a blind comparison's mapping) goes in one write: a
+    reader (a leaderboard in another process) never sees half a vote. One write stamps one time."""
+    w = CompareWidget(["demo/echo", "demo/lorem", "demo/fail"], "one write", blind=True, tokens_per_second=0)
+    w.run()
+    w.vote("best", "B")
+    rows = log.annotations()
+    votes, blind = rows[rows["name"] == "vote"], rows[rows["name"] != "vote"]
+    assert sorted(votes["value"]) == ["best", "not_best", "not_best"] and len(blind) == 3
+    assert rows["created_at"].nunique() == 1 and rows["group_id"].nunique() == 1
+
+
 def test_image_mode_shows_images_in_the_panes():
     w = CompareWidget(["demo/image"], "a blue disc", image_mode=True, n=2)
     w.run()
