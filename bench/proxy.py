@@ -73,11 +73,14 @@ def start(
 ) -> tuple[subprocess.Popen, float]:
     """Start a server and wait for its first answered request; returns it and the seconds that took."""
     began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # stderr to a file, not a pipe: a server that runs for minutes and warns would fill a pipe and stop.
+    errors = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors, env=env)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     while time.perf_counter() - began < timeout:
         if process.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited: {process.stderr.read().decode()[-2000:]}")
+            errors.seek(0)
+            raise RuntimeError(f"{command[0]} exited: {errors.read().decode()[-2000:]}")
         try:
             if httpx.post(url, content=BODY, headers=HEADERS, timeout=1).status_code == 200:
                 return process, time.perf_counter() - began
@@ -112,9 +115,11 @@ def _children(pid: int) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def wrk(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
+def wrk(port: int, seconds: int, connections: int, script: Path, taskset: str | None = None) -> dict[str, float]:
+    """One wrk run; ``taskset``: the CPUs wrk may use (bench/proxy_log.py --pin), else any."""
     out = subprocess.run(
         [
+            *(["taskset", "-c", taskset] if taskset else []),
             "wrk",
             "-t1",
             f"-c{connections}",
