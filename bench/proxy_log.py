@@ -1,13 +1,21 @@
-"""What the call log costs the proxy: requests/s and p99 with the log off and on, measured in one run.
+"""What the call log costs the proxy: requests/s, p99 and server CPU with the log off and on, in one run.
 
-    python bench/proxy_log.py [--seconds 10] [--connections 32] [--rounds 3]
+    python bench/proxy_log.py [--seconds 3] [--rounds 12] [--connections 32] [--pin]
 
-Starts ``llmkit serve`` (one worker) with bench/proxy_handler.py's canned answer, as bench/proxy.py
-does, and loads it with wrk three ways, rounds interleaved: LLMKIT_LOG=off, the SQLite log (a fresh
-file in a temporary folder), and the memory log. Reports the median of the rounds and each log's
-throughput as a fraction of log-off's, and the server's CPU time per request (user + system, from
-/proc), which a loaded machine disturbs far less than req/s. Goal (issue 10): SQLite >= 0.85 of off,
-p99 <= 10 ms. Linux only (wrk, /proc).
+Starts one ``llmkit serve`` (one worker, bench/proxy_handler.py's canned answer, as bench/proxy.py
+does) per log setting: LLMKIT_LOG=off, the SQLite log (a fresh file in a temporary folder) and the
+memory log. All three stay up for the whole run, and wrk loads them in turn for ``--rounds`` short
+rounds, the order rotating each round. This machine's speed drifts from one minute to the next, so
+each setting is compared with the log-off run of its own round, seconds apart: the table gives the
+median of those per-round ratios with their quartiles, not a ratio of medians.
+
+Server CPU per request (user + system, from /proc) is split into the event loop's thread and the
+others (the log's writer, handler threads), which a loaded machine disturbs far less than req/s.
+
+``--pin`` runs the servers on CPU 0 and wrk on CPU 1 (taskset), so that the load generator never
+takes the server's CPU and the server's threads share one core's caches.
+
+Goal (issue 10): SQLite >= 0.85 of off, p99 <= 10 ms. Linux only (wrk, taskset, /proc).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,72 +33,95 @@ from pathlib import Path
 from proxy import free_port, prepare, start, stop, wrk
 
 MODES = {"off": {"LLMKIT_LOG": "off"}, "sqlite": {"LLMKIT_LOG": "sqlite"}, "memory": {"LLMKIT_LOG": "memory"}}
+SERVER_CPU, WRK_CPU = "0", "1"
 
 
-def run(mode: str, folder: Path, args: argparse.Namespace, script: Path, db: Path) -> dict:
+def start_server(mode: str, folder: Path, db: Path, pin: bool) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {**os.environ, **MODES[mode], "LLMKIT_LOG_PATH": str(db)}
     command = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1",
                "--port", str(port)]  # fmt: skip
-    saved = dict(os.environ)
-    os.environ.update(env)  # start() inherits the environment
-    try:
-        process, _ = start(command, port, folder, timeout=120)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    try:
-        wrk(port, 2, args.connections, script)  # warm-up
-        cpu = _cpu_seconds(process.pid)
-        result = wrk(port, args.seconds, args.connections, script)
-        result["cpu_us"] = (_cpu_seconds(process.pid) - cpu) * 1e6 / (result["rps"] * args.seconds)
-        return result
-    finally:
-        stop(process)
+    if pin:
+        command = ["taskset", "-c", SERVER_CPU, *command]
+    env = {**os.environ, **MODES[mode], "LLMKIT_LOG_PATH": str(db)}
+    process, _ = start(command, port, folder, timeout=120, env=env)
+    return process, port
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far: what a request costs, however loaded the machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def load(port: int, pid: int, args: argparse.Namespace, script: Path) -> dict:
+    """One wrk run against a server, with the server's CPU per request over it."""
+    before = thread_cpu(pid)
+    result = wrk(port, args.seconds, args.connections, script, taskset=WRK_CPU if args.pin else None)
+    after = thread_cpu(pid)
+    requests = result["requests"]
+    loop = after.pop(pid, 0.0) - before.pop(pid, 0.0)
+    others = sum(after.values()) - sum(before.get(tid, 0.0) for tid in after)
+    result["loop_us"] = loop * 1e6 / requests
+    result["other_us"] = others * 1e6 / requests
+    return result
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of a process (the main thread's id is the pid)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 1
+    if args.pin and (shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2):
+        print("--pin needs taskset and at least two CPUs", file=sys.stderr)
         return 1
     results: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         script = prepare(folder)
         db = folder / "calls.db"
-        for _ in range(args.rounds):
+        servers: dict[str, tuple[subprocess.Popen, int]] = {}
+        try:
             for mode in MODES:
-                results[mode].append(run(mode, folder, args, script, db))
+                servers[mode] = start_server(mode, folder, db, args.pin)
+                process, port = servers[mode]
+                wrk(port, 2, args.connections, script)  # warm-up
+            for round_ in range(args.rounds):
+                order = list(MODES)[round_ % len(MODES) :] + list(MODES)[: round_ % len(MODES)]
+                for mode in order:
+                    process, port = servers[mode]
+                    results[mode].append(load(port, process.pid, args, script))
+        finally:
+            for process, _ in servers.values():
+                stop(process)
         rows = sqlite3.connect(db).execute("SELECT count(*) FROM calls").fetchone()[0]
-    off = statistics.median(r["rps"] for r in results["off"])
-    print(f"wrk -c{args.connections} -d{args.seconds}s, one worker, median of {args.rounds} interleaved rounds")
-    print(
-        f"{'log':8} {'req/s':>8} {'of off':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'server CPU us/request':>22}"
-    )
+    layout = f"servers on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}" if args.pin else "no CPU pinning"
+    print(f"wrk -c{args.connections}, {args.rounds} rounds of {args.seconds} s per log setting, one worker, {layout}")
+    print(f"{'log':8} {'req/s':>8} {'of off (q1-q3)':>18} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+          f" {'CPU us/request: loop':>21} {'other':>6}")  # fmt: skip
     for mode, runs in results.items():
-        rps = statistics.median(r["rps"] for r in runs)
-        p50 = statistics.median(r["p50_ms"] for r in runs)
-        p99 = statistics.median(r["p99_ms"] for r in runs)
-        errors = sum(r["errors"] for r in runs)
-        cpu = statistics.median(r["cpu_us"] for r in runs)
-        print(f"{mode:8} {rps:8.0f} {rps / off:7.2f} {p50:8.2f} {p99:8.2f} {errors:8d} {cpu:22.1f}")
-    # This machine's speed drifts within minutes: each round's ratio, its three runs a minute apart,
-    # shows the spread that the medians above hide.
-    for mode in ("sqlite", "memory"):
-        ratios = [run["rps"] / base["rps"] for run, base in zip(results[mode], results["off"], strict=True)]
-        print(f"{mode} / off, round by round: {' '.join(f'{ratio:.2f}' for ratio in ratios)}")
-    print(f"rows in the SQLite log: {rows:,} (every request of the SQLite runs, warm-ups included)")
+        ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results["off"], strict=True)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        spread = f"{statistics.median(ratios):.2f} ({q1:.2f}-{q3:.2f})"
+        print(
+            f"{mode:8} {statistics.median(r['rps'] for r in runs):8.0f} {spread:>18}"
+            f" {statistics.median(r['p50_ms'] for r in runs):8.2f} {statistics.median(r['p99_ms'] for r in runs):8.2f}"
+            f" {sum(r['errors'] for r in runs):8d} {statistics.median(r['loop_us'] for r in runs):21.1f}"
+            f" {statistics.median(r['other_us'] for r in runs):6.1f}"
+        )
+    answered = sum(r["requests"] for r in results["sqlite"])
+    print(f"rows in the SQLite log: {rows:,}; requests answered by its server: {answered:,} plus the warm-up's")
     return 0
 
 
