@@ -44,10 +44,14 @@ def html_of(cell):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path):
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the kernel's temporary folder: a user's runs must not litter it
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     assert not outputs(nb, "error")
+    assert not list(scratch.iterdir()), f"{path.name} left temporary files behind"
     shown = [out for kind in ("display_data", "execute_result") for out in outputs(nb, kind)]
     assert shown, "a notebook that shows nothing has rotted"
     cells = {cell.get("id"): cell for cell in nb.cells}
