@@ -8,9 +8,11 @@ import asyncio
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -43,14 +45,21 @@ def cluster():
     }
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # inherited by the Ray processes started now, and only by them
+    # Ray's session files (logs, sockets) in a folder removed afterwards, not left in /tmp/ray.
+    folder = tempfile.mkdtemp(prefix="llmkit-ray-")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, _temp_dir=folder)
+        finally:
+            for name, value in saved.items():
+                os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            release_workers()
+            ray.shutdown()
     finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
-    yield ray.get_runtime_context().gcs_address
-    release_workers()
-    ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- handlers the workers import from this module ---------------------------------------------------
