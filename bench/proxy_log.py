@@ -12,7 +12,7 @@ median of those per-round ratios with their quartiles, not a ratio of medians.
 Server CPU per request (user + system, from /proc) is split into the event loop's thread and the
 others (the log's writer, handler threads), which a loaded machine disturbs far less than req/s.
 
-``--pin`` runs the servers on CPU 0 and wrk on CPU 1 (taskset), so that the load generator never
+``--pin`` runs the servers on one CPU and wrk on another (taskset), so that the load generator never
 takes the server's CPU and the server's threads share one core's caches.
 
 Goal (issue 10): SQLite >= 0.85 of off, p99 <= 10 ms. Linux only (wrk, taskset, /proc).
@@ -33,24 +33,30 @@ from pathlib import Path
 from proxy import free_port, prepare, start, stop, wrk
 
 MODES = {"off": {"LLMKIT_LOG": "off"}, "sqlite": {"LLMKIT_LOG": "sqlite"}, "memory": {"LLMKIT_LOG": "memory"}}
-SERVER_CPU, WRK_CPU = "0", "1"
 
 
-def start_server(mode: str, folder: Path, db: Path, pin: bool) -> tuple[subprocess.Popen, int]:
+def pinned_cpus() -> tuple[str, str] | None:
+    """``--pin``'s CPUs, the server's and wrk's: the first two this process may use (not always 0 and 1
+    in a container), or None without two of them or taskset."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (str(cpus[0]), str(cpus[1])) if len(cpus) >= 2 and shutil.which("taskset") else None
+
+
+def start_server(mode: str, folder: Path, db: Path, cpu: str | None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     command = [sys.executable, "-m", "llmkit.cli", "serve", "--config", "config.yaml", "--host", "127.0.0.1",
                "--port", str(port)]  # fmt: skip
-    if pin:
-        command = ["taskset", "-c", SERVER_CPU, *command]
+    if cpu is not None:
+        command = ["taskset", "-c", cpu, *command]
     env = {**os.environ, **MODES[mode], "LLMKIT_LOG_PATH": str(db)}
     process, _ = start(command, port, folder, timeout=120, env=env)
     return process, port
 
 
-def load(port: int, pid: int, args: argparse.Namespace, script: Path) -> dict:
-    """One wrk run against a server, with the server's CPU per request over it."""
+def load(port: int, pid: int, args: argparse.Namespace, script: Path, cpu: str | None) -> dict:
+    """One wrk run against a server (wrk on ``cpu`` if given), with the server's CPU per request over it."""
     before = thread_cpu(pid)
-    result = wrk(port, args.seconds, args.connections, script, taskset=WRK_CPU if args.pin else None)
+    result = wrk(port, args.seconds, args.connections, script, taskset=cpu)
     after = thread_cpu(pid)
     requests = result["requests"]
     loop = after.pop(pid, 0.0) - before.pop(pid, 0.0)
@@ -78,14 +84,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=3, help="seconds of each wrk run")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1")
+    parser.add_argument("--pin", action="store_true", help="servers on one CPU, wrk on another")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 1
-    if args.pin and (shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2):
+    cpus = pinned_cpus() if args.pin else None
+    if args.pin and cpus is None:
         print("--pin needs taskset and at least two CPUs", file=sys.stderr)
         return 1
+    server_cpu, wrk_cpu = cpus or (None, None)
     results: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -94,19 +102,19 @@ def main() -> int:
         servers: dict[str, tuple[subprocess.Popen, int]] = {}
         try:
             for mode in MODES:
-                servers[mode] = start_server(mode, folder, db, args.pin)
+                servers[mode] = start_server(mode, folder, db, server_cpu)
                 process, port = servers[mode]
                 wrk(port, 2, args.connections, script)  # warm-up
             for round_ in range(args.rounds):
                 order = list(MODES)[round_ % len(MODES) :] + list(MODES)[: round_ % len(MODES)]
                 for mode in order:
                     process, port = servers[mode]
-                    results[mode].append(load(port, process.pid, args, script))
+                    results[mode].append(load(port, process.pid, args, script, wrk_cpu))
         finally:
             for process, _ in servers.values():
                 stop(process)
         rows = sqlite3.connect(db).execute("SELECT count(*) FROM calls").fetchone()[0]
-    layout = f"servers on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}" if args.pin else "no CPU pinning"
+    layout = f"servers on CPU {server_cpu}, wrk on CPU {wrk_cpu}" if cpus else "no CPU pinning"
     print(f"wrk -c{args.connections}, {args.rounds} rounds of {args.seconds} s per log setting, one worker, {layout}")
     print(f"{'log':8} {'req/s':>8} {'of off (q1-q3)':>18} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
           f" {'CPU us/request: loop':>21} {'other':>6}")  # fmt: skip
