@@ -8,7 +8,6 @@ import asyncio
 import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,8 +45,7 @@ def cluster():
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)  # inherited by the Ray processes started now, and only by them
     # Ray's session files (logs, sockets) in a folder removed afterwards, not left in /tmp/ray.
-    folder = tempfile.mkdtemp(prefix="llmkit-ray-")
-    try:
+    with tempfile.TemporaryDirectory(prefix="llmkit-ray-", ignore_cleanup_errors=True) as folder:
         try:
             ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, _temp_dir=folder)
         finally:
@@ -58,8 +56,6 @@ def cluster():
         finally:
             release_workers()
             ray.shutdown()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- handlers the workers import from this module ---------------------------------------------------
