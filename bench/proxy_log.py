@@ -103,8 +103,7 @@ def main() -> int:
         try:
             for mode in MODES:
                 servers[mode] = start_server(mode, folder, db, server_cpu)
-                process, port = servers[mode]
-                wrk(port, 2, args.connections, script)  # warm-up
+                wrk(servers[mode][1], 2, args.connections, script)  # warm-up
             for round_ in range(args.rounds):
                 order = list(MODES)[round_ % len(MODES) :] + list(MODES)[: round_ % len(MODES)]
                 for mode in order:
