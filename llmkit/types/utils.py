@@ -7,7 +7,7 @@ allow dict-style access (``resp["choices"][0]["message"]["content"]``), as LiteL
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from typing import Any, Literal
 
@@ -37,9 +37,14 @@ __all__ = [
 
 
 def new_completion_id() -> str:
-    """A ``chatcmpl-<uuid4>`` style id; os.urandom is several times faster than uuid.uuid4()."""
-    h = os.urandom(16).hex()
+    """A ``chatcmpl-<uuid4>`` style id, from the random module's generator: an id need not be secret,
+    and os.urandom lets go of the GIL, handing it to any thread waiting for it (the call log's writer)
+    in the middle of every response the proxy builds."""
+    h = f"{_random_bits(128):032x}"
     return f"chatcmpl-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_random_bits = random.getrandbits  # the random module reseeds itself in a forked child
 
 
 def _now() -> int:
