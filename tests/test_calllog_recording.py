@@ -423,3 +423,80 @@ def test_keyboard_interrupt_during_a_plain_call(log):
         llmkit.completion(model="ctrlc/m", messages=USER)
     record = only(log)
     assert (record["status"], record["error_type"], record["kind"]) == ("cancelled", "KeyboardInterrupt", "chat")
+
+
+# -- building on an event loop (what the proxy does) ---------------------------------------------------
+def _watch_builds(monkeypatch):
+    """The threads build_record ran on, one per record built."""
+    import threading
+
+    from llmkit.calllog import recorder
+
+    real, threads = recorder.build_record, []
+
+    def watched(entry):
+        threads.append(threading.current_thread().name)
+        return real(entry)
+
+    monkeypatch.setattr(recorder, "build_record", watched)
+    return threads
+
+
+def test_an_event_loop_builds_the_records_of_its_calls_between_them(tmp_path, monkeypatch):
+    from llmkit.calllog import configure_log, recorder
+
+    configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=3600)  # the writer stays asleep
+    built_on = _watch_builds(monkeypatch)
+
+    async def calls() -> None:
+        builder = asyncio.create_task(recorder.build_on_loop(every=0.001, at_once=8))
+        await asyncio.sleep(0)  # started, as a server's is before its first request
+        for i in range(20):
+            await llmkit.acompletion(model="demo/echo", messages=[{"role": "user", "content": f"call {i}"}])
+        for _ in range(500):
+            if len(built_on) == 20:
+                break
+            await asyncio.sleep(0.01)
+        builder.cancel()
+
+    try:
+        asyncio.run(calls())
+        assert built_on == ["MainThread"] * 20  # each once, on the loop's thread, none left to the writer
+        assert recorder._to_build is None  # a cancelled builder collects nothing more
+        assert sorted(r["prompt"] for r in llmkit.calls.records()) == sorted(f"call {i}" for i in range(20))
+    finally:
+        configure_log()
+
+
+def test_a_record_the_loop_cannot_build_is_left_to_the_writer(tmp_path, monkeypatch):
+    from llmkit.calllog import configure_log, recorder
+
+    configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=3600)
+    real, attempts = recorder.build_record, []
+
+    def fails_once(entry):
+        attempts.append(entry.model)
+        if len(attempts) == 1:
+            raise RuntimeError("a passing fault")
+        return real(entry)
+
+    monkeypatch.setattr(recorder, "build_record", fails_once)
+
+    async def one_call() -> None:
+        builder = asyncio.create_task(recorder.build_on_loop(every=0.001))
+        await asyncio.sleep(0)
+        await llmkit.acompletion(model="demo/echo", messages=USER)
+        for _ in range(500):
+            if attempts:
+                break
+            await asyncio.sleep(0.01)
+        builder.cancel()
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the loop's failure is silent: the writer's second try works
+            asyncio.run(one_call())
+            assert [r["model"] for r in llmkit.calls.records()] == ["demo/echo"]
+        assert attempts == ["demo/echo", "demo/echo"]
+    finally:
+        configure_log()

@@ -6,6 +6,8 @@ import httpx
 import pytest
 from proxy_support import running_server, write_config
 
+import llmkit
+
 KEY = "sk-proxy-log-test"
 SECRET = "sk-upstream-SECRET-789"
 
@@ -61,3 +63,37 @@ def test_chat_stream_image_and_error_requests_are_each_recorded_once(url, log):
     expected = chat["prompt_tokens"] * 0.001 + chat["completion_tokens"] * 0.002
     assert chat["cost_usd"] == pytest.approx(expected)
     assert SECRET not in json.dumps(records, default=str) and KEY not in json.dumps(records, default=str)
+
+
+def test_records_are_built_on_the_servers_event_loop_not_by_the_writer(tmp_path, monkeypatch):
+    import threading
+
+    from llmkit.calllog import configure_log, recorder
+
+    configure_log("sqlite", path=tmp_path / "own.db", flush_interval=3600)  # the writer stays asleep
+    real, built_on = recorder.build_record, []
+
+    def watched(entry):
+        built_on.append(threading.current_thread())
+        return real(entry)
+
+    monkeypatch.setattr(recorder, "build_record", watched)
+    config = write_config(tmp_path, f"model_list: [{{model_name: chat, litellm_params: {{model: demo/echo}}}}]\n"
+                          f"general_settings: {{master_key: {KEY}}}\n")  # fmt: skip
+    try:
+        with running_server(config) as server_url:
+            for i in range(3):
+                assert post(server_url, "/v1/chat/completions", {"model": "chat", "messages": [
+                    {"role": "user", "content": f"hi {i}"}]}).status_code == 200  # fmt: skip
+            for _ in range(500):
+                if len(built_on) == 3:
+                    break
+                threading.Event().wait(0.01)
+            assert recorder._to_build is not None
+        # all three on the thread serving the requests: neither this one nor the log's writer
+        assert len(built_on) == 3 and len(set(built_on)) == 1
+        assert built_on[0] is not threading.main_thread() and built_on[0].name != "llmkit-calllog"
+        assert recorder._to_build is None  # the server stopped its builder
+        assert sorted(r["prompt"] for r in llmkit.calls.records()) == ["hi 0", "hi 1", "hi 2"]
+    finally:
+        configure_log()

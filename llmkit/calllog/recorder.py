@@ -5,6 +5,8 @@ readings, and at the end the result or the exception. Finishing an entry appends
 hundred nanoseconds. A daemon thread wakes every ``flush_interval`` seconds, builds the records
 (``record.build_record``), runs the callbacks and writes the batch to the store in one transaction.
 Readers flush first, so a call is visible as soon as it has returned; the queue is flushed at exit.
+A server's event loop may take the building over (``build_on_loop``): a few records at a time
+between its requests, rather than a whole batch in the writer while the loop waits for the GIL.
 
 Memory stays bounded when the store cannot keep up or refuses records: past ``MAX_PENDING`` queued
 calls the calling thread writes (or, when the writer is stuck in the store, spills the oldest) itself,
@@ -14,6 +16,7 @@ named in a warning. A record is only ever lost with a warning saying so.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import contextvars
@@ -29,7 +32,7 @@ from typing import Any
 from llmkit.calllog import spill
 from llmkit.calllog.record import build_record, with_prompt
 
-__all__ = ["Capture", "Entry", "add_records", "begin", "capture", "drain", "ensure_writer"]
+__all__ = ["Capture", "Entry", "add_records", "begin", "build_on_loop", "capture", "drain", "ensure_writer"]
 
 _perf = time.perf_counter
 _time = time.time
@@ -54,6 +57,7 @@ _stop = threading.Event()
 _warned: set[Any] = set()
 _open_streams: set[Entry] = set()  # streams handed to callers and not ended yet
 _unwritten: list[dict] = []  # records of batches the store refused, retried on the next flush
+_to_build: collections.deque | None = None  # finished calls for build_on_loop, while one runs
 #: Finished calls that may wait for the writer before the calling thread takes some over.
 MAX_PENDING = 50_000
 #: Records the store refused that are kept to try again; older ones go to the spill file.
@@ -143,6 +147,15 @@ class Entry:
                     record = self._record = build_record(self)
         return record
 
+    def build_now(self) -> None:
+        """Build the record unless it is built or another thread is building one: never waits."""
+        if self._record is None and _build_lock.acquire(blocking=False):
+            try:
+                if self._record is None:
+                    self._record = build_record(self)
+            finally:
+                _build_lock.release()
+
 
 def begin(kind: str, model: Any, payload: Any, kwargs: dict) -> Entry | None:
     """An entry for a call starting now, or None when nothing would use it."""
@@ -159,6 +172,8 @@ def _submit(entry: Entry) -> None:
         entry.capture.entries.append(entry)
     if not off:
         _pending.append(entry)
+        if _to_build is not None:
+            _to_build.append(entry)
         if _writer is None:
             ensure_writer()
         elif len(_pending) > MAX_PENDING:
@@ -247,6 +262,38 @@ class _CaptureBlock:
 
     def __exit__(self, *exc_info: Any) -> None:
         _capture.reset(self._token)
+
+
+# -- building on a server's event loop -------------------------------------------------------------
+async def build_on_loop(every: float = 0.005, at_once: int = 32) -> None:
+    """Build the records of finished calls on the running event loop until cancelled: every ``every``
+    seconds, ``at_once`` records at a time, letting the loop's other work run between them.
+
+    For a server whose event loop makes the calls (the proxy). Left to the writer thread, a batch's
+    records are built in one go while the loop waits for the GIL, and the requests it holds up wait
+    with it: bench/proxy_log.py's p99 went from 11-12 ms to 8.5-8.7 ms (log-off: 7.1-7.3 ms) with this,
+    at the same requests/s. The writer still builds any record not built by the time it writes, and
+    one that fails to build here is left to it (it says why, once).
+    """
+    global _to_build
+    queue = _to_build = collections.deque()
+    take = queue.popleft
+    pause = every
+    try:
+        while True:
+            await asyncio.sleep(pause)
+            pause = every if queue else min(2 * pause, flush_interval)  # an idle server wakes less often
+            while queue:
+                for _ in range(min(at_once, len(queue))):
+                    entry = take()
+                    try:
+                        entry.build_now()
+                    except Exception:  # the writer tries again and warns
+                        pass
+                await asyncio.sleep(0)
+    finally:
+        if _to_build is queue:
+            _to_build = None
 
 
 # -- the writer ------------------------------------------------------------------------------------
@@ -404,8 +451,9 @@ def stop_writer() -> None:
 
 def _after_fork() -> None:
     # The child has no writer thread; the parent writes the calls it had queued.
-    global _writer, _lock, _build_lock, _unwritten
+    global _writer, _lock, _build_lock, _unwritten, _to_build
     _writer = None
+    _to_build = None  # the parent's event loop, if it had one building, is not running here
     _lock, _build_lock = threading.RLock(), threading.Lock()
     _pending.clear()
     _open_streams.clear()

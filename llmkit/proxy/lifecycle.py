@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from llmkit.calllog import recorder
 from llmkit.proxy.inflight import InFlight
 
 __all__ = ["ProxyServer", "timed_headers_protocol"]
@@ -44,6 +45,13 @@ class ProxyServer(uvicorn.Server):
         self.graceful_seconds = graceful_seconds
         self.read_timeout = read_timeout
         self.parent = parent  # a worker's supervisor: when it is gone, the worker stops too
+        self._builder: asyncio.Task | None = None
+
+    async def startup(self, sockets: list | None = None) -> None:
+        # The call log's records are built on this loop between requests, not by its writer thread
+        # in batches that hold every request up (recorder.build_on_loop).
+        self._builder = asyncio.create_task(recorder.build_on_loop())
+        await super().startup(sockets=sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -84,6 +92,10 @@ class ProxyServer(uvicorn.Server):
             connection.shutdown()  # idle connections close now, busy ones after their response
         await self.inflight.drain(self.graceful_seconds, forced=lambda: self.force_exit)
         await self._close_connections(timeout=2.0)
+        if self._builder is not None:  # what it has not built, the writer builds at the last flush
+            self._builder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._builder
 
     async def _close_connections(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
