@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -37,6 +38,7 @@ from llmkit.calllog.store import (
     decode_columns,
     empty_columns,
     encode_json,
+    encode_json_rows,
     encode_row,
 )
 
@@ -136,12 +138,31 @@ MIGRATIONS: list[tuple[str, str]] = [
 _MIGRATIONS_TABLE = "llmkit_migrations"
 #: Applied by llmkit.calllog.search on the first search, not here (see its docstring).
 SEARCH_MIGRATION = "fts_001_calls_prompt_response"
-# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). Each INSERT
-# lets go of the GIL while SQLite writes, then waits to take it back from a busy event loop, which may
-# take the loop's whole turn: with the proxy under bench/proxy_log.py's load (batches of ~450 calls),
-# 64 rows an INSERT answered 0.80 of the log-off requests/s, 500 rows 0.84, p99 alike (8.6-8.9 ms).
+# Rows per multi-row INSERT, within SQLite's limit on bound variables (999 before 3.32). Fewer, larger
+# INSERTs hand the GIL to a busy event loop less often (500 rows: 0.84 of the proxy's log-off
+# requests/s against 0.80 at 64), but each row count and set of columns is a statement of its own in
+# sqlite3's cache, and at 500 rows those held 20-120 MB more per process.
 _MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-_ROWS_PER_INSERT = min(500, _MAX_VARIABLES // len(COLUMNS))
+_ROWS_PER_INSERT = min(64, _MAX_VARIABLES // len(COLUMNS))
+# The rows of a batch bound as one JSON text that SQLite takes apart itself (see SQLiteStore._insert).
+_INSERT_JSON = "INSERT OR IGNORE INTO calls ({}) SELECT {} FROM json_each(?)".format(
+    ", ".join(COLUMNS), ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(COLUMNS)))
+)
+_ROWS_PER_JSON = 500
+
+
+def cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+#: Whether batches go in as JSON text (see SQLiteStore._insert): SQLite spends more CPU on them, the
+#: writer thread less time holding the GIL, which is worth it where another core can take SQLite's
+#: work. A proxy with as many workers as cores writes value by value (proxy/workers.py).
+json_batches = cores() > 1
 _INSERT_ANNOTATION = (
     f"INSERT INTO annotations ({', '.join(ANNOTATION_COLUMNS)}) VALUES ({', '.join('?' * len(ANNOTATION_COLUMNS))})"
 )
@@ -186,6 +207,14 @@ def _bindable(record: dict[str, Any]) -> dict[str, Any]:
         if name not in JSON_COLUMNS and not _fits(value):
             out[name] = encode_json(value)
     return out
+
+
+def _has_json(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite has its JSON functions (built in since 3.38, an option before)."""
+    try:
+        return db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchone() == (1,)
+    except sqlite3.OperationalError:
+        return False
 
 
 def _fits(value: Any) -> bool:
@@ -247,6 +276,7 @@ class SQLiteStore:
         # WAL mode never leaves the file inconsistent.
         db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+        self._json_insert = _has_json(db)
 
     def _migrate(self) -> None:
         db = self._db
@@ -296,6 +326,25 @@ class SQLiteStore:
             self._insert([_bindable(record) for record in records])
 
     def _insert(self, records: list[dict[str, Any]]) -> None:
+        """With ``json_batches`` and SQLite's JSON functions, the rows go in as one JSON text per slice,
+        which SQLite takes apart without the GIL: the writer thread holds the GIL only to make the text
+        (one pydantic-core call), where encoding and binding each value, as the multi-row INSERTs
+        below do, held it for most of the write while a busy event loop waited. With the proxy under
+        bench/proxy_log.py's load: 0.88 of its log-off requests/s this way, 0.80 that way; SQLite's
+        CPU per call 27 us against 15 (on the other core). With two workers on two cores, that CPU
+        comes out of the other worker: 11% fewer requests/s (bench/proxy.py), hence ``json_batches``."""
+        if self._json_insert and json_batches:
+            try:
+                texts = [
+                    encode_json_rows(records[i : i + _ROWS_PER_JSON]) for i in range(0, len(records), _ROWS_PER_JSON)
+                ]
+            except ValueError:  # bytes, or text JSON cannot hold (a lone surrogate): the rows are bound as they are
+                pass
+            else:
+                with self._transaction() as db:
+                    for text in texts:
+                        db.execute(_INSERT_JSON, (text,))
+                return
         with self._transaction() as db:
             for start in range(0, len(records), _ROWS_PER_INSERT):
                 for sql, args in _inserts(records[start : start + _ROWS_PER_INSERT]):
