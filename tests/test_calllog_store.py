@@ -279,3 +279,59 @@ def test_a_stream_still_open_at_exit_is_recorded(tmp_path):
     )
     assert out.stdout.startswith("cancelled still open when the process exited ")
     assert len(out.stdout.split()) == 8  # and the first word, which had arrived
+
+
+def _stored(path):
+    """Every row of a log file, values and SQLite's type of each, by call id (seq left out)."""
+    db = sqlite3.connect(path)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(calls)") if row[1] != "seq"]
+    picked = ", ".join(f"{name}, typeof({name})" for name in columns)
+    rows = {row[0]: row for row in db.execute(f"SELECT {picked} FROM calls")}
+    db.close()
+    return rows
+
+
+def test_rows_written_as_one_json_text_are_the_rows_bound_value_by_value(tmp_path, monkeypatch):
+    from test_calllog_query import calls
+
+    from llmkit.calllog import sqlite as sqlite_log
+    from llmkit.calllog.sqlite import SQLiteStore
+    from llmkit.types.utils import Message
+
+    records = calls(60)
+    records[1]["messages"] = [{"role": "user", "content": 'é \n " \\ \u2028 😀'}, Message(content="a model")]
+    records[2]["metadata"] = "a string, not a dict"
+    records[3]["params"] = {"temperature": 0.7, "stop": ["\n"], "nested": {"n": 10**15, "x": None}}
+    records[4].update(response=["a list where text goes"], latency_ms=1e-7, cost_usd=1.0, total_tokens=2**62)
+    records[5].update(tokens_estimated=True, cache_hit=False, started_at=1764600000.123456789)
+    for name, as_json in (("json", True), ("bound", False)):
+        monkeypatch.setattr(sqlite_log, "json_batches", as_json)
+        store = SQLiteStore(tmp_path / f"{name}.db")
+        assert store._json_insert  # this SQLite has its JSON functions: both ways are taken
+        store.write(records)
+        store.close()
+    as_json, as_bound = _stored(tmp_path / "json.db"), _stored(tmp_path / "bound.db")
+    assert len(as_json) == 60 and as_json == as_bound
+    db = sqlite3.connect(tmp_path / "json.db")
+    assert [row[0] for row in db.execute("SELECT call_id FROM calls ORDER BY seq")] == [r["call_id"] for r in records]
+    db.close()
+
+
+def test_a_batch_json_cannot_carry_is_bound_value_by_value(tmp_path, monkeypatch):
+    from test_calllog_query import calls
+
+    from llmkit.calllog import sqlite as sqlite_log
+    from llmkit.calllog.sqlite import SQLiteStore
+
+    monkeypatch.setattr(sqlite_log, "json_batches", True)
+    records = calls(10)
+    records[3]["response"] = "a lone surrogate: \ud800"
+    store = SQLiteStore(tmp_path / "calls.db")
+    with pytest.raises(UnicodeEncodeError):  # as before: neither JSON nor SQLite takes such text
+        store.write(records)
+    records[3]["response"] = b"\x00 raw bytes"
+    store.write(records)
+    db = sqlite3.connect(tmp_path / "calls.db")
+    assert db.execute("SELECT count(*), sum(typeof(response) = 'blob') FROM calls").fetchone() == (10, 1)
+    db.close()
+    store.close()

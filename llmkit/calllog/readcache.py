@@ -193,9 +193,12 @@ class ReadCache:
             return None
         counts = count_up_to(copy.seq)
         if not _holds(len(copy.seqs), copy.last_call_id, counts, rows_missing is not None):
-            if counts[2] is not None:
-                # another log's, or holding calls deleted since (which should not outlive them on
-                # disk): removed now, written again by this read if the log is large enough
+            # Another log's, or holding calls deleted since (which should not outlive them on disk):
+            # removed now, written again by this read if the log is large enough. A last row this
+            # read cannot see may be one committed after its snapshot, where rows can become visible
+            # out of seq order (PostgreSQL); SQLite's snapshot begins at count_up_to, after the
+            # copy was read from disk, so there that row was deleted.
+            if counts[2] is not None or rows_missing is None:
                 diskcopy.remove(self.disk)
             return None
         if counts[1] > self.max_rows:

@@ -175,7 +175,7 @@ def encode_json(value: Any) -> str | None:
         return None
     if not value and type(value) is dict:
         return "{}"  # most calls' params
-    return to_json(value, fallback=_json_default, bytes_mode="base64", inf_nan_mode="null").decode()
+    return _to_json(value)
 
 
 def encode_row(record: dict[str, Any]) -> list[Any]:
@@ -192,6 +192,37 @@ def encode_row(record: dict[str, Any]) -> list[Any]:
         for index in _TEXT_INDEXES:
             row[index] = scrub(row[index])
     return row
+
+
+def encode_json_rows(records: Sequence[dict[str, Any]]) -> str:
+    """``records`` as one JSON array of rows, each as :func:`encode_row` would make it, but with the
+    lists and dicts of the JSON columns nested rather than turned into text one by one: a reader that
+    takes the rows apart (SQLite's ``json_extract``) gives each back as its JSON text. Booleans stay
+    JSON booleans (1 and 0 in SQLite). One pydantic-core call for the whole batch. ValueError if a
+    value is bytes, which JSON cannot hold as bytes (a database keeps them as a BLOB).
+    """
+    if secrets.hidden:  # values to scrub out of every text: the rows as text first
+        return _to_json([encode_row(record) for record in records])
+    rows = []
+    for record in records:
+        row = list(map(record.get, COLUMNS))
+        if not _BYTES.isdisjoint(map(type, row)):
+            raise ValueError("bytes in a call log record")
+        if row[_MESSAGES] is not None:
+            row[_PROMPT] = None
+        for index in _JSON_INDEXES:
+            value = row[index]
+            if value is not None and type(value) is not list and type(value) is not dict:
+                row[index] = encode_json(value)  # a string or number there is kept as its JSON text
+        rows.append(row)
+    return _to_json(rows)
+
+
+_BYTES = frozenset((bytes, bytearray, memoryview))
+
+
+def _to_json(value: Any) -> str:
+    return to_json(value, fallback=_json_default, bytes_mode="base64", inf_nan_mode="null").decode()
 
 
 def decode_columns(given: Sequence[Sequence[Any]]) -> list[list[Any]]:

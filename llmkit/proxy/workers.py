@@ -51,6 +51,8 @@ def supervise(
         str(sock.fileno()),
         "--parent",
         str(os.getpid()),
+        "--workers",
+        str(workers),
     ]
     if access_log:
         command.append("--access-log")
@@ -110,6 +112,7 @@ def _stop(processes: list[subprocess.Popen], signals: list[int]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """One worker: serve the supervisor's socket until SIGTERM."""
+    from llmkit.calllog import sqlite as sqlite_log
     from llmkit.proxy.config import ConfigError, load_config
     from llmkit.proxy.server import GRACEFUL_SECONDS, finish, log_to_stderr, make_server, run
 
@@ -119,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--access-log", action="store_true")
     parser.add_argument("--timeout-graceful-shutdown", type=float, default=GRACEFUL_SECONDS)
+    parser.add_argument("--workers", type=int, default=1, help="how many workers the supervisor runs")
     args = parser.parse_args(argv)
+    if args.workers >= sqlite_log.cores():
+        # No core to spare: the extra CPU of SQLite's JSON batches would come out of another worker.
+        sqlite_log.json_batches = False
     log_to_stderr()
     sock = socket.socket(fileno=args.fd)
     host, port = sock.getsockname()[:2]
