@@ -335,3 +335,25 @@ def test_a_batch_json_cannot_carry_is_bound_value_by_value(tmp_path, monkeypatch
     assert db.execute("SELECT count(*), sum(typeof(response) = 'blob') FROM calls").fetchone() == (10, 1)
     db.close()
     store.close()
+
+
+OPENER = """
+import sys, time
+from llmkit.calllog.sqlite import SQLiteStore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every process opens at the same moment
+SQLiteStore(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_new_log_together_all_get_it(tmp_path):
+    import time
+
+    for round_ in range(5):
+        path, at = tmp_path / f"new-{round_}.db", time.time() + 1.0
+        openers = [
+            subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(at)], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [opener.communicate(timeout=60)[1] for opener in openers]
+        assert [opener.returncode for opener in openers] == [0] * 4, errors  # none told "database is locked"
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -209,6 +209,20 @@ def _bindable(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _switch_to_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """WAL mode. Switching a new file takes a lock SQLite does not wait for (its busy timeout does not
+    apply): two processes opening a new log at once had one refused with "database is locked"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _has_json(db: sqlite3.Connection) -> bool:
     """Whether this SQLite has its JSON functions (built in since 3.38, an option before)."""
     try:
@@ -271,7 +285,7 @@ class SQLiteStore:
                 f"{self.path} is an SQLite database but not an llmkit call log (it has tables"
                 f" {', '.join(sorted(tables))}); it was left untouched; point LLMKIT_LOG_PATH at another file"
             )
-        db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(db, self._busy_timeout)
         # A crashed process loses nothing committed; a power cut may lose the last commits, and in
         # WAL mode never leaves the file inconsistent.
         db.execute("PRAGMA synchronous=NORMAL")
