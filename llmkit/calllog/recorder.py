@@ -16,7 +16,6 @@ named in a warning. A record is only ever lost with a warning saying so.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import collections
 import contextvars
@@ -275,6 +274,8 @@ async def build_on_loop(every: float = 0.005, at_once: int = 32) -> None:
     at the same requests/s. The writer still builds any record not built by the time it writes, and
     one that fails to build here is left to it (it says why, once).
     """
+    import asyncio  # here: importing llmkit does not import asyncio
+
     global _to_build
     queue = _to_build = collections.deque()
     take = queue.popleft

@@ -226,7 +226,7 @@ def _switch_to_wal(db: sqlite3.Connection, timeout: float) -> None:
 def _has_json(db: sqlite3.Connection) -> bool:
     """Whether this SQLite has its JSON functions (built in since 3.38, an option before)."""
     try:
-        return db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchone() == (1,)
+        return bool(db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchone() == (1,))
     except sqlite3.OperationalError:
         return False
 
