@@ -2,8 +2,9 @@
 
 The supervisor (the process ``llmkit serve`` started in) binds the port, then starts N workers,
 each a fresh Python process (``python -m llmkit.proxy.workers``) that loads the config, and so
-imports the handlers, once for itself, and serves the inherited socket: the kernel hands each new
-connection to one of them. All of them write the same call log.
+imports the handlers, once for itself, and serves a socket it inherits: on Linux one of its own
+(SO_REUSEPORT), the kernel spreading new connections across them; elsewhere one they all share.
+All of them write the same call log.
 
 A worker that dies is started again (at most once a second per worker). On SIGTERM or SIGINT the
 supervisor sends SIGTERM to every worker, each drains as a single server does, and the supervisor
@@ -34,9 +35,15 @@ CANNOT_START = 2  # a worker's exit status when its config no longer loads: star
 
 
 def supervise(
-    config_path: str, sock: socket.socket, workers: int, access_log: bool = False, graceful_seconds: float | None = None
+    config_path: str,
+    sockets: list[socket.socket],
+    workers: int,
+    access_log: bool = False,
+    graceful_seconds: float | None = None,
 ) -> int:
-    """Run ``workers`` processes serving ``sock`` until a signal; returns the exit status."""
+    """Run ``workers`` processes serving ``sockets`` (one each, or one for all) until a signal;
+    returns the exit status. A worker started again serves its predecessor's socket, whose waiting
+    connections the supervisor has kept."""
     signals: list[int] = []
     previous = {
         sig: signal.signal(sig, lambda sig, frame: signals.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -47,8 +54,6 @@ def supervise(
         "llmkit.proxy.workers",
         "--config",
         os.path.abspath(config_path),
-        "--fd",
-        str(sock.fileno()),
         "--parent",
         str(os.getpid()),
         "--workers",
@@ -80,7 +85,10 @@ def supervise(
                     )
                 if time.monotonic() - started.get(slot, -RESTART_INTERVAL) >= RESTART_INTERVAL:
                     started[slot] = time.monotonic()
-                    processes[slot] = subprocess.Popen(command, pass_fds=(sock.fileno(),), start_new_session=True)
+                    fd = sockets[slot % len(sockets)].fileno()
+                    processes[slot] = subprocess.Popen(
+                        [*command, "--fd", str(fd)], pass_fds=(fd,), start_new_session=True
+                    )
                 elif process is not None:
                     processes.pop(slot)
             time.sleep(0.05)
@@ -88,7 +96,8 @@ def supervise(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 def _stop(processes: list[subprocess.Popen], signals: list[int]) -> int:
