@@ -1,6 +1,7 @@
 """The public face: exported names, LiteLLM import paths, and a light import."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -83,12 +84,17 @@ def test_import_llmkit_loads_no_heavy_dependencies():
     assert loaded == []
 
 
-def test_the_cli_tour_runs_offline():
+def test_the_cli_tour_runs_offline(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "llmkit.cli", "demo", "--fast"], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-m", "llmkit.cli", "demo", "--fast"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # where it writes its image, not the machine's /tmp
     )
     assert "HELLO!!!" in result.stdout
     assert "RateLimitError (429): slow down" in result.stdout
     assert "unknown provider 'nowhere'" in result.stdout
-    assert "bytes of PNG" in result.stdout
+    assert "bytes of PNG" in result.stdout and (tmp_path / "llmkit-demo.png").read_bytes().startswith(b"\x89PNG")
     assert "demo/fail        chat   error" in result.stdout and "RateLimitError" in result.stdout.split("call log")[-1]
