@@ -1,5 +1,6 @@
 """Persistence: the SQLite file, several writers, new processes, migrations and bad files."""
 
+import functools
 import os
 import sqlite3
 import subprocess
@@ -291,6 +292,39 @@ def _stored(path):
     return rows
 
 
+def statements(store, write):
+    """The SQL text of the statements the store's writing connection ran during ``write()``."""
+    ran: list[str] = []
+    store._db.set_trace_callback(ran.append)
+    try:
+        write()
+    finally:
+        store._db.set_trace_callback(None)
+    return " ".join(ran)
+
+
+def in_a_thread(function, *args):
+    thread = threading.Thread(target=function, args=args)
+    thread.start()
+    thread.join()
+
+
+def test_only_a_background_thread_writes_json_batches(tmp_path):
+    from test_calllog_query import calls
+
+    from llmkit.calllog import sqlite as sqlite_log
+    from llmkit.calllog.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "calls.db")
+    records = calls(20)
+    assert sqlite_log.json_batches == (sqlite_log.cores() > 1)
+    assert "json_each" not in statements(store, lambda: store.write(records[:10]))  # the main thread waits
+    if sqlite_log.json_batches:  # the log's writer thread: the GIL held as little as may be
+        assert "json_each" in statements(store, lambda: in_a_thread(store.write, records[10:]))
+    assert sqlite3.connect(tmp_path / "calls.db").execute("SELECT count(*) FROM calls").fetchone() == (20,)
+    store.close()
+
+
 def test_rows_written_as_one_json_text_are_the_rows_bound_value_by_value(tmp_path, monkeypatch):
     from test_calllog_query import calls
 
@@ -308,7 +342,7 @@ def test_rows_written_as_one_json_text_are_the_rows_bound_value_by_value(tmp_pat
         monkeypatch.setattr(sqlite_log, "json_batches", as_json)
         store = SQLiteStore(tmp_path / f"{name}.db")
         assert store._json_insert  # this SQLite has its JSON functions: both ways are taken
-        store.write(records)
+        assert statements(store, functools.partial(in_a_thread, store.write, records)).count("json_each") == as_json
         store.close()
     as_json, as_bound = _stored(tmp_path / "json.db"), _stored(tmp_path / "bound.db")
     assert len(as_json) == 60 and as_json == as_bound
@@ -327,10 +361,19 @@ def test_a_batch_json_cannot_carry_is_bound_value_by_value(tmp_path, monkeypatch
     records = calls(10)
     records[3]["response"] = "a lone surrogate: \ud800"
     store = SQLiteStore(tmp_path / "calls.db")
-    with pytest.raises(UnicodeEncodeError):  # as before: neither JSON nor SQLite takes such text
-        store.write(records)
+    raised: list[BaseException] = []
+
+    def write() -> None:  # from a thread, as the log's writer does: the way JSON batches are taken
+        try:
+            store.write(records)
+        except Exception as exc:
+            raised.append(exc)
+
+    in_a_thread(write)
+    assert [type(exc) for exc in raised] == [UnicodeEncodeError]  # as before: neither JSON nor SQLite takes it
     records[3]["response"] = b"\x00 raw bytes"
-    store.write(records)
+    assert "json_each" not in statements(store, lambda: in_a_thread(write))
+    assert len(raised) == 1
     db = sqlite3.connect(tmp_path / "calls.db")
     assert db.execute("SELECT count(*), sum(typeof(response) = 'blob') FROM calls").fetchone() == (10, 1)
     db.close()
