@@ -393,3 +393,19 @@ def test_reads_while_another_process_writes_see_each_call_once_and_in_order(tmp_
     assert records_of(keeper.read(Filters())) == database(path)
     assert sum(1 for a in asked if a[0] > 0) >= 10  # most new stores started from a copy on disk
     keeper.close()
+
+
+def test_a_copy_whose_newest_call_was_deleted_elsewhere_is_removed(tmp_path):
+    path = tmp_path / "calls.db"
+    records = calls(40)
+    store = written(path, [r for r in records if r["model"] != "acme/small"])
+    store.write([r for r in records if r["model"] == "acme/small"])  # the newest rows of the log
+    read_twice(store)  # writes the copy, its last row an acme/small one
+    store.close()
+    assert diskcopy.path_for(path).exists()
+    with sqlite3.connect(path) as other:  # another process deletes those calls
+        other.execute("DELETE FROM calls WHERE model = 'acme/small'")
+    fresh = SQLiteStore(path, read_cache_rows=20)  # too small a bound to write a copy of the 26 left
+    assert records_of(fresh.read(Filters())) == database(path)
+    assert not diskcopy.path_for(path).exists()  # the deleted calls are not kept on disk
+    fresh.close()
