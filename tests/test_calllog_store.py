@@ -354,6 +354,7 @@ def test_rows_written_as_one_json_text_are_the_rows_bound_value_by_value(tmp_pat
 def test_a_batch_json_cannot_carry_is_bound_value_by_value(tmp_path, monkeypatch):
     from test_calllog_query import calls
 
+    from llmkit.calllog import secrets
     from llmkit.calllog import sqlite as sqlite_log
     from llmkit.calllog.sqlite import SQLiteStore
 
@@ -376,6 +377,13 @@ def test_a_batch_json_cannot_carry_is_bound_value_by_value(tmp_path, monkeypatch
     assert len(raised) == 1
     db = sqlite3.connect(tmp_path / "calls.db")
     assert db.execute("SELECT count(*), sum(typeof(response) = 'blob') FROM calls").fetchone() == (10, 1)
+    monkeypatch.setattr(secrets, "_hidden", {})
+    monkeypatch.setattr(secrets, "hidden", False)
+    secrets.hide("a value registered as secret")  # the rows are then scrubbed as text: bytes stay a BLOB
+    for record in records:
+        record["call_id"] = "hidden-" + record["call_id"]
+    assert "json_each" not in statements(store, lambda: in_a_thread(write))
+    assert db.execute("SELECT count(*), sum(typeof(response) = 'blob') FROM calls").fetchone() == (20, 2)
     db.close()
     store.close()
 

@@ -201,13 +201,14 @@ def encode_json_rows(records: Sequence[dict[str, Any]]) -> str:
     JSON booleans (1 and 0 in SQLite). One pydantic-core call for the whole batch. ValueError if a
     value is bytes, which JSON cannot hold as bytes (a database keeps them as a BLOB).
     """
-    if secrets.hidden:  # values to scrub out of every text: the rows as text first
-        return _to_json([encode_row(record) for record in records])
     rows = []
     for record in records:
         row = list(map(record.get, COLUMNS))
         if not _BYTES.isdisjoint(map(type, row)):
             raise ValueError("bytes in a call log record")
+        if secrets.hidden:  # values to scrub out of every text: the row as text first
+            rows.append(encode_row(record))
+            continue
         if row[_MESSAGES] is not None:
             row[_PROMPT] = None
         for index in _JSON_INDEXES:
