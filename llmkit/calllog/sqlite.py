@@ -329,7 +329,7 @@ class SQLiteStore:
                 raise
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        """All of ``records`` in one transaction, encoded and inserted ``_ROWS_PER_INSERT`` at a time."""
+        """All of ``records`` in one transaction, a slice at a time (see ``_insert``)."""
         if not records:
             return
         try:

@@ -138,7 +138,8 @@ def listening_sockets(host: str, port: int, workers: int) -> list[socket.socket]
 
 
 def bind_socket(host: str, port: int, *, listen: bool = True, reuse_port: bool = False) -> socket.socket:
-    """A listening socket on ``host:port``; ServeError naming the port if it is taken."""
+    """A socket bound to ``host:port``, listening unless ``listen=False``; ServeError naming the
+    port if it is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
