@@ -52,3 +52,19 @@ class Sleepy(llmkit.CustomLLM):
 
 def use(provider, handler):
     llmkit.custom_provider_map = [{"provider": provider, "custom_handler": handler}]
+
+
+def watch_builds(monkeypatch):
+    """The threads ``build_record`` runs on from now, one per record built (it still builds them)."""
+    import threading
+
+    from llmkit.calllog import recorder
+
+    real, threads = recorder.build_record, []
+
+    def watched(entry):
+        threads.append(threading.current_thread())
+        return real(entry)
+
+    monkeypatch.setattr(recorder, "build_record", watched)
+    return threads

@@ -2,10 +2,11 @@
 
 import asyncio
 import gc
+import threading
 import warnings
 
 import pytest
-from calllog_support import USER, Interrupted, NoUsage, Slow, use
+from calllog_support import USER, Interrupted, NoUsage, Slow, use, watch_builds
 
 import llmkit
 
@@ -426,27 +427,11 @@ def test_keyboard_interrupt_during_a_plain_call(log):
 
 
 # -- building on an event loop (what the proxy does) ---------------------------------------------------
-def _watch_builds(monkeypatch):
-    """The threads build_record ran on, one per record built."""
-    import threading
-
-    from llmkit.calllog import recorder
-
-    real, threads = recorder.build_record, []
-
-    def watched(entry):
-        threads.append(threading.current_thread().name)
-        return real(entry)
-
-    monkeypatch.setattr(recorder, "build_record", watched)
-    return threads
-
-
 def test_an_event_loop_builds_the_records_of_its_calls_between_them(tmp_path, monkeypatch):
     from llmkit.calllog import configure_log, recorder
 
     configure_log("sqlite", path=tmp_path / "calls.db", flush_interval=3600)  # the writer stays asleep
-    built_on = _watch_builds(monkeypatch)
+    built_on = watch_builds(monkeypatch)
 
     async def calls() -> None:
         builder = asyncio.create_task(recorder.build_on_loop(every=0.001, at_once=8))
@@ -461,7 +446,7 @@ def test_an_event_loop_builds_the_records_of_its_calls_between_them(tmp_path, mo
 
     try:
         asyncio.run(calls())
-        assert built_on == ["MainThread"] * 20  # each once, on the loop's thread, none left to the writer
+        assert built_on == [threading.main_thread()] * 20  # each once, on the loop's thread, none left to the writer
         assert recorder._to_build is None  # a cancelled builder collects nothing more
         assert sorted(r["prompt"] for r in llmkit.calls.records()) == sorted(f"call {i}" for i in range(20))
     finally:

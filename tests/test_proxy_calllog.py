@@ -1,9 +1,12 @@
 """Every proxy request is in the call log: source "proxy", the model_name asked for, the deployment."""
 
 import json
+import threading
+import time
 
 import httpx
 import pytest
+from calllog_support import watch_builds
 from proxy_support import running_server, write_config
 
 import llmkit
@@ -66,18 +69,10 @@ def test_chat_stream_image_and_error_requests_are_each_recorded_once(url, log):
 
 
 def test_records_are_built_on_the_servers_event_loop_not_by_the_writer(tmp_path, monkeypatch):
-    import threading
-
     from llmkit.calllog import configure_log, recorder
 
     configure_log("sqlite", path=tmp_path / "own.db", flush_interval=3600)  # the writer stays asleep
-    real, built_on = recorder.build_record, []
-
-    def watched(entry):
-        built_on.append(threading.current_thread())
-        return real(entry)
-
-    monkeypatch.setattr(recorder, "build_record", watched)
+    built_on = watch_builds(monkeypatch)
     config = write_config(tmp_path, f"model_list: [{{model_name: chat, litellm_params: {{model: demo/echo}}}}]\n"
                           f"general_settings: {{master_key: {KEY}}}\n")  # fmt: skip
     try:
@@ -88,7 +83,7 @@ def test_records_are_built_on_the_servers_event_loop_not_by_the_writer(tmp_path,
             for _ in range(500):
                 if len(built_on) == 3:
                     break
-                threading.Event().wait(0.01)
+                time.sleep(0.01)
             assert recorder._to_build is not None
         # all three on the thread serving the requests: neither this one nor the log's writer
         assert len(built_on) == 3 and len(set(built_on)) == 1
